@@ -1,0 +1,209 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { LightningModule } from './lightning-module.js';
+import type { OptimizerWrapper, LRSchedulerConfig } from './optimization.js';
+
+/** Plain numbers, never tensors: what callbacks and loggers see of the metrics. */
+export type Metrics = Readonly<Record<string, number>>;
+
+/** What the trainer is doing. */
+export type Stage = 'fit' | 'validate' | 'test' | 'predict';
+export type RunningStage = 'train' | 'sanity_check' | 'validate' | 'test' | 'predict';
+
+/** Why training stopped, visible as `trainer.stopReason`. */
+export interface StopReason {
+  /** Which rule fired: 'max_epochs', 'max_steps', 'max_time', 'early_stopping', 'user', ... */
+  readonly rule: string;
+  /** Human-readable explanation with the values involved. */
+  readonly message: string;
+  /** Epoch at which the rule fired. */
+  readonly epoch: number;
+  /** Global step at which the rule fired. */
+  readonly globalStep: number;
+  /** Who asked for the stop (a callback's stateKey, 'trainer', or the module). */
+  readonly source?: string;
+  /** Values that made the rule fire (monitored value, threshold, ...). */
+  readonly values?: Readonly<Record<string, number | string>>;
+}
+
+/** One row of `trainer.history`: every epoch-level metric of one epoch, train and validation side by side. */
+export interface EpochRecord {
+  readonly epoch: number;
+  readonly globalStep: number;
+  readonly metrics: Metrics;
+}
+
+/** Serializable progress of the fit loop: where a resume lands. */
+export interface FitProgress {
+  /** Epochs fully completed. */
+  epoch: number;
+  /** Optimizer steps taken. */
+  globalStep: number;
+  /** Batches of the current epoch already consumed (for a mid-epoch resume). */
+  batchInEpoch: number;
+  /** Total training batches processed (including accumulation batches). */
+  totalBatches: number;
+}
+
+/**
+ * The narrow view of the Trainer that callbacks and loggers get (they never import `@flint/trainer`).
+ */
+export interface TrainerContext {
+  readonly currentEpoch: number;
+  readonly globalStep: number;
+  readonly maxEpochs: number;
+  readonly maxSteps: number;
+  /** Training batches per epoch after `limitTrainBatches` (Infinity when unknown). */
+  readonly numTrainingBatches: number;
+  readonly stage: Stage | undefined;
+  readonly runningStage: RunningStage | undefined;
+  readonly sanityChecking: boolean;
+  /** True during fastDevRun: callbacks that write files should do nothing. */
+  readonly fastDevRun: boolean;
+  readonly callbackMetrics: Metrics;
+  readonly loggedMetrics: Metrics;
+  readonly progressBarMetrics: Metrics;
+  readonly history: readonly EpochRecord[];
+  readonly progress: Readonly<FitProgress>;
+  readonly loggers: readonly Logger[];
+  readonly callbacks: readonly Callback[];
+  /** The run's folder (the first logger's logDir, or defaultRootDir). */
+  readonly logDir: string;
+  readonly defaultRootDir: string;
+  readonly optimizers: readonly OptimizerWrapper[];
+  readonly lrSchedulers: readonly LRSchedulerConfig[];
+  /** Set true to stop training after the current batch/epoch (respects minEpochs). */
+  shouldStop: boolean;
+  readonly stopReason: StopReason | undefined;
+  /** Stop with a reason: `shouldStop = true` plus the reason. */
+  requestStop(reason: Omit<StopReason, 'epoch' | 'globalStep'> & Partial<Pick<StopReason, 'epoch' | 'globalStep'>>): void;
+  /** Builds the full checkpoint object for the current state (see checkpoint docs). */
+  dumpCheckpoint(weightsOnly?: boolean): Promise<CheckpointData>;
+  /** Writes a checkpoint atomically. */
+  saveCheckpoint(path: string, weightsOnly?: boolean): Promise<void>;
+  /** Prints a line the way the trainer does (above the progress bar). */
+  print(message: string): void;
+}
+
+/** The JSON-serializable checkpoint object; tensors are stored as named arrays. */
+export interface CheckpointData {
+  readonly format: 'flint-checkpoint';
+  readonly formatVersion: number;
+  readonly flintVersion: string;
+  [key: string]: unknown;
+}
+
+/**
+ * Hooks a callback may implement. Arguments `(trainer, module, ...)` as in Lightning. Every hook may
+ * return a promise except those that run inside the gradient tape (`onBeforeBackward`), which must
+ * be synchronous because `tf.tidy` / `tf.variableGrads` cannot span an `await`.
+ */
+export interface CallbackHooks {
+  setup?(trainer: TrainerContext, module: LightningModule, stage: Stage): void | Promise<void>;
+  teardown?(trainer: TrainerContext, module: LightningModule, stage: Stage): void | Promise<void>;
+  onFitStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onFitEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onSanityCheckStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onSanityCheckEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onTrainStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onTrainEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onTrainEpochStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onTrainEpochEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onTrainBatchStart?(trainer: TrainerContext, module: LightningModule, batch: unknown, batchIdx: number): void | Promise<void>;
+  onTrainBatchEnd?(trainer: TrainerContext, module: LightningModule, outputs: Metrics, batch: unknown, batchIdx: number): void | Promise<void>;
+  onValidationStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onValidationEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onValidationEpochStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onValidationEpochEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onValidationBatchStart?(trainer: TrainerContext, module: LightningModule, batch: unknown, batchIdx: number): void | Promise<void>;
+  onValidationBatchEnd?(trainer: TrainerContext, module: LightningModule, outputs: Metrics, batch: unknown, batchIdx: number): void | Promise<void>;
+  onTestStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onTestEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onTestEpochStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onTestEpochEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onTestBatchStart?(trainer: TrainerContext, module: LightningModule, batch: unknown, batchIdx: number): void | Promise<void>;
+  onTestBatchEnd?(trainer: TrainerContext, module: LightningModule, outputs: Metrics, batch: unknown, batchIdx: number): void | Promise<void>;
+  onPredictStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onPredictEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onPredictEpochStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onPredictEpochEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
+  onPredictBatchStart?(trainer: TrainerContext, module: LightningModule, batch: unknown, batchIdx: number): void | Promise<void>;
+  onPredictBatchEnd?(trainer: TrainerContext, module: LightningModule, outputs: unknown, batch: unknown, batchIdx: number): void | Promise<void>;
+  /** Synchronous: runs inside the gradient tape, after the forward pass, with the loss about to be differentiated. */
+  onBeforeBackward?(trainer: TrainerContext, module: LightningModule, loss: tf.Scalar): void;
+  /** Gradients are computed (before accumulation, clipping and the optimizer step). */
+  onAfterBackward?(trainer: TrainerContext, module: LightningModule, grads: Readonly<Record<string, tf.Tensor>>): void | Promise<void>;
+  /** Right before the optimizer step (after accumulation, before clipping), as in Lightning. */
+  onBeforeOptimizerStep?(trainer: TrainerContext, module: LightningModule, optimizer: OptimizerWrapper, grads: Readonly<Record<string, tf.Tensor>>): void | Promise<void>;
+  onSaveCheckpoint?(trainer: TrainerContext, module: LightningModule, checkpoint: Record<string, unknown>): void | Promise<void>;
+  onLoadCheckpoint?(trainer: TrainerContext, module: LightningModule, checkpoint: Readonly<Record<string, unknown>>): void | Promise<void>;
+  onException?(trainer: TrainerContext, module: LightningModule, error: unknown): void | Promise<void>;
+}
+
+export type CallbackHookName = keyof CallbackHooks;
+
+/**
+ * Base class for callbacks. Stateful callbacks override `stateDict` / `loadStateDict`; their state
+ * is stored in checkpoints under `stateKey`.
+ */
+export abstract class Callback {
+  /**
+   * Callbacks that read epoch-level metrics (EarlyStopping, ModelCheckpoint, ...) set this: their
+   * `onTrainEpochEnd` / `onValidationEpochEnd` / `onValidationEnd` run after the module's hook, once the
+   * epoch's metrics are computed.
+   */
+  readonly readsEpochMetrics: boolean = false;
+
+  /** Identifies this callback's state in a checkpoint. Defaults to the class name. */
+  get stateKey(): string {
+    return this.constructor.name;
+  }
+
+  stateDict(): Record<string, unknown> {
+    return {};
+  }
+
+  loadStateDict(_state: Readonly<Record<string, unknown>>): void {}
+}
+
+// Callback hooks are optional methods of Callback.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export interface Callback extends CallbackHooks {}
+
+/** What the trainer passes to `logHyperparams` besides the hparams. */
+export type HParams = Readonly<Record<string, unknown>>;
+
+/** How a run ended, for loggers' `finalize`. */
+export type RunStatus = 'success' | 'failed' | 'interrupted';
+
+/**
+ * A logger receives plain-number metrics with their step. A logger may also implement callback
+ * hooks (for histograms of weights and the like): the trainer dispatches hooks to loggers after
+ * the callbacks, in the same dispatcher.
+ */
+export interface Logger extends CallbackHooks {
+  readonly name: string;
+  readonly version: string | number;
+  /** Folder this logger writes to (for checkpoints' default folder and the printed TensorBoard command). */
+  readonly logDir: string | undefined;
+  logHyperparams(params: HParams): void | Promise<void>;
+  /** `step` is the global step (or the epoch, for epoch-axis metrics). */
+  logMetrics(metrics: Metrics, step: number): void | Promise<void>;
+  /** Flush buffered output. */
+  save(): void | Promise<void>;
+  /** Called once when the run ends: flush and close. */
+  finalize(status: RunStatus): void | Promise<void>;
+  stateDict?(): Record<string, unknown>;
+  loadStateDict?(state: Readonly<Record<string, unknown>>): void;
+}
+
+type WithoutTrainerAndModule<F> = F extends (trainer: TrainerContext, module: LightningModule, ...rest: infer A) => infer R
+  ? (...args: A) => R
+  : never;
+
+/**
+ * Hooks a LightningModule may implement: the callback hooks without the `(trainer, module)`
+ * arguments (the module has `this.trainer`), as in Lightning.
+ */
+export type ModuleHooks = {
+  [K in CallbackHookName]?: WithoutTrainerAndModule<NonNullable<CallbackHooks[K]>>;
+};

@@ -1,0 +1,36 @@
+export { FlintError, MisconfigurationError, CheckpointError, DataError, BackendError, LoggerError } from './errors.js';
+export type { FlintErrorCode } from './errors.js';
+export { Callback } from './hooks.js';
+export type {
+  CallbackHooks,
+  CallbackHookName,
+  ModuleHooks,
+  Metrics,
+  Stage,
+  RunningStage,
+  StopReason,
+  EpochRecord,
+  FitProgress,
+  TrainerContext,
+  CheckpointData,
+  HParams,
+  RunStatus,
+  Logger,
+} from './hooks.js';
+export { Module, isTfLayer } from './module.js';
+export type { NamedParameter, SummaryRow, ModuleSummary, TfLayerLike, ModuleChild } from './module.js';
+export { LightningModule } from './lightning-module.js';
+export type { TrainingStepOutput, ManualStepOutput, LogOptions } from './lightning-module.js';
+export {
+  OptimizerWrapper,
+  GradStore,
+  normalizeOptimizers,
+  getLearningRate,
+  setLearningRate,
+  clipGradients,
+  globalNorm,
+} from './optimization.js';
+export type { LRScheduler, LRSchedulerConfig, LRSchedulerConfigInput, OptimizerConfig, OptimizersReturn } from './optimization.js';
+export { MetricCollector } from './metric-collector.js';
+export type { Reduce, HookKind, ResultLoop, CollectedMetrics } from './metric-collector.js';
+export { parseOptions } from './options.js';

@@ -1,0 +1,139 @@
+import * as tf from '@tensorflow/tfjs';
+import { MisconfigurationError } from './errors.js';
+import type { ModuleHooks, TrainerContext } from './hooks.js';
+import { MetricCollector, type LogOptions } from './metric-collector.js';
+import { Module } from './module.js';
+import { GradStore, type LRSchedulerConfig, type OptimizerWrapper, type OptimizersReturn } from './optimization.js';
+
+export type { LogOptions } from './metric-collector.js';
+
+/** What `trainingStep` returns under automatic optimization: the loss, or the loss with extras. */
+export type TrainingStepOutput = tf.Scalar | tf.Tensor | { loss: tf.Scalar | tf.Tensor; [key: string]: unknown };
+
+/** What `trainingStep` may return under manual optimization. */
+export type ManualStepOutput = TrainingStepOutput | void | undefined;
+
+/**
+ * The user's model and its training logic, as Lightning's: implement `trainingStep` and
+ * `configureOptimizers`, optionally `validationStep`, `testStep`, `predictStep`, `forward` and any
+ * hook of `ModuleHooks`. Steps are synchronous and run inside the trainer's `tf.tidy` and gradient
+ * closure: return tensors, do not dispose what you return, and do not await.
+ */
+export abstract class LightningModule<Batch = unknown> extends Module {
+  protected static override readonly ignoredProperties: ReadonlySet<string> = new Set([
+    'training',
+    'trainer',
+    'hparams',
+    'automaticOptimization',
+  ]);
+
+  /** Set to false to write the optimizer loop yourself in `trainingStep` (manual optimization). */
+  automaticOptimization = true;
+
+  /** Hyper-parameters saved with `saveHyperparameters`, stored in checkpoints and shown by loggers. */
+  hparams: Record<string, unknown> = {};
+
+  /** The trainer running this module (set by the trainer during fit/validate/test/predict). */
+  trainer: TrainerContext | undefined;
+
+  /** @internal Set by the trainer. */
+  _collector: MetricCollector | undefined;
+  /** @internal Gradients collected by manualBackward. */
+  readonly _gradStore = new GradStore();
+  /** @internal Set by the trainer after configureOptimizers. */
+  _optimizers: OptimizerWrapper[] = [];
+  /** @internal */
+  _lrSchedulers: LRSchedulerConfig[] = [];
+
+  /** The forward pass. Override it; `trainingStep` usually calls it. */
+  forward(..._inputs: unknown[]): tf.Tensor | tf.Tensor[] {
+    throw new MisconfigurationError(`${this.constructor.name}.forward() is not implemented: override forward(x) to use the module for inference.`);
+  }
+
+  /** Calls `forward`. */
+  call(...inputs: unknown[]): tf.Tensor | tf.Tensor[] {
+    return this.forward(...inputs);
+  }
+
+  abstract trainingStep(batch: Batch, batchIdx: number): TrainingStepOutput | ManualStepOutput;
+  validationStep?(batch: Batch, batchIdx: number): unknown;
+  testStep?(batch: Batch, batchIdx: number): unknown;
+  /** Default: `forward(batch)` (or `forward(batch[0])` for an [x, y] batch, or `forward(batch.x)`). */
+  predictStep(batch: Batch, _batchIdx: number): tf.Tensor | tf.Tensor[] {
+    if (Array.isArray(batch)) return this.forward(batch[0]);
+    if (batch !== null && typeof batch === 'object' && !(batch instanceof tf.Tensor) && 'x' in batch) {
+      return this.forward((batch as { x: unknown }).x);
+    }
+    return this.forward(batch);
+  }
+
+  abstract configureOptimizers(): OptimizersReturn;
+
+  /**
+   * Logs a metric. In `trainingStep` it defaults to `onStep: true, onEpoch: false`; in
+   * validation/test steps and epoch-level hooks to `onStep: false, onEpoch: true` (Lightning's
+   * defaults). With both, loggers get `name_step` and `name_epoch`.
+   */
+  log(name: string, value: tf.Tensor | number, options?: LogOptions): void {
+    if (this._collector === undefined) {
+      throw new MisconfigurationError(
+        `log('${name}') was called outside of a Trainer: log() works inside steps and hooks run by trainer.fit/validate/test.`,
+      );
+    }
+    this._collector.log(name, value, options);
+  }
+
+  /** Logs several metrics with the same options. */
+  logDict(values: Readonly<Record<string, tf.Tensor | number>>, options?: LogOptions): void {
+    for (const [name, value] of Object.entries(values)) this.log(name, value, options);
+  }
+
+  /**
+   * Saves hyper-parameters: they go into `this.hparams`, into checkpoints and to the loggers.
+   * Values must be JSON-serializable.
+   */
+  saveHyperparameters(hparams: Readonly<Record<string, unknown>>): void {
+    for (const [k, v] of Object.entries(hparams)) {
+      if (v instanceof tf.Tensor || typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') {
+        throw new MisconfigurationError(`saveHyperparameters: '${k}' must be JSON-serializable (received ${typeof v === 'object' ? 'a tensor' : typeof v}).`);
+      }
+    }
+    this.hparams = { ...this.hparams, ...structuredClone(hparams) };
+  }
+
+  /** The optimizers returned by `configureOptimizers`, wrapped with `step()` / `zeroGrad()` (manual optimization). */
+  optimizers(): OptimizerWrapper[] {
+    if (this._optimizers.length === 0) {
+      throw new MisconfigurationError('optimizers() is only available while a Trainer runs this module (after configureOptimizers).');
+    }
+    return this._optimizers;
+  }
+
+  /** The learning-rate scheduler configs (manual optimization steps them itself). */
+  lrSchedulers(): LRSchedulerConfig[] {
+    return this._lrSchedulers;
+  }
+
+  /**
+   * Manual optimization's backward: computes the gradients of `lossFn()` with respect to `params`
+   * (default: every trainable parameter) and adds them to the collected gradients that
+   * `optimizer.step()` applies. Returns the loss. Call it inside `trainingStep`.
+   */
+  manualBackward(lossFn: () => tf.Scalar, params?: readonly tf.Variable[]): tf.Scalar {
+    if (this.automaticOptimization) {
+      throw new MisconfigurationError('manualBackward() is for manual optimization: set `automaticOptimization = false` in the module.');
+    }
+    const vars = params ?? this.parameters();
+    if (vars.length === 0) {
+      throw new MisconfigurationError('manualBackward(): there are no trainable parameters to differentiate.');
+    }
+    const { value, grads } = tf.variableGrads(lossFn, vars as tf.Variable[]);
+    this._gradStore.accumulate(grads);
+    for (const g of Object.values(grads)) g.dispose();
+    return value;
+  }
+}
+
+// The module hooks are optional methods of LightningModule.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export interface LightningModule<Batch> extends ModuleHooks {}

@@ -1,0 +1,251 @@
+import * as tf from '@tensorflow/tfjs';
+import { MisconfigurationError } from './errors.js';
+
+/**
+ * A learning-rate scheduler, driven by the trainer according to its `LRSchedulerConfig`
+ * (`interval`, `frequency`, `monitor`). Implementations live in `@flint/callbacks`.
+ */
+export interface LRScheduler {
+  /** Advance one interval. `metric` is the monitored value when the config has `monitor`. */
+  step(metric?: number): void;
+  /** The learning rate(s) set by the last step. */
+  getLastLr(): number[];
+  stateDict(): Record<string, unknown>;
+  loadStateDict(state: Readonly<Record<string, unknown>>): void;
+}
+
+/** Scheduler configuration as in Lightning's `lr_scheduler` dict. */
+export interface LRSchedulerConfigInput {
+  scheduler: LRScheduler;
+  /** 'epoch' (default) or 'step'. */
+  interval?: 'epoch' | 'step';
+  /** Step the scheduler every `frequency` intervals. Default 1. */
+  frequency?: number;
+  /** Metric passed to `scheduler.step(metric)` (ReduceLROnPlateau). */
+  monitor?: string;
+  /** With `monitor`: fail when the metric is missing (default true) or skip the step. */
+  strict?: boolean;
+  /** Name for LearningRateMonitor. */
+  name?: string;
+}
+
+/** A scheduler config after defaults are applied, tied to its optimizer. */
+export interface LRSchedulerConfig {
+  readonly scheduler: LRScheduler;
+  readonly interval: 'epoch' | 'step';
+  readonly frequency: number;
+  readonly monitor: string | undefined;
+  readonly strict: boolean;
+  readonly name: string | undefined;
+  readonly optimizer: OptimizerWrapper;
+}
+
+/** One optimizer, optionally limited to some parameters, optionally with a scheduler. */
+export interface OptimizerConfig {
+  optimizer: tf.Optimizer;
+  /** The variables this optimizer updates. Default: every trainable parameter of the module. */
+  params?: readonly tf.Variable[];
+  lrScheduler?: LRScheduler | LRSchedulerConfigInput;
+}
+
+/** What `configureOptimizers()` may return. */
+export type OptimizersReturn = tf.Optimizer | OptimizerConfig | ReadonlyArray<tf.Optimizer | OptimizerConfig>;
+
+/** Reads the learning rate a tfjs optimizer really uses. */
+export function getLearningRate(optimizer: tf.Optimizer): number {
+  const lr = (optimizer as unknown as { learningRate?: unknown }).learningRate;
+  if (typeof lr !== 'number') {
+    throw new MisconfigurationError(`The optimizer ${optimizer.getClassName()} has no numeric learning rate that Flint can read.`);
+  }
+  return lr;
+}
+
+/**
+ * Sets the learning rate a tfjs optimizer uses from its next step on. SGD and Momentum cache
+ * `-lr` in a tensor, refreshed through their `setLearningRate`; the others read `learningRate` at
+ * every step.
+ */
+export function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
+  if (!Number.isFinite(lr) || lr < 0) {
+    throw new MisconfigurationError(`learning rate must be a finite number >= 0 (received ${lr}).`);
+  }
+  const o = optimizer as unknown as { learningRate: number; setLearningRate?: (lr: number) => void };
+  if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
+  else o.learningRate = lr;
+}
+
+/**
+ * Gradients accumulated by `manualBackward` (or by the trainer's accumulation), keyed by variable
+ * name, kept alive across tidy scopes until an optimizer step or `zeroGrad` disposes them.
+ */
+export class GradStore {
+  private readonly grads = new Map<string, tf.Tensor>();
+
+  /** Adds gradients into the store (summing with what is there). Takes ownership of nothing: it keeps copies. */
+  accumulate(grads: Readonly<Record<string, tf.Tensor>>): void {
+    for (const [name, g] of Object.entries(grads)) {
+      const old = this.grads.get(name);
+      const next = old === undefined ? tf.keep(g.clone()) : tf.keep(tf.add(old, g));
+      old?.dispose();
+      this.grads.set(name, next);
+    }
+  }
+
+  get(names?: ReadonlySet<string>): Record<string, tf.Tensor> {
+    const out: Record<string, tf.Tensor> = {};
+    for (const [name, g] of this.grads) if (names === undefined || names.has(name)) out[name] = g;
+    return out;
+  }
+
+  get size(): number {
+    return this.grads.size;
+  }
+
+  /** Disposes the gradients of the given variables (all when omitted). */
+  clear(names?: ReadonlySet<string>): void {
+    for (const [name, g] of [...this.grads]) {
+      if (names === undefined || names.has(name)) {
+        g.dispose();
+        this.grads.delete(name);
+      }
+    }
+  }
+}
+
+/**
+ * Lightning's LightningOptimizer: the tfjs optimizer plus the parameters it updates, with `step()`
+ * and `zeroGrad()` working on the gradients collected by `manualBackward`.
+ */
+export class OptimizerWrapper {
+  constructor(
+    readonly optimizer: tf.Optimizer,
+    private readonly paramsFn: () => readonly tf.Variable[],
+    private readonly store: GradStore,
+    readonly index: number,
+  ) {}
+
+  /** The variables this optimizer updates. */
+  get params(): readonly tf.Variable[] {
+    return this.paramsFn();
+  }
+
+  get lr(): number {
+    return getLearningRate(this.optimizer);
+  }
+
+  set lr(value: number) {
+    setLearningRate(this.optimizer, value);
+  }
+
+  private names(): Set<string> {
+    return new Set(this.params.map((v) => v.name));
+  }
+
+  /**
+   * Applies the gradients collected for this optimizer's parameters (or the ones given) and
+   * clears them. A step with no gradients does nothing.
+   */
+  step(grads?: Readonly<Record<string, tf.Tensor>>): void {
+    const names = this.names();
+    const toApply = grads ?? this.store.get(names);
+    const filtered: Record<string, tf.Tensor> = {};
+    for (const [name, g] of Object.entries(toApply)) if (names.has(name)) filtered[name] = g;
+    if (Object.keys(filtered).length > 0) tf.tidy(() => this.optimizer.applyGradients(filtered));
+    if (grads === undefined) this.store.clear(names);
+  }
+
+  /** Drops the collected gradients of this optimizer's parameters. */
+  zeroGrad(): void {
+    this.store.clear(this.names());
+  }
+}
+
+/** Normalizes what `configureOptimizers` returned into wrappers and scheduler configs. */
+export function normalizeOptimizers(
+  returned: OptimizersReturn | undefined | null,
+  allParams: () => readonly tf.Variable[],
+  store: GradStore,
+): { optimizers: OptimizerWrapper[]; schedulers: LRSchedulerConfig[] } {
+  if (returned === undefined || returned === null) {
+    throw new MisconfigurationError(
+      'configureOptimizers() returned nothing: return a tfjs optimizer (tf.train.adam(1e-3)), { optimizer, lrScheduler }, or a list of them.',
+    );
+  }
+  const list: ReadonlyArray<tf.Optimizer | OptimizerConfig> = Array.isArray(returned)
+    ? (returned as ReadonlyArray<tf.Optimizer | OptimizerConfig>)
+    : [returned as tf.Optimizer | OptimizerConfig];
+  const optimizers: OptimizerWrapper[] = [];
+  const schedulers: LRSchedulerConfig[] = [];
+  list.forEach((item, index) => {
+    const config: OptimizerConfig = item instanceof tf.Optimizer ? { optimizer: item } : item;
+    if (!(config?.optimizer instanceof tf.Optimizer)) {
+      throw new MisconfigurationError(
+        `configureOptimizers() item ${index}: expected a tfjs optimizer or { optimizer, lrScheduler? } (received ${describe(item)}).`,
+      );
+    }
+    const fixed = config.params;
+    const wrapper = new OptimizerWrapper(config.optimizer, fixed === undefined ? allParams : () => fixed, store, index);
+    optimizers.push(wrapper);
+    if (config.lrScheduler !== undefined) {
+      const s: LRSchedulerConfigInput =
+        'scheduler' in config.lrScheduler ? config.lrScheduler : { scheduler: config.lrScheduler as LRScheduler };
+      if (typeof s.scheduler?.step !== 'function') {
+        throw new MisconfigurationError(`configureOptimizers() item ${index}: 'lrScheduler.scheduler' must have a step() method.`);
+      }
+      const interval = s.interval ?? 'epoch';
+      if (interval !== 'epoch' && interval !== 'step') {
+        throw new MisconfigurationError(`lrScheduler option 'interval' must be 'epoch' or 'step' (received ${JSON.stringify(interval)}).`);
+      }
+      const frequency = s.frequency ?? 1;
+      if (!Number.isInteger(frequency) || frequency < 1) {
+        throw new MisconfigurationError(`lrScheduler option 'frequency' must be a positive integer (received ${frequency}).`);
+      }
+      schedulers.push({
+        scheduler: s.scheduler,
+        interval,
+        frequency,
+        monitor: s.monitor,
+        strict: s.strict ?? true,
+        name: s.name,
+        optimizer: wrapper,
+      });
+    }
+  });
+  if (optimizers.length === 0) {
+    throw new MisconfigurationError('configureOptimizers() returned an empty list: return at least one optimizer.');
+  }
+  return { optimizers, schedulers };
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value !== 'object') return typeof value;
+  return (value as object).constructor?.name ?? 'object';
+}
+
+/** Sum of squares of all gradients, as a scalar (inside a tidy). */
+export function globalNorm(grads: readonly tf.Tensor[]): tf.Scalar {
+  return tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
+}
+
+/**
+ * Clips gradients in place of the map, Lightning's `gradient_clip_val` / `gradient_clip_algorithm`:
+ * 'norm' rescales all gradients together so that their global L2 norm is at most `value`;
+ * 'value' clamps each element to [-value, value]. Returns new tensors (call inside a tidy).
+ */
+export function clipGradients(
+  grads: Readonly<Record<string, tf.Tensor>>,
+  value: number,
+  algorithm: 'norm' | 'value',
+): Record<string, tf.Tensor> {
+  const names = Object.keys(grads);
+  const out: Record<string, tf.Tensor> = {};
+  if (algorithm === 'value') {
+    for (const n of names) out[n] = tf.clipByValue(grads[n]!, -value, value);
+    return out;
+  }
+  const norm = globalNorm(names.map((n) => grads[n]!));
+  const scale = tf.minimum(tf.scalar(1), tf.div(tf.scalar(value), tf.add(norm, 1e-6)));
+  for (const n of names) out[n] = tf.mul(grads[n]!, scale);
+  return out;
+}

@@ -34,3 +34,5 @@ export type { LRScheduler, LRSchedulerConfig, LRSchedulerConfigInput, OptimizerC
 export { MetricCollector } from './metric-collector.js';
 export type { Reduce, HookKind, ResultLoop, CollectedMetrics } from './metric-collector.js';
 export { parseOptions } from './options.js';
+export * from './seed.js';
+export * from './data/index.js';

@@ -18,7 +18,7 @@ function randomNormalValues(): Float32Array {
 
 function denseKernel(): Float32Array {
   const layer = tf.layers.dense({ units: 8, inputShape: [5] });
-  tf.tidy(() => layer.apply(tf.zeros([1, 5])));
+  tf.tidy(() => layer.apply(tf.zeros([1, 5])) as tf.Tensor);
   const values = layer.getWeights()[0]!.dataSync() as Float32Array;
   layer.dispose();
   return values;

@@ -1,0 +1,545 @@
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { DataError, MisconfigurationError } from '../errors.js';
+import { parseOptions } from '../options.js';
+import type { TensorBatch } from './batch.js';
+
+/** The dtypes a column can have. */
+export type ColumnDtype = 'float32' | 'int32' | 'bool';
+
+/** The typed arrays a column's data may come in. */
+export type TypedArray =
+  | Float32Array
+  | Float64Array
+  | Int32Array
+  | Int16Array
+  | Int8Array
+  | Uint32Array
+  | Uint16Array
+  | Uint8Array
+  | Uint8ClampedArray;
+
+/**
+ * Column data given as a flat array and a shape whose first dimension counts rows
+ * (`{ data: pixels, shape: [60000, 784] }`). Without `dtype`: int32 for Int8/Int16/Int32/Uint8/
+ * Uint8Clamped/Uint16 arrays, float32 otherwise (number[], Float32/Float64, Uint32). A Uint8Array
+ * is int32 (pixels, labels), not bool, unless `dtype: 'bool'` says so.
+ */
+export interface ColumnData {
+  data: TypedArray | number[];
+  shape: number[];
+  dtype?: ColumnDtype;
+}
+
+/** One column of a data set: a tensor whose first dimension counts rows, or the data for one. */
+export type Column = tf.Tensor | ColumnData;
+
+/** A (possibly nested) array of numbers, as one field of a row. */
+export type NestedNumbers = number | readonly NestedNumbers[];
+
+/** The value of one field of one row in an array of records: a number, a boolean, a (nested) number array or a typed array. */
+export type RowValue = NestedNumbers | boolean | TypedArray;
+
+/** Everything `TensorDataset.from` accepts. */
+export type TensorDatasetSource =
+  | Column
+  | readonly Column[]
+  | Readonly<Record<string, Column>>
+  | readonly Readonly<Record<string, RowValue>>[];
+
+export const tensorDatasetOptionsSchema = z.strictObject({
+  /**
+   * The dtype of named fields (an array of records) or named columns (a record of columns), e.g.
+   * `{ y: 'int32' }`. Fields default to float32 (booleans to bool); tensor columns of another dtype
+   * are cast once, at construction.
+   */
+  dtypes: z.record(z.string(), z.enum(['float32', 'int32', 'bool'])).optional(),
+});
+
+/** Options of `TensorDataset.from`. */
+export type TensorDatasetOptions = z.input<typeof tensorDatasetOptionsSchema>;
+
+type Kind = 'tensor' | 'array' | 'record';
+
+/** The tensors shared by a data set and its subsets; freed when the last of them is disposed. */
+interface Storage {
+  readonly kind: Kind;
+  readonly names: readonly string[];
+  readonly columns: readonly tf.Tensor[];
+  readonly owned: readonly tf.Tensor[];
+  readonly rows: number;
+  refs: number;
+}
+
+/** A contiguous range of rows, `end` excluded. */
+export interface RowRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * In-memory data as tensors with one row per sample, turned into tensors once at construction.
+ * A batch has the structure of the source: a tensor for a tensor, an array for an array of
+ * columns (`[x, y]`), a record for a record of columns or an array of records (`{ x, y }`).
+ *
+ * Tensors you pass stay yours: `dispose()` frees only the tensors the data set created (from
+ * arrays, typed arrays, casts). A typed array you pass may back the tensor without a copy on some
+ * backends: do not change it afterwards. A `subset` shares its parent's tensors; they are freed
+ * once the parent and every subset are disposed.
+ */
+export class TensorDataset<B extends TensorBatch = TensorBatch> {
+  private readonly storage: Storage;
+  /** Rows of the storage this data set holds, in order; undefined for all of them. */
+  private readonly indices: Int32Array | undefined;
+  private disposed = false;
+
+  private constructor(storage: Storage, indices: Int32Array | undefined) {
+    this.storage = storage;
+    this.indices = indices;
+    storage.refs++;
+  }
+
+  /** A data set whose batches are slices of one tensor (or of one column given as data). */
+  static from(source: tf.Tensor | ColumnData, options?: TensorDatasetOptions): TensorDataset<tf.Tensor>;
+  /** A data set whose batches are arrays of tensors, one per column: `TensorDataset.from([x, y])`. */
+  static from<const C extends readonly Column[]>(
+    source: C,
+    options?: TensorDatasetOptions,
+  ): TensorDataset<{ -readonly [K in keyof C]: tf.Tensor } & tf.Tensor[]>;
+  /** A data set whose batches are records of tensors: `TensorDataset.from({ x, y })`. */
+  static from<R extends Readonly<Record<string, Column>>>(
+    source: R,
+    options?: TensorDatasetOptions,
+  ): TensorDataset<{ [K in keyof R]: tf.Tensor }>;
+  /**
+   * A data set from an array of records, `[{ x: [0.1, 0.2], y: 1 }, ...]`: each field becomes a
+   * column (stacked once), float32 unless `options.dtypes` says otherwise (booleans: bool).
+   */
+  static from<R extends Readonly<Record<string, RowValue>>>(
+    source: readonly R[],
+    options?: TensorDatasetOptions,
+  ): TensorDataset<{ [K in keyof R]: tf.Tensor }>;
+  static from(source: TensorDatasetSource, options?: TensorDatasetOptions): TensorDataset;
+  static from(source: TensorDatasetSource, options?: TensorDatasetOptions): TensorDataset {
+    const { dtypes } = parseOptions('TensorDataset', tensorDatasetOptionsSchema, options);
+    const owned: tf.Tensor[] = [];
+    try {
+      const { kind, names, columns } = buildColumns(source, dtypes, owned);
+      const rows = checkRows(kind, names, columns);
+      return new TensorDataset({ kind, names, columns, owned, rows, refs: 0 }, undefined);
+    } catch (error) {
+      tf.dispose(owned);
+      throw error;
+    }
+  }
+
+  /** Number of rows (samples). */
+  get length(): number {
+    return this.indices?.length ?? this.storage.rows;
+  }
+
+  /** True once `dispose()` was called. */
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /**
+   * A view of some rows, in the given order, sharing this data set's tensors (nothing is copied).
+   * Indices are rows of this data set: integers in [0, length).
+   */
+  subset(indices: ArrayLike<number>): TensorDataset<B> {
+    this.checkAlive('subset');
+    if (indices.length === 0) {
+      throw new DataError('TensorDataset.subset: no indices given; a data set needs at least one row.');
+    }
+    const rows = new Int32Array(indices.length);
+    for (let k = 0; k < indices.length; k++) {
+      const i = indices[k]!;
+      if (!Number.isInteger(i) || i < 0 || i >= this.length) {
+        throw new DataError(
+          `TensorDataset.subset: index ${i} (at position ${k}) is not a row of this data set; valid rows are integers in [0, ${this.length - 1}].`,
+        );
+      }
+      rows[k] = this.indices === undefined ? i : this.indices[i]!;
+    }
+    return new TensorDataset<B>(this.storage, rows);
+  }
+
+  /**
+   * The given rows as a batch of fresh tensors owned by the caller (dispose them). Contiguous rows
+   * of a data set that is not a subset are sliced; other rows are gathered.
+   */
+  getBatch(rows: Int32Array | RowRange): B {
+    this.checkAlive('getBatch');
+    let range: RowRange | undefined;
+    let gather: Int32Array | undefined;
+    if (rows instanceof Int32Array) {
+      if (rows.length === 0) throw new DataError('TensorDataset.getBatch: no rows given; a batch needs at least one row.');
+      gather = new Int32Array(rows.length);
+      for (let k = 0; k < rows.length; k++) {
+        const i = rows[k]!;
+        if (i < 0 || i >= this.length) {
+          throw new DataError(
+            `TensorDataset.getBatch: row ${i} (at position ${k}) is out of range; valid rows are [0, ${this.length - 1}].`,
+          );
+        }
+        gather[k] = this.indices === undefined ? i : this.indices[i]!;
+      }
+    } else {
+      const { start, end } = rows;
+      if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > this.length || start >= end) {
+        throw new DataError(
+          `TensorDataset.getBatch: rows { start: ${start}, end: ${end} } are not a range of this data set; ` +
+            `valid ranges have integers 0 <= start < end <= ${this.length}.`,
+        );
+      }
+      if (this.indices === undefined) range = { start, end };
+      else gather = this.indices.subarray(start, end);
+    }
+    const { kind, names, columns } = this.storage;
+    return tf.tidy(() => {
+      const index = gather === undefined ? undefined : tf.tensor1d(gather, 'int32');
+      const parts = columns.map((column) =>
+        index === undefined ? tf.slice(column, range!.start, range!.end - range!.start) : tf.gather(column, index),
+      );
+      return assemble(kind, names, parts);
+    }) as B;
+  }
+
+  /**
+   * Releases this data set. The tensors it created are freed once it and every subset sharing them
+   * are disposed; tensors you passed in are never disposed. Calling it twice does nothing.
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.storage.refs--;
+    if (this.storage.refs === 0) tf.dispose(this.storage.owned as tf.Tensor[]);
+  }
+
+  private checkAlive(method: string): void {
+    if (this.disposed) {
+      throw new DataError(`TensorDataset.${method}: this data set was disposed; create a new one.`);
+    }
+  }
+}
+
+function assemble(kind: Kind, names: readonly string[], parts: tf.Tensor[]): TensorBatch {
+  if (kind === 'tensor') return parts[0]!;
+  if (kind === 'array') return parts;
+  const out: Record<string, tf.Tensor> = {};
+  names.forEach((name, i) => {
+    out[name] = parts[i]!;
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Construction
+// ---------------------------------------------------------------------------------------------
+
+type Dtypes = Readonly<Record<string, ColumnDtype>> | undefined;
+
+interface Built {
+  kind: Kind;
+  names: string[];
+  columns: tf.Tensor[];
+}
+
+function buildColumns(source: TensorDatasetSource, dtypes: Dtypes, owned: tf.Tensor[]): Built {
+  if (source instanceof tf.Tensor || isColumnData(source)) {
+    if (dtypes !== undefined) throw dtypesNeedNames('a single column');
+    return { kind: 'tensor', names: ['the tensor'], columns: [toTensor(source, 'the column', undefined, owned)] };
+  }
+  if (Array.isArray(source)) {
+    const items = source as readonly unknown[];
+    if (items.length === 0) {
+      throw new DataError('TensorDataset: the source is an empty array; give columns ([x, y]) or rows ([{ x, y }, ...]).');
+    }
+    if (items.every((c) => c instanceof tf.Tensor || isColumnData(c))) {
+      if (dtypes !== undefined) throw dtypesNeedNames('an array of columns');
+      const names = items.map((_, i) => String(i));
+      return {
+        kind: 'array',
+        names,
+        columns: items.map((c, i) => toTensor(c as Column, `column ${i}`, undefined, owned)),
+      };
+    }
+    if (items.every(isPlainObject)) {
+      return fromRecords(items as readonly Readonly<Record<string, unknown>>[], dtypes, owned);
+    }
+    const bad = items.findIndex((c) => !(c instanceof tf.Tensor || isColumnData(c) || isPlainObject(c)));
+    throw new DataError(
+      `TensorDataset: item ${bad} of the source array is ${describeValue(items[Math.max(bad, 0)])}; ` +
+        'give an array of columns (tensors or { data, shape }) or an array of records ({ x: [...], y: 1 }), not a mix.',
+    );
+  }
+  if (isPlainObject(source)) {
+    const entries = Object.entries(source);
+    if (entries.length === 0) {
+      throw new DataError('TensorDataset: the source is an empty record; give at least one column ({ x, y }).');
+    }
+    const names = entries.map(([k]) => k);
+    checkDtypeNames(dtypes, names, 'column');
+    const columns = entries.map(([name, column]) => {
+      if (!(column instanceof tf.Tensor || isColumnData(column))) {
+        throw new DataError(
+          `TensorDataset: column '${name}' is ${describeValue(column)}; a column is a tensor or { data, shape, dtype? }.`,
+        );
+      }
+      return toTensor(column, `column '${name}'`, dtypes?.[name], owned);
+    });
+    return { kind: 'record', names, columns };
+  }
+  throw new DataError(
+    `TensorDataset: cannot make a data set from ${describeValue(source)}; give a tensor, an array of columns ([x, y]), ` +
+      'a record of columns ({ x, y }) or an array of records ([{ x: [...], y: 1 }, ...]).',
+  );
+}
+
+function dtypesNeedNames(what: string): MisconfigurationError {
+  return new MisconfigurationError(
+    `TensorDataset option 'dtypes' names fields of records, but the source is ${what}; give each column's dtype in { data, shape, dtype } instead.`,
+  );
+}
+
+function checkDtypeNames(dtypes: Dtypes, names: readonly string[], what: 'column' | 'field'): void {
+  if (dtypes === undefined) return;
+  for (const key of Object.keys(dtypes)) {
+    if (!names.includes(key)) {
+      throw new MisconfigurationError(
+        `TensorDataset option 'dtypes.${key}': the data has no ${what} '${key}' (${what}s: ${names.join(', ')}).`,
+      );
+    }
+  }
+}
+
+/** The rows every column has; DataError when they differ or there are none. */
+function checkRows(kind: Kind, names: readonly string[], columns: readonly tf.Tensor[]): number {
+  const label = (i: number) => (kind === 'tensor' ? 'the tensor' : kind === 'array' ? `column ${i}` : `column '${names[i]}'`);
+  columns.forEach((c, i) => {
+    if (c.rank === 0) {
+      throw new DataError(
+        `TensorDataset: ${label(i)} is a scalar (${c.dtype}[]); every column needs a first dimension with one row per sample.`,
+      );
+    }
+  });
+  const counts = columns.map((c) => c.shape[0]!);
+  if (counts.some((n) => n !== counts[0])) {
+    const list = counts.map((n, i) => `${label(i)} has ${n}`).join(', ');
+    throw new DataError(
+      `TensorDataset: the columns have different numbers of rows: ${list}. Every column needs one row per sample (the same first dimension).`,
+    );
+  }
+  if (counts[0] === 0) throw new DataError('TensorDataset: the data set is empty (0 rows); it needs at least one sample.');
+  return counts[0]!;
+}
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  if (x === null || typeof x !== 'object' || Array.isArray(x) || ArrayBuffer.isView(x) || x instanceof tf.Tensor) return false;
+  const proto = Object.getPrototypeOf(x) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+function isNumericArray(x: unknown): x is TypedArray | number[] {
+  return Array.isArray(x) || (ArrayBuffer.isView(x) && !(x instanceof DataView) && !(x instanceof BigInt64Array) && !(x instanceof BigUint64Array));
+}
+
+/** `{ data, shape, dtype? }` and nothing else. */
+function isColumnData(x: unknown): x is ColumnData {
+  if (!isPlainObject(x)) return false;
+  const keys = Object.keys(x);
+  return (
+    'data' in x &&
+    'shape' in x &&
+    keys.every((k) => k === 'data' || k === 'shape' || k === 'dtype') &&
+    isNumericArray(x.data) &&
+    Array.isArray(x.shape)
+  );
+}
+
+const INT_ARRAYS = [Int8Array, Int16Array, Int32Array, Uint8Array, Uint8ClampedArray, Uint16Array];
+
+function defaultDtype(data: TypedArray | number[]): ColumnDtype {
+  return INT_ARRAYS.some((T) => data instanceof T) ? 'int32' : 'float32';
+}
+
+function toTensor(column: Column, label: string, dtype: ColumnDtype | undefined, owned: tf.Tensor[]): tf.Tensor {
+  if (column instanceof tf.Tensor) {
+    if (dtype === undefined || dtype === column.dtype) return column;
+    const cast = tf.cast(column, dtype);
+    owned.push(cast);
+    return cast;
+  }
+  const { data, shape } = column;
+  if (column.dtype !== undefined && !['float32', 'int32', 'bool'].includes(column.dtype)) {
+    throw new DataError(`TensorDataset: ${label} has dtype ${describeValue(column.dtype)}; valid dtypes are 'float32', 'int32' and 'bool'.`);
+  }
+  if (dtype !== undefined && column.dtype !== undefined && dtype !== column.dtype) {
+    throw new MisconfigurationError(
+      `TensorDataset option 'dtypes': ${label} is '${dtype}' there but '${column.dtype}' in the column itself; give one of them.`,
+    );
+  }
+  if (shape.length === 0 || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new DataError(
+      `TensorDataset: ${label} has shape ${describeValue(shape)}; a shape is a non-empty array of whole numbers whose first entry counts rows.`,
+    );
+  }
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (size !== data.length) {
+    throw new DataError(`TensorDataset: ${label} has shape [${shape.join(',')}], which needs ${size} values, but its data has ${data.length}.`);
+  }
+  const target = dtype ?? column.dtype ?? defaultDtype(data);
+  const values = convert(data, target, label);
+  const tensor = tf.tensor(values, shape, target);
+  owned.push(tensor);
+  return tensor;
+}
+
+/** The data as the typed array tfjs stores for `dtype`, checked: int32 needs integers, bool 0 or 1. */
+function convert(data: TypedArray | number[], dtype: ColumnDtype, label: string): Float32Array | Int32Array | Uint8Array {
+  if (dtype === 'float32') return data instanceof Float32Array ? data : Float32Array.from(data);
+  if (dtype === 'int32') {
+    if (data instanceof Int32Array) return data;
+    if (!INT_ARRAYS.some((T) => data instanceof T)) {
+      for (let i = 0; i < data.length; i++) {
+        const v = data[i]!;
+        if (!Number.isInteger(v) || v < -0x8000_0000 || v > 0x7fff_ffff) {
+          throw new DataError(`TensorDataset: ${label} is int32, but value ${i} is ${v}, not a 32-bit integer.`);
+        }
+      }
+    }
+    return Int32Array.from(data);
+  }
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (v !== 0 && v !== 1) throw new DataError(`TensorDataset: ${label} is bool, but value ${i} is ${v}, not 0 or 1.`);
+  }
+  return data instanceof Uint8Array ? data : Uint8Array.from(data);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arrays of records
+// ---------------------------------------------------------------------------------------------
+
+interface FieldSpec {
+  name: string;
+  /** Shape of one row's value ([] for a scalar). */
+  shape: number[];
+  size: number;
+  dtype: ColumnDtype;
+}
+
+function fromRecords(rows: readonly Readonly<Record<string, unknown>>[], dtypes: Dtypes, owned: tf.Tensor[]): Built {
+  const first = rows[0]!;
+  const names = Object.keys(first);
+  if (names.length === 0) throw new DataError('TensorDataset: row 0 has no fields; each row needs at least one ({ x: [...], y: 1 }).');
+  checkDtypeNames(dtypes, names, 'field');
+  const specs = names.map((name): FieldSpec => {
+    const value = first[name];
+    const shape = valueShape(value, name);
+    const natural: ColumnDtype =
+      typeof value === 'boolean' ? 'bool' : ArrayBuffer.isView(value) ? defaultDtype(value as TypedArray) : 'float32';
+    return { name, shape, size: shape.reduce((a, b) => a * b, 1), dtype: dtypes?.[name] ?? natural };
+  });
+  const n = rows.length;
+  const buffers = specs.map((s) => allocate(s.dtype, n * s.size));
+  rows.forEach((row, r) => {
+    if (!isPlainObject(row)) throw new DataError(`TensorDataset: row ${r} is ${describeValue(row)}, not a record like row 0.`);
+    const keys = Object.keys(row);
+    if (keys.length !== names.length || !keys.every((k) => k in first)) {
+      const missing = names.filter((k) => !(k in row));
+      const extra = keys.filter((k) => !(k in first));
+      throw new DataError(
+        `TensorDataset: row ${r} has fields ${keys.join(', ') || '(none)'} but row 0 has ${names.join(', ')}` +
+          `${missing.length > 0 ? ` (missing: ${missing.join(', ')})` : ''}${extra.length > 0 ? ` (extra: ${extra.join(', ')})` : ''}; every row needs the same fields.`,
+      );
+    }
+    specs.forEach((spec, f) => {
+      fill(buffers[f]!, r * spec.size, row[spec.name], spec, 0, r);
+    });
+  });
+  const columns = specs.map((spec, f) => {
+    const t = tf.tensor(buffers[f]!, [n, ...spec.shape], spec.dtype);
+    owned.push(t);
+    return t;
+  });
+  return { kind: 'record', names, columns };
+}
+
+function allocate(dtype: ColumnDtype, size: number): Float32Array | Int32Array | Uint8Array {
+  return dtype === 'float32' ? new Float32Array(size) : dtype === 'int32' ? new Int32Array(size) : new Uint8Array(size);
+}
+
+/** The shape of one value of row 0: [] for a number or boolean, [len, ...] for (nested) arrays. */
+function valueShape(value: unknown, name: string): number[] {
+  const shape: number[] = [];
+  let v = value;
+  while (!(typeof v === 'number' || typeof v === 'boolean')) {
+    if (!isNumericArray(v)) {
+      throw new DataError(
+        `TensorDataset: row 0 field '${name}' is ${describeValue(value)}; a field is a number, a boolean, a (nested) number array or a typed array.`,
+      );
+    }
+    if (v.length === 0) throw new DataError(`TensorDataset: row 0 field '${name}' is an empty array; fields need at least one value.`);
+    shape.push(v.length);
+    v = v[0];
+  }
+  if (typeof v === 'boolean' && shape.length > 0) {
+    throw new DataError(`TensorDataset: row 0 field '${name}' is an array of booleans; use 0 and 1 with dtypes: { ${name}: 'bool' }.`);
+  }
+  return shape;
+}
+
+function fill(target: Float32Array | Int32Array | Uint8Array, offset: number, value: unknown, spec: FieldSpec, dim: number, row: number): number {
+  if (dim === spec.shape.length) {
+    let v: number;
+    if (typeof value === 'number') v = value;
+    else if (typeof value === 'boolean' && spec.shape.length === 0) v = value ? 1 : 0;
+    else throw fieldError(spec, row, value);
+    if (spec.dtype === 'int32' && (!Number.isInteger(v) || v < -0x8000_0000 || v > 0x7fff_ffff)) {
+      throw new DataError(`TensorDataset: row ${row} field '${spec.name}' holds ${v}, not a 32-bit integer, but the field is int32.`);
+    }
+    if (spec.dtype === 'bool' && v !== 0 && v !== 1) {
+      throw new DataError(`TensorDataset: row ${row} field '${spec.name}' holds ${v}, not 0 or 1 (or a boolean), but the field is bool.`);
+    }
+    target[offset] = v;
+    return offset + 1;
+  }
+  if (!isNumericArray(value) || value.length !== spec.shape[dim]) throw fieldError(spec, row, value);
+  if (dim === spec.shape.length - 1 && spec.dtype === 'float32') {
+    // Fast path for the innermost dimension of float fields: no per-value checks needed.
+    if (Array.isArray(value) && !value.every((x) => typeof x === 'number')) throw fieldError(spec, row, value);
+    target.set(value as ArrayLike<number>, offset);
+    return offset + value.length;
+  }
+  let o = offset;
+  for (let i = 0; i < value.length; i++) o = fill(target, o, value[i], spec, dim + 1, row);
+  return o;
+}
+
+function fieldError(spec: FieldSpec, row: number, value: unknown): DataError {
+  const expected = spec.shape.length === 0 ? 'a number' : `a number array of shape [${spec.shape.join(',')}]`;
+  return new DataError(
+    `TensorDataset: row ${row} field '${spec.name}' is ${describeValue(value)}, but row 0 makes it ${expected}; every row needs the same shape.`,
+  );
+}
+
+function describeValue(value: unknown): string {
+  if (value instanceof tf.Tensor) return `a ${value.dtype}[${value.shape.join(',')}] tensor`;
+  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of length ${(value as unknown as ArrayLike<number>).length}`;
+  if (Array.isArray(value)) {
+    return `an array of length ${value.length}${value.length > 0 ? ` (${JSON.stringify(value).slice(0, 40)}${JSON.stringify(value).length > 40 ? '...' : ''})` : ''}`;
+  }
+  if (typeof value === 'string') return `the string ${JSON.stringify(value).slice(0, 40)}`;
+  if (value === null || value === undefined) return String(value);
+  if (typeof value === 'object') {
+    try {
+      const s = JSON.stringify(value);
+      return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+    } catch {
+      return String(value);
+    }
+  }
+  return String(value);
+}

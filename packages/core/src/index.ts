@@ -36,3 +36,19 @@ export type { Reduce, HookKind, ResultLoop, CollectedMetrics } from './metric-co
 export { parseOptions } from './options.js';
 export * from './seed.js';
 export * from './data/index.js';
+export { Linear, Dropout, Sequential } from './nn.js';
+export type { Activation, SequentialItem } from './nn.js';
+export {
+  HostTensor,
+  encodeCheckpoint,
+  decodeCheckpoint,
+  saveCheckpointFile,
+  loadCheckpointFile,
+  writeFileAtomic,
+  captureOptimizerState,
+  restoreOptimizerState,
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_FORMAT_VERSION,
+} from './checkpoint.js';
+export type { CheckpointObject, OptimizerState } from './checkpoint.js';
+export { FLINT_VERSION } from './version.js';

@@ -1,1 +1,10 @@
-export {};
+export { Trainer } from './trainer.js';
+export type { DataInput, FitOptions } from './trainer.js';
+export { trainerOptionsSchema } from './trainer-options.js';
+export type { TrainerOptions, ResolvedTrainerOptions } from './trainer-options.js';
+export { selectBackend, describeChoice } from './accelerator.js';
+export type { AcceleratorName, BackendName, BackendChoice, BackendRequest } from './accelerator.js';
+export { ProgressBar } from './progress-bar.js';
+export type { ProgressStream } from './progress-bar.js';
+export type { TrainerEvents } from './events.js';
+export type { HookTiming } from './internal/hook-dispatcher.js';

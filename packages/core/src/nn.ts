@@ -1,0 +1,111 @@
+import * as tf from '@tensorflow/tfjs';
+import { MisconfigurationError } from './errors.js';
+import { Module } from './module.js';
+import { createRng } from './seed.js';
+
+export type Activation = 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'elu' | 'relu6' | 'leakyrelu';
+
+const FUSED: ReadonlySet<Activation> = new Set(['linear', 'relu', 'sigmoid', 'elu', 'relu6', 'leakyrelu']);
+
+/** Glorot-uniform initial values drawn from Math.random (seeded by seedEverything). */
+function glorotUniform(fanIn: number, fanOut: number): tf.Tensor2D {
+  const limit = Math.sqrt(6 / (fanIn + fanOut));
+  const values = new Float32Array(fanIn * fanOut);
+  const rng = createRng(Math.floor(Math.random() * 0xffffffff));
+  for (let i = 0; i < values.length; i++) values[i] = (rng.next() * 2 - 1) * limit;
+  return tf.tensor2d(values, [fanIn, fanOut]);
+}
+
+/**
+ * A dense layer `y = act(x W + b)` with its weights as plain tf.Variables, computed with one fused
+ * matmul + bias + activation op (as `torch.nn.Linear` followed by an activation).
+ */
+export class Linear extends Module {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable | undefined;
+  readonly activation: Activation;
+
+  constructor(inFeatures: number, outFeatures: number, options: { bias?: boolean; activation?: Activation } = {}) {
+    super();
+    if (!Number.isInteger(inFeatures) || inFeatures < 1 || !Number.isInteger(outFeatures) || outFeatures < 1) {
+      throw new MisconfigurationError(`Linear(inFeatures, outFeatures): both must be positive integers (received ${inFeatures}, ${outFeatures}).`);
+    }
+    this.activation = options.activation ?? 'linear';
+    const init = glorotUniform(inFeatures, outFeatures);
+    this.weight = tf.variable(init, true);
+    init.dispose();
+    this.bias = options.bias === false ? undefined : tf.tidy(() => tf.variable(tf.zeros([outFeatures]), true));
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    if (x.rank !== 2 || x.shape[1] !== this.weight.shape[0]) {
+      throw new MisconfigurationError(
+        `Linear expects input of shape [batch, ${this.weight.shape[0]}] (received [${x.shape.join(', ')}]).`,
+      );
+    }
+    if (FUSED.has(this.activation)) {
+      return tf.fused.matMul({
+        a: x as tf.Tensor2D,
+        b: this.weight as unknown as tf.Tensor2D,
+        bias: this.bias,
+        activation: this.activation as 'linear' | 'relu' | 'sigmoid' | 'elu' | 'relu6' | 'leakyrelu',
+      });
+    }
+    const y = tf.fused.matMul({ a: x as tf.Tensor2D, b: this.weight as unknown as tf.Tensor2D, bias: this.bias });
+    return this.activation === 'tanh' ? tf.tanh(y) : y;
+  }
+}
+
+/** Inverted dropout, active only while the module is in training mode; `rate` may change during training. */
+export class Dropout extends Module {
+  private _rate: number;
+
+  constructor(rate: number) {
+    super();
+    this._rate = Dropout.check(rate);
+  }
+
+  private static check(rate: number): number {
+    if (!(rate >= 0 && rate < 1)) throw new MisconfigurationError(`Dropout rate must be in [0, 1) (received ${rate}).`);
+    return rate;
+  }
+
+  get rate(): number {
+    return this._rate;
+  }
+
+  set rate(value: number) {
+    this._rate = Dropout.check(value);
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    if (!this.training || this._rate === 0) return x;
+    return tf.dropout(x, this._rate, undefined, Math.floor(Math.random() * 0xffffffff));
+  }
+}
+
+/** Anything Sequential can chain: a Flint module with `forward`, a tfjs layer, or a function. */
+export type SequentialItem = (Module & { forward(x: tf.Tensor): tf.Tensor }) | { apply(x: tf.Tensor, kwargs?: unknown): unknown } | ((x: tf.Tensor) => tf.Tensor);
+
+/**
+ * Chains layers, as `torch.nn.Sequential`: Flint modules, tfjs layers (called with `{ training }`)
+ * or plain functions such as `tf.relu`. Parameters are named by position (`0.weight`, `2.bias`).
+ */
+export class Sequential extends Module {
+  readonly layers: SequentialItem[];
+
+  constructor(...layers: SequentialItem[]) {
+    super();
+    this.layers = layers;
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    let y = x;
+    for (const layer of this.layers) {
+      if (layer instanceof Module) y = layer.forward(y);
+      else if (typeof layer === 'function') y = layer(y);
+      else y = layer.apply(y, { training: this.training }) as tf.Tensor;
+    }
+    return y;
+  }
+}

@@ -1,0 +1,849 @@
+import * as tf from '@tensorflow/tfjs';
+import {
+  clipGradients,
+  DataError,
+  DataLoader,
+  describeBatch,
+  getGlobalSeed,
+  inferBatchSize,
+  isDataModule,
+  MetricCollector,
+  MisconfigurationError,
+  normalizeOptimizers,
+  parseOptions,
+  type Callback,
+  type CheckpointData,
+  type CollectedMetrics,
+  type DataModule,
+  type EpochRecord,
+  type FitProgress,
+  type LightningModule,
+  type Logger,
+  type LRSchedulerConfig,
+  type Metrics,
+  type OptimizerWrapper,
+  type ResultLoop,
+  type RunningStage,
+  type RunStatus,
+  type Stage,
+  type StopReason,
+  type TrainerContext,
+} from '@flint/core';
+import { EventEmitter } from 'eventemitter3';
+import { describeChoice, selectBackend, type BackendChoice, type BackendName } from './accelerator.js';
+import type { TrainerEvents } from './events.js';
+import { HookDispatcher, type HookTarget, type HookTiming } from './internal/hook-dispatcher.js';
+import { ProgressBar } from './progress-bar.js';
+import { applyLimit, maxTimeMs, trainerOptionsSchema, type ResolvedTrainerOptions, type TrainerOptions } from './trainer-options.js';
+
+/** Training data: a DataLoader, a DataModule, or anything a DataLoader accepts (with its default options). */
+export type DataInput<B> = DataLoader<B> | DataModule<B>;
+
+export interface FitOptions {
+  /** Resume from a checkpoint: a path, 'last' or 'best' (from the ModelCheckpoint callback). */
+  ckptPath?: string;
+}
+
+type EvalStage = 'sanity_check' | 'validate' | 'test';
+
+const EVAL_HOOKS = {
+  sanity_check: {
+    start: 'onValidationStart',
+    epochStart: 'onValidationEpochStart',
+    batchStart: 'onValidationBatchStart',
+    batchEnd: 'onValidationBatchEnd',
+    epochEnd: 'onValidationEpochEnd',
+    end: 'onValidationEnd',
+    step: 'validationStep',
+    loop: 'validate',
+  },
+  validate: {
+    start: 'onValidationStart',
+    epochStart: 'onValidationEpochStart',
+    batchStart: 'onValidationBatchStart',
+    batchEnd: 'onValidationBatchEnd',
+    epochEnd: 'onValidationEpochEnd',
+    end: 'onValidationEnd',
+    step: 'validationStep',
+    loop: 'validate',
+  },
+  test: {
+    start: 'onTestStart',
+    epochStart: 'onTestEpochStart',
+    batchStart: 'onTestBatchStart',
+    batchEnd: 'onTestBatchEnd',
+    epochEnd: 'onTestEpochEnd',
+    end: 'onTestEnd',
+    step: 'testStep',
+    loop: 'test',
+  },
+} as const;
+
+/** Errors the trainer raised itself inside a step: they already say everything and are not wrapped. */
+const OWN_ERRORS = new WeakSet<Error>();
+function own<E extends Error>(error: E): E {
+  OWN_ERRORS.add(error);
+  return error;
+}
+
+function disposeBatch(batch: unknown): void {
+  tf.dispose(batch as tf.TensorContainer);
+}
+
+function isScalarLike(value: unknown): value is tf.Tensor {
+  return value instanceof tf.Tensor;
+}
+
+/**
+ * Lightning's Trainer for tfjs: give it a LightningModule and data, and it runs the loops
+ * (sanity check, training epochs with validation, test, predict), the optimization (gradients,
+ * accumulation, clipping, optimizer and scheduler steps), the hooks of callbacks, loggers and the
+ * module in a fixed order, logging, and stopping rules. The loops are inlined here, top to bottom.
+ */
+export class Trainer implements TrainerContext {
+  readonly options: ResolvedTrainerOptions;
+  /** For observers only (progress bars, UIs): emitters do not await listeners. */
+  readonly events = new EventEmitter<TrainerEvents>();
+  readonly callbacks: Callback[];
+  readonly loggers: Logger[];
+
+  shouldStop = false;
+  private _stopReason: StopReason | undefined;
+  private _stage: Stage | undefined;
+  private _runningStage: RunningStage | undefined;
+  private readonly _progress: FitProgress = { epoch: 0, globalStep: 0, batchInEpoch: 0, totalBatches: 0 };
+  private _callbackMetrics: Record<string, number> = {};
+  private _loggedMetrics: Record<string, number> = {};
+  private _progressBarMetrics: Record<string, number> = {};
+  private readonly _history: EpochRecord[] = [];
+  private _numTrainingBatches = Number.POSITIVE_INFINITY;
+  private _optimizers: OptimizerWrapper[] = [];
+  private _lrSchedulers: LRSchedulerConfig[] = [];
+  private _backend: BackendChoice | undefined;
+  private _dispatcher: HookDispatcher | undefined;
+  private readonly collector = new MetricCollector();
+  private module: LightningModule | undefined;
+  private fitStarted = 0;
+
+  constructor(options: TrainerOptions = {}) {
+    this.options = parseOptions('Trainer', trainerOptionsSchema, options);
+    const fast = this.fastDevRunBatches;
+    this.callbacks = [...this.options.callbacks];
+    const logger = this.options.logger;
+    this.loggers = fast > 0 || logger === false || logger === true ? [] : Array.isArray(logger) ? [...logger] : [logger];
+    if (this.options.enableProgressBar) new ProgressBar().attach(this.events);
+  }
+
+  // ---- TrainerContext ------------------------------------------------------------------------
+
+  get currentEpoch(): number {
+    return this._progress.epoch;
+  }
+  get globalStep(): number {
+    return this._progress.globalStep;
+  }
+  get maxEpochs(): number {
+    if (this.fastDevRunBatches > 0) return 1;
+    return this.options.maxEpochs ?? (this.options.maxSteps === -1 ? 1000 : -1);
+  }
+  get maxSteps(): number {
+    return this.fastDevRunBatches > 0 ? this.fastDevRunBatches : this.options.maxSteps;
+  }
+  get numTrainingBatches(): number {
+    return this._numTrainingBatches;
+  }
+  get stage(): Stage | undefined {
+    return this._stage;
+  }
+  get runningStage(): RunningStage | undefined {
+    return this._runningStage;
+  }
+  get sanityChecking(): boolean {
+    return this._runningStage === 'sanity_check';
+  }
+  get fastDevRun(): boolean {
+    return this.fastDevRunBatches > 0;
+  }
+  /** Every metric logged so far, latest values (epoch-level once the epoch ends). */
+  get callbackMetrics(): Metrics {
+    return this._callbackMetrics;
+  }
+  /** What was sent to the loggers, latest values. */
+  get loggedMetrics(): Metrics {
+    return this._loggedMetrics;
+  }
+  get progressBarMetrics(): Metrics {
+    return this._progressBarMetrics;
+  }
+  /** One record per finished epoch with every epoch-level metric (train and validation side by side). */
+  get history(): readonly EpochRecord[] {
+    return this._history;
+  }
+  get progress(): Readonly<FitProgress> {
+    return this._progress;
+  }
+  get stopReason(): StopReason | undefined {
+    return this._stopReason;
+  }
+  get optimizers(): readonly OptimizerWrapper[] {
+    return this._optimizers;
+  }
+  get lrSchedulers(): readonly LRSchedulerConfig[] {
+    return this._lrSchedulers;
+  }
+  get defaultRootDir(): string {
+    return this.options.defaultRootDir ?? process.cwd();
+  }
+  get logDir(): string {
+    return this.loggers.find((l) => l.logDir !== undefined)?.logDir ?? this.defaultRootDir;
+  }
+  /** The backend chosen at the start of the last run. */
+  get backend(): BackendChoice | undefined {
+    return this._backend;
+  }
+  /** Time spent in each hook (`Owner.hookName`), summed over the last run. */
+  get hookTimings(): ReadonlyMap<string, HookTiming> {
+    return this._dispatcher?.timings ?? new Map();
+  }
+
+  requestStop(reason: Omit<StopReason, 'epoch' | 'globalStep'> & Partial<Pick<StopReason, 'epoch' | 'globalStep'>>): void {
+    this.shouldStop = true;
+    this._stopReason = { epoch: this.currentEpoch, globalStep: this.globalStep, ...reason };
+  }
+
+  print(message: string): void {
+    if (this.events.listenerCount('message') > 0) this.events.emit('message', message);
+    else process.stdout.write(`${message}\n`);
+  }
+
+  async dumpCheckpoint(_weightsOnly = false): Promise<CheckpointData> {
+    throw new MisconfigurationError('checkpoints are not available yet');
+  }
+
+  async saveCheckpoint(_path: string, _weightsOnly = false): Promise<void> {
+    throw new MisconfigurationError('checkpoints are not available yet');
+  }
+
+  // ---- public entry points -------------------------------------------------------------------
+
+  /**
+   * Trains the module: sanity check, then epochs of training with validation, until maxEpochs,
+   * maxSteps, maxTime or a callback stops it (never before minEpochs).
+   */
+  async fit<B>(module: LightningModule<B>, train: DataInput<B>, val?: DataLoader<B>, options: FitOptions = {}): Promise<void> {
+    const m = module as LightningModule;
+    await this.run(m, 'fit', async () => {
+      const { train: trainLoader, val: valLoader } = await this.resolveFitData(train, val);
+      if (valLoader !== undefined && typeof m.validationStep !== 'function') {
+        throw new MisconfigurationError(
+          `trainer.fit got validation data but ${m.constructor.name} has no validationStep: implement validationStep(batch, batchIdx) or do not pass validation data.`,
+        );
+      }
+      await this.materializeLayers(m, trainLoader);
+      await this.callSetup('fit');
+      this.configureOptimizers(m);
+      if (options.ckptPath !== undefined) {
+        throw new MisconfigurationError('fit option ckptPath: resuming from checkpoints is not available yet');
+      }
+      for (const logger of this.loggers) await logger.logHyperparams(m.hparams);
+      if (this.options.enableModelSummary) this.print(m.summary());
+      await this.dispatcher.call('onFitStart', []);
+      await this.fitLoop(m, trainLoader, valLoader);
+      await this.dispatcher.call('onFitEnd', []);
+    });
+  }
+
+  /** Runs the validation loop once and returns the epoch-level validation metrics. */
+  async validate<B>(module: LightningModule<B>, data: DataInput<B>): Promise<Metrics> {
+    const m = module as LightningModule;
+    let result: Metrics = {};
+    await this.run(m, 'validate', async () => {
+      const loader = await this.resolveEvalData(data, 'validate');
+      await this.callSetup('validate');
+      result = await this.evaluationLoop(m, loader, 'validate');
+    });
+    return result;
+  }
+
+  /** Runs the test loop once and returns the epoch-level test metrics. */
+  async test<B>(module: LightningModule<B>, data: DataInput<B>): Promise<Metrics> {
+    const m = module as LightningModule;
+    let result: Metrics = {};
+    await this.run(m, 'test', async () => {
+      const loader = await this.resolveEvalData(data, 'test');
+      await this.callSetup('test');
+      result = await this.evaluationLoop(m, loader, 'test');
+    });
+    return result;
+  }
+
+  /**
+   * Runs `predictStep` over the data and returns its outputs, one per batch. The returned tensors
+   * belong to the caller (dispose them when done).
+   */
+  async predict<B>(module: LightningModule<B>, data: DataInput<B>): Promise<Array<tf.Tensor | tf.Tensor[]>> {
+    const m = module as LightningModule;
+    const outputs: Array<tf.Tensor | tf.Tensor[]> = [];
+    await this.run(m, 'predict', async () => {
+      const loader = await this.resolveEvalData(data, 'predict');
+      await this.callSetup('predict');
+      const limit = applyLimit(this.fastDevRun ? this.fastDevRunBatches : this.options.limitPredictBatches, loader.length);
+      m.eval();
+      this._runningStage = 'predict';
+      const d = this.dispatcher;
+      await d.call('onPredictStart', []);
+      await d.call('onPredictEpochStart', []);
+      this.events.emit('evalStart', { stage: 'predict', numBatches: limit });
+      let batchIdx = 0;
+      for await (const batch of loader.batches(0, 0)) {
+        if (batchIdx >= limit) {
+          disposeBatch(batch);
+          break;
+        }
+        try {
+          await d.call('onPredictBatchStart', [batch, batchIdx]);
+          const out = tf.tidy(() => m.predictStep(batch as never, batchIdx));
+          outputs.push(out);
+          await d.call('onPredictBatchEnd', [out, batch, batchIdx]);
+        } finally {
+          disposeBatch(batch);
+        }
+        this.events.emit('evalBatchEnd', { stage: 'predict', batchIdx, numBatches: limit });
+        batchIdx += 1;
+      }
+      await d.call('onPredictEpochEnd', []);
+      await d.call('onPredictEnd', []);
+      this.events.emit('evalEnd', { stage: 'predict', metrics: {} });
+    });
+    return outputs;
+  }
+
+  // ---- the run skeleton ----------------------------------------------------------------------
+
+  private get fastDevRunBatches(): number {
+    const f = this.options.fastDevRun;
+    return f === true ? 1 : f === false ? 0 : f;
+  }
+
+  private get dispatcher(): HookDispatcher {
+    if (this._dispatcher === undefined) throw new MisconfigurationError('internal: no run in progress');
+    return this._dispatcher;
+  }
+
+  /** Common frame of fit/validate/test/predict: backend, attach, exception and teardown hooks, loggers. */
+  private async run(module: LightningModule, stage: Stage, body: () => Promise<void>): Promise<void> {
+    if (this.module !== undefined) {
+      throw new MisconfigurationError(`trainer.${stage}() was called while this trainer is already running ${this._stage}(): await the first call.`);
+    }
+    await this.setupBackend();
+    if (this.options.deterministic && getGlobalSeed() === undefined) {
+      throw new MisconfigurationError('Trainer option deterministic: true needs a seed: call seedEverything(seed) before creating the module and the data.');
+    }
+    this.module = module;
+    this._stage = stage;
+    this.shouldStop = false;
+    this._stopReason = undefined;
+    module.trainer = this;
+    module._collector = this.collector;
+    const targets: HookTarget[] = [...this.callbacks, ...this.loggers];
+    this._dispatcher = new HookDispatcher(this, module, targets);
+    let status: RunStatus = 'success';
+    try {
+      await body();
+    } catch (error) {
+      status = error instanceof Error && error.name === 'AbortError' ? 'interrupted' : 'failed';
+      await this.dispatcher.call('onException', [error]).catch(() => undefined);
+      throw error;
+    } finally {
+      try {
+        await this.dispatcher.call('teardown', [stage]);
+        if (stage === 'fit' || stage === 'validate' || stage === 'test') {
+          for (const logger of this.loggers) await logger.finalize(status);
+        }
+      } finally {
+        if (stage === 'fit') this.disposeOptimizers(module);
+        this.collector.reset();
+        module._gradStore.clear();
+        module._collector = undefined;
+        this._runningStage = undefined;
+        this.module = undefined;
+        module.train();
+      }
+    }
+  }
+
+  private async setupBackend(): Promise<void> {
+    const envBackend = process.env.FLINT_BACKEND;
+    let backend: BackendName | undefined = this.options.backend;
+    if (backend === undefined && envBackend !== undefined && envBackend !== '') {
+      if (envBackend !== 'tensorflow' && envBackend !== 'wasm' && envBackend !== 'cpu') {
+        throw new MisconfigurationError(`Environment variable FLINT_BACKEND must be 'tensorflow', 'wasm' or 'cpu' (received '${envBackend}').`);
+      }
+      backend = envBackend;
+    }
+    const { choice, fresh } = await selectBackend({ accelerator: this.options.accelerator, backend });
+    this._backend = choice;
+    if (fresh) this.print(describeChoice(choice));
+  }
+
+  /** Lightning's order: the DataModule's setup (in resolve*Data), then callbacks' and the module's. */
+  private async callSetup(stage: Stage): Promise<void> {
+    await this.dispatcher.call('setup', [stage]);
+  }
+
+  private async resolveFitData<B>(train: DataInput<B>, val: DataLoader<B> | undefined): Promise<{ train: DataLoader<B>; val: DataLoader<B> | undefined }> {
+    if (isDataModule(train)) {
+      const dm = train as DataModule<B>;
+      await dm.prepareData?.();
+      await dm.setup?.('fit');
+      const t = dm.trainDataloader?.();
+      if (t === undefined) throw new MisconfigurationError(`trainer.fit: the DataModule ${dm.constructor.name} has no trainDataloader().`);
+      return { train: t, val: val ?? dm.valDataloader?.() };
+    }
+    if (!(train instanceof DataLoader)) {
+      throw new MisconfigurationError(`trainer.fit: training data must be a DataLoader or a DataModule (received ${describeBatch(train)}).`);
+    }
+    if (val !== undefined && !(val instanceof DataLoader)) {
+      throw new MisconfigurationError(`trainer.fit: validation data must be a DataLoader (received ${describeBatch(val)}).`);
+    }
+    return { train, val };
+  }
+
+  private async resolveEvalData<B>(data: DataInput<B>, stage: 'validate' | 'test' | 'predict'): Promise<DataLoader<B>> {
+    if (isDataModule(data)) {
+      const dm = data as DataModule<B>;
+      await dm.prepareData?.();
+      await dm.setup?.(stage);
+      const loader = stage === 'validate' ? dm.valDataloader?.() : stage === 'test' ? dm.testDataloader?.() : dm.predictDataloader?.();
+      if (loader === undefined) throw new MisconfigurationError(`trainer.${stage}: the DataModule ${dm.constructor.name} has no ${stage === 'validate' ? 'val' : stage}Dataloader().`);
+      return loader;
+    }
+    if (!(data instanceof DataLoader)) {
+      throw new MisconfigurationError(`trainer.${stage}: data must be a DataLoader or a DataModule (received ${describeBatch(data)}).`);
+    }
+    return data;
+  }
+
+  /**
+   * tfjs layers created without an input shape get their weights on the first call. One muted dry
+   * run of `trainingStep` on the first batch builds them, so that every parameter exists before the
+   * optimizer and the gradient tape see the module.
+   */
+  private async materializeLayers(module: LightningModule, loader: DataLoader<unknown>): Promise<void> {
+    if (module.unbuiltLayers().length === 0) return;
+    for await (const batch of loader.batches(0, 0)) {
+      this.collector.muted = true;
+      try {
+        tf.tidy(() => {
+          module.trainingStep(batch, 0);
+        });
+      } finally {
+        this.collector.muted = false;
+        disposeBatch(batch);
+      }
+      break;
+    }
+    const unbuilt = module.unbuiltLayers();
+    if (unbuilt.length > 0) {
+      throw new MisconfigurationError(
+        `${module.constructor.name}: the layers ${unbuilt.join(', ')} are not built after running trainingStep once: give the first layer an inputShape, or use them in trainingStep.`,
+      );
+    }
+  }
+
+  private configureOptimizers(module: LightningModule): void {
+    const { optimizers, schedulers } = normalizeOptimizers(module.configureOptimizers(), () => module.parameters(), module._gradStore);
+    if (module.automaticOptimization && optimizers.length > 1) {
+      throw new MisconfigurationError(
+        `${module.constructor.name}.configureOptimizers returned ${optimizers.length} optimizers: automatic optimization uses one. Set automaticOptimization = false and step them yourself in trainingStep.`,
+      );
+    }
+    if (!module.automaticOptimization && (this.options.accumulateGradBatches > 1 || this.options.gradientClipVal !== undefined)) {
+      throw new MisconfigurationError(
+        'Trainer options accumulateGradBatches and gradientClipVal apply to automatic optimization; with automaticOptimization = false, accumulate and clip in your trainingStep.',
+      );
+    }
+    this._optimizers = optimizers;
+    this._lrSchedulers = schedulers;
+    module._optimizers = optimizers;
+    module._lrSchedulers = schedulers;
+  }
+
+  /**
+   * The optimizers configureOptimizers created belong to the fit that created them: they are
+   * disposed when it ends (a later fit calls configureOptimizers again; a resume restores their
+   * state from the checkpoint), so that a finished fit leaves no tensors behind.
+   */
+  private disposeOptimizers(module: LightningModule): void {
+    for (const o of this._optimizers) o.optimizer.dispose();
+    this._optimizers = [];
+    this._lrSchedulers = [];
+    module._optimizers = [];
+    module._lrSchedulers = [];
+  }
+
+  // ---- fit loop -------------------------------------------------------------------------------
+
+  private async fitLoop(module: LightningModule, trainLoader: DataLoader<unknown>, valLoader: DataLoader<unknown> | undefined): Promise<void> {
+    const o = this.options;
+    const d = this.dispatcher;
+    const fast = this.fastDevRunBatches;
+    const overfit = o.overfitBatches;
+    const trainLimit = fast > 0 ? fast : overfit > 0 ? overfit : o.limitTrainBatches;
+    this._numTrainingBatches = applyLimit(trainLimit, trainLoader.length);
+    if (this._numTrainingBatches === 0) {
+      throw new DataError(`trainer.fit: there are no training batches (the loader has ${trainLoader.length}, limitTrainBatches=${String(trainLimit)}).`);
+    }
+    const evalLoader = overfit > 0 ? trainLoader : valLoader;
+    const valLimit = evalLoader === undefined ? 0 : applyLimit(fast > 0 ? fast : overfit > 0 ? overfit : o.limitValBatches, evalLoader.length);
+    const maxTime = maxTimeMs(o.maxTime);
+    this.fitStarted = performance.now();
+
+    // Sanity check: a few validation batches before training, metrics discarded.
+    if (evalLoader !== undefined && valLimit > 0 && fast === 0 && o.numSanityValSteps !== 0 && this._progress.globalStep === 0) {
+      const sanityLimit = o.numSanityValSteps === -1 ? valLimit : Math.min(o.numSanityValSteps, valLimit);
+      this._runningStage = 'sanity_check';
+      await d.call('onSanityCheckStart', []);
+      await this.evaluationLoop(module, evalLoader, 'sanity_check', sanityLimit);
+      await d.call('onSanityCheckEnd', []);
+    }
+
+    this.events.emit('fitStart', { maxEpochs: this.maxEpochs, numTrainingBatches: this._numTrainingBatches, startEpoch: this.currentEpoch });
+    await d.call('onTrainStart', []);
+    const valInterval = this.valCheckBatches();
+    while (this.maxEpochs === -1 || this._progress.epoch < this.maxEpochs) {
+      const epoch = this._progress.epoch;
+      const valEpoch = evalLoader !== undefined && valLimit > 0 && (epoch + 1) % o.checkValEveryNEpoch === 0;
+      this._runningStage = 'train';
+      module.train();
+      this.collector.loop = 'train';
+      await d.call('onTrainEpochStart', []);
+      this.events.emit('trainEpochStart', { epoch, numBatches: this._numTrainingBatches });
+      let batchIdx = this._progress.batchInEpoch;
+      let validatedAt = -1;
+      const loaderEpoch = overfit > 0 ? 0 : epoch;
+      for await (const batch of trainLoader.batches(loaderEpoch, batchIdx)) {
+        if (batchIdx >= this._numTrainingBatches) {
+          disposeBatch(batch);
+          break;
+        }
+        const isLast = batchIdx + 1 >= this._numTrainingBatches;
+        let stepMetrics: CollectedMetrics;
+        try {
+          await d.call('onTrainBatchStart', [batch, batchIdx]);
+          this.collector.hookKind = 'train_step';
+          this.collector.hookName = 'trainingStep';
+          this.collector.currentBatchSize = inferBatchSize(batch);
+          if (module.automaticOptimization) await this.automaticStep(module, batch, batchIdx, isLast);
+          else this.manualStep(module, batch, batchIdx);
+          this.collector.hookKind = 'none';
+          stepMetrics = this.collector.readStep();
+          this.absorb(stepMetrics);
+          this._progress.batchInEpoch = batchIdx + 1;
+          this._progress.totalBatches += 1;
+          await d.call('onTrainBatchEnd', [stepMetrics.callback, batch, batchIdx]);
+        } finally {
+          disposeBatch(batch);
+          this.collector.hookKind = 'none';
+        }
+        this.events.emit('trainBatchEnd', {
+          epoch,
+          batchIdx,
+          numBatches: this._numTrainingBatches,
+          globalStep: this.globalStep,
+          metrics: this._progressBarMetrics,
+        });
+        if (Object.keys(stepMetrics.logged).length > 0 && (this.globalStep % o.logEveryNSteps === 0 || isLast)) {
+          await this.logMetrics(stepMetrics.logged, this.globalStep);
+        }
+        batchIdx += 1;
+        this.checkStepLimits(maxTime);
+        if (valEpoch && valInterval > 0 && batchIdx % valInterval === 0 && !isLast && !this.shouldStop) {
+          await this.evaluationLoop(module, evalLoader!, 'validate', valLimit);
+          validatedAt = batchIdx;
+          this._runningStage = 'train';
+          module.train();
+          this.collector.loop = 'train';
+        }
+        if (isLast || this.shouldStop) break;
+      }
+      if (valEpoch && validatedAt !== batchIdx) {
+        await this.evaluationLoop(module, evalLoader!, 'validate', valLimit);
+        this._runningStage = 'train';
+        module.train();
+      }
+      // Epoch end: callbacks that do not read epoch metrics, the module, then the train epoch
+      // metrics are computed, then the callbacks that read them.
+      this.collector.hookKind = 'epoch';
+      this.collector.hookName = 'onTrainEpochEnd';
+      this.collector.loop = 'train';
+      let epochMetrics: Record<string, number> = {};
+      await d.call('onTrainEpochEnd', [], async () => {
+        this.collector.readStep(); // values logged in the module's onTrainEpochEnd
+        const collected = this.collector.takeEpoch('train');
+        epochMetrics = collected.callback;
+        this.absorb(collected);
+        if (Object.keys(collected.logged).length > 0) await this.logMetrics(collected.logged, this.globalStep);
+        this.recordHistory(epoch, collected.callback);
+      });
+      this.collector.hookKind = 'none';
+      await this.stepSchedulers('epoch');
+      for (const logger of this.loggers) await logger.save();
+      this._progress.epoch = epoch + 1;
+      this._progress.batchInEpoch = 0;
+      this.events.emit('trainEpochEnd', { epoch, metrics: { ...this.epochRecord(epoch), ...epochMetrics } });
+      if (this.maxSteps !== -1 && this.globalStep >= this.maxSteps) this.stopWith('max_steps', `reached maxSteps=${this.maxSteps}`);
+      if (this.shouldStop) {
+        if (this._progress.epoch < o.minEpochs) {
+          this.print(`Flint: a stop was requested (${this._stopReason?.message ?? 'no reason given'}) but minEpochs=${o.minEpochs} is not reached; training continues.`);
+          this.shouldStop = false;
+          this._stopReason = undefined;
+        } else break;
+      }
+    }
+    if (!this.shouldStop && this._stopReason === undefined) {
+      this._stopReason = {
+        rule: 'max_epochs',
+        message: `reached maxEpochs=${this.maxEpochs}`,
+        epoch: this._progress.epoch,
+        globalStep: this.globalStep,
+        source: 'trainer',
+      };
+    }
+    this._runningStage = undefined;
+    await d.call('onTrainEnd', []);
+    this.events.emit('fitEnd', {
+      stopReason: this._stopReason,
+      epochs: this._progress.epoch,
+      globalStep: this.globalStep,
+      seconds: (performance.now() - this.fitStarted) / 1000,
+    });
+  }
+
+  /** Batches between in-epoch validations (0: only at epoch end). */
+  private valCheckBatches(): number {
+    const v = this.options.valCheckInterval;
+    if (v === undefined || this.fastDevRun) return 0;
+    if (v > 0 && v < 1) return Number.isFinite(this._numTrainingBatches) ? Math.max(1, Math.floor(this._numTrainingBatches * v)) : 0;
+    return v;
+  }
+
+  private stopWith(rule: string, message: string): void {
+    if (this._stopReason === undefined) this.requestStop({ rule, message, source: 'trainer' });
+    else this.shouldStop = true;
+  }
+
+  private checkStepLimits(maxTime: number): void {
+    if (this.maxSteps !== -1 && this.globalStep >= this.maxSteps) this.stopWith('max_steps', `reached maxSteps=${this.maxSteps}`);
+    if (performance.now() - this.fitStarted >= maxTime) {
+      this.stopWith('max_time', `reached maxTime (${(maxTime / 1000).toFixed(1)} s) after ${((performance.now() - this.fitStarted) / 1000).toFixed(1)} s`);
+    }
+  }
+
+  /**
+   * One automatic optimization step: forward and backward in one gradient tape (trainingStep runs
+   * inside it), then accumulation, onBeforeOptimizerStep, clipping, the optimizer and step schedulers.
+   */
+  private async automaticStep(module: LightningModule, batch: unknown, batchIdx: number, isLast: boolean): Promise<void> {
+    const d = this.dispatcher;
+    const opt = this._optimizers[0]!;
+    const vars = opt.params;
+    if (vars.length === 0) {
+      throw new MisconfigurationError(`${module.constructor.name} has no trainable parameters: nothing to optimize.`);
+    }
+    const accumulate = this.options.accumulateGradBatches;
+    const wantsBeforeBackward = d.has('onBeforeBackward');
+    let grads: tf.NamedTensorMap;
+    try {
+      grads = tf.tidy(() => {
+        const { grads: g } = tf.variableGrads(() => {
+          const out = module.trainingStep(batch, batchIdx);
+          let loss = this.extractLoss(module, out, batch, batchIdx);
+          if (accumulate > 1) loss = tf.div(loss, accumulate);
+          if (wantsBeforeBackward) d.callSync('onBeforeBackward', [loss]);
+          return loss;
+        }, vars as tf.Variable[]);
+        return g;
+      });
+    } catch (error) {
+      throw this.stepError(module, 'trainingStep', batch, batchIdx, error);
+    }
+    try {
+      if (d.has('onAfterBackward')) await d.call('onAfterBackward', [grads]);
+      if (accumulate > 1) {
+        module._gradStore.accumulate(grads);
+        tf.dispose(grads);
+        grads = {};
+        if ((batchIdx + 1) % accumulate !== 0 && !isLast) return;
+        grads = module._gradStore.get();
+      }
+      if (d.has('onBeforeOptimizerStep')) await d.call('onBeforeOptimizerStep', [opt, grads]);
+      const clip = this.options.gradientClipVal;
+      tf.tidy(() => {
+        opt.optimizer.applyGradients(clip === undefined ? grads : clipGradients(grads, clip, this.options.gradientClipAlgorithm));
+      });
+      if (accumulate > 1) module._gradStore.clear();
+    } finally {
+      if (accumulate === 1) tf.dispose(grads);
+    }
+    this._progress.globalStep += 1;
+    await this.stepSchedulers('step');
+  }
+
+  /** Manual optimization: the step owns the optimizer loop; the trainer counts steps. */
+  private manualStep(module: LightningModule, batch: unknown, batchIdx: number): void {
+    try {
+      tf.tidy(() => {
+        module.trainingStep(batch, batchIdx);
+      });
+    } catch (error) {
+      throw this.stepError(module, 'trainingStep', batch, batchIdx, error);
+    } finally {
+      module._gradStore.clear();
+    }
+    this._progress.globalStep += 1;
+  }
+
+  private extractLoss(module: LightningModule, out: unknown, batch: unknown, batchIdx: number): tf.Scalar {
+    const loss = isScalarLike(out) ? out : out !== null && typeof out === 'object' && 'loss' in out ? (out as { loss: unknown }).loss : undefined;
+    if (!isScalarLike(loss)) {
+      throw own(new MisconfigurationError(
+        `${module.constructor.name}.trainingStep must return the loss as a scalar tensor, or { loss, ... }, under automatic optimization (batch ${batchIdx}: received ${describeBatch(out)}).`,
+      ));
+    }
+    if (loss.size !== 1) {
+      throw own(new MisconfigurationError(
+        `${module.constructor.name}.trainingStep returned a loss of shape [${loss.shape.join(', ')}] on batch ${batchIdx} (${describeBatch(batch)}): reduce it to a scalar (e.g. tf.mean).`,
+      ));
+    }
+    return (loss.rank === 0 ? loss : loss.reshape([])) as tf.Scalar;
+  }
+
+  private stepError(module: LightningModule, step: string, batch: unknown, batchIdx: number, error: unknown): Error {
+    if (error instanceof Error && OWN_ERRORS.has(error)) return error;
+    const message = error instanceof Error ? error.message : String(error);
+    return new DataError(
+      `${module.constructor.name}.${step} failed on batch ${batchIdx} of epoch ${this.currentEpoch} (batch: ${describeBatch(batch)}): ${message}`,
+      { cause: error },
+    );
+  }
+
+  private async stepSchedulers(interval: 'epoch' | 'step'): Promise<void> {
+    if (!this.module?.automaticOptimization) return;
+    for (const config of this._lrSchedulers) {
+      if (config.interval !== interval) continue;
+      const count = interval === 'step' ? this.globalStep : this._progress.epoch + 1;
+      if (count % config.frequency !== 0) continue;
+      if (config.monitor !== undefined) {
+        const value = this._callbackMetrics[config.monitor];
+        if (value === undefined) {
+          if (!config.strict) continue;
+          throw new MisconfigurationError(
+            `lrScheduler monitor '${config.monitor}' is not among the logged metrics: ${Object.keys(this._callbackMetrics).join(', ') || '(none logged yet)'}. Log it, or set strict: false to skip the step when it is missing.`,
+          );
+        }
+        config.scheduler.step(value);
+      } else config.scheduler.step();
+    }
+  }
+
+  // ---- evaluation loop ------------------------------------------------------------------------
+
+  private async evaluationLoop(module: LightningModule, loader: DataLoader<unknown>, stage: EvalStage, limitOverride?: number): Promise<Metrics> {
+    const hooks = EVAL_HOOKS[stage];
+    const d = this.dispatcher;
+    const o = this.options;
+    const stepFn = module[hooks.step] as ((batch: unknown, idx: number) => unknown) | undefined;
+    if (typeof stepFn !== 'function') {
+      throw new MisconfigurationError(`${module.constructor.name} has no ${hooks.step}(batch, batchIdx): implement it to run trainer.${stage === 'test' ? 'test' : 'validate'}.`);
+    }
+    const fast = this.fastDevRunBatches;
+    const limit =
+      limitOverride ?? applyLimit(fast > 0 ? fast : stage === 'test' ? o.limitTestBatches : o.limitValBatches, loader.length);
+    const wasTraining = module.training;
+    const previousStage = this._runningStage;
+    const previousLoop = this.collector.loop;
+    this._runningStage = stage;
+    module.eval();
+    const loop: ResultLoop = hooks.loop;
+    this.collector.loop = loop;
+    await d.call(hooks.start, []);
+    await d.call(hooks.epochStart, []);
+    this.events.emit('evalStart', { stage, numBatches: limit });
+    let batchIdx = 0;
+    for await (const batch of loader.batches(0, 0)) {
+      if (batchIdx >= limit) {
+        disposeBatch(batch);
+        break;
+      }
+      try {
+        await d.call(hooks.batchStart, [batch, batchIdx]);
+        this.collector.hookKind = 'eval_step';
+        this.collector.hookName = hooks.step;
+        this.collector.currentBatchSize = inferBatchSize(batch);
+        try {
+          tf.tidy(() => {
+            stepFn.call(module, batch, batchIdx);
+          });
+        } catch (error) {
+          throw this.stepError(module, hooks.step, batch, batchIdx, error);
+        }
+        this.collector.hookKind = 'none';
+        const stepMetrics = this.collector.readStep();
+        if (stage !== 'sanity_check') this.absorb(stepMetrics);
+        await d.call(hooks.batchEnd, [stepMetrics.callback, batch, batchIdx]);
+      } finally {
+        disposeBatch(batch);
+        this.collector.hookKind = 'none';
+      }
+      this.events.emit('evalBatchEnd', { stage, batchIdx, numBatches: limit });
+      batchIdx += 1;
+      if (batchIdx >= limit) break;
+    }
+    this.collector.hookKind = 'epoch';
+    this.collector.hookName = hooks.epochEnd;
+    let metrics: Record<string, number> = {};
+    const finish = async (): Promise<void> => {
+      this.collector.readStep();
+      const collected = this.collector.takeEpoch(loop);
+      metrics = collected.callback;
+      if (stage === 'sanity_check') return; // Lightning discards sanity-check metrics.
+      this.absorb(collected);
+      if (Object.keys(collected.logged).length > 0) await this.logMetrics(collected.logged, this.globalStep);
+      if (stage === 'validate' && this._stage === 'fit') this.recordHistory(this.currentEpoch, collected.callback);
+    };
+    await d.call(hooks.epochEnd, [], finish);
+    this.collector.hookKind = 'none';
+    await d.call(hooks.end, [], () => undefined);
+    this.events.emit('evalEnd', { stage, metrics });
+    this._runningStage = previousStage;
+    this.collector.loop = previousLoop;
+    if (wasTraining) module.train();
+    return metrics;
+  }
+
+  // ---- metrics --------------------------------------------------------------------------------
+
+  /** Folds collected numbers into the trainer's metric views. */
+  private absorb(collected: CollectedMetrics): void {
+    Object.assign(this._callbackMetrics, collected.callback);
+    Object.assign(this._progressBarMetrics, collected.progBar);
+  }
+
+  private async logMetrics(metrics: Record<string, number>, step: number): Promise<void> {
+    const withEpoch = { ...metrics, epoch: this.currentEpoch };
+    Object.assign(this._loggedMetrics, withEpoch);
+    for (const logger of this.loggers) await logger.logMetrics(withEpoch, step);
+  }
+
+  private recordHistory(epoch: number, metrics: Readonly<Record<string, number>>): void {
+    const last = this._history[this._history.length - 1];
+    if (last !== undefined && last.epoch === epoch) {
+      this._history[this._history.length - 1] = { epoch, globalStep: this.globalStep, metrics: { ...last.metrics, ...metrics } };
+    } else this._history.push({ epoch, globalStep: this.globalStep, metrics: { ...metrics } });
+  }
+
+  private epochRecord(epoch: number): Metrics {
+    return this._history.find((r) => r.epoch === epoch)?.metrics ?? {};
+  }
+}

@@ -20,7 +20,7 @@ import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BackendError, parseOptions } from '@flint/core';
 import { z } from 'zod';
-import { addonPath, detectPackageManager, installCommand, locateTfjsNode, TFJS_NODE, type TfjsNodePackage } from './locate.js';
+import { addonPath, detectPackageManager, installCommand, locateTfjsNode, TFJS_NODE, type PackageManager, type TfjsNodePackage } from './locate.js';
 import { checkTfjsNodeInChild, clearNativeProbeCache, quietTensorFlowEnv } from './probe.js';
 import { acquireStaging, diskUsage, moveIntoPlace, rollBack } from './staging.js';
 import { checkPlatform, findToolchain, hostEnv, type HostEnv, type Toolchain } from './tools.js';
@@ -72,6 +72,14 @@ export interface SetupNativeReport {
   readonly totalMs: number;
 }
 
+/** @internal The error for a project without tfjs-node: how to install it with its install script skipped. */
+export function notInstalledError(cwd: string, pm: PackageManager): BackendError {
+  return new BackendError(
+    `setup-native: ${TFJS_NODE} is not installed in ${cwd} (nor resolvable from @flint/trainer). Install it without its install script, ` +
+      `which would try to download libtensorflow and fail: ${installCommand(pm)}; then run setup-native again.`,
+  );
+}
+
 /** Free space needed in tfjs-node's folder while building: the wheel is deleted after extraction, then strip copies the larger library. */
 const NEEDED_FREE_BYTES = 1.8e9;
 const STATE_FILE = 'flint-native.json';
@@ -115,12 +123,7 @@ export async function setupNative(options?: SetupNativeOptions, host: HostEnv = 
   });
 
   const pkg = await step(`find ${TFJS_NODE}`, false, () => locateTfjsNode(cwd), (p) => (p === undefined ? 'not installed' : `${p.version} at ${p.dir}`));
-  if (pkg === undefined) {
-    throw new BackendError(
-      `setup-native: ${TFJS_NODE} is not installed in ${cwd} (nor resolvable from @flint/trainer). Install it without its install script, ` +
-        `which would try to download libtensorflow and fail: ${installCommand(detectPackageManager(cwd, host.exists))}; then run setup-native again.`,
-    );
-  }
+  if (pkg === undefined) throw notInstalledError(cwd, detectPackageManager(cwd, host.exists));
   if (pkg.version !== TFJS_NODE_VERSION) log(`setup-native: note: the recipe is verified with ${TFJS_NODE} ${TFJS_NODE_VERSION}; this is ${pkg.version}`);
 
   const addon = addonPath(pkg.dir);

@@ -31,7 +31,6 @@ export class ProgressBar {
   private epochStarted = 0;
   private lastDraw = 0;
   private epoch = 0;
-  private lastTrainMetrics: Metrics = {};
   private lastLine = '';
 
   constructor(private readonly stream: ProgressStream = process.stdout) {}
@@ -43,7 +42,6 @@ export class ProgressBar {
       this.lastDraw = 0;
     };
     const onBatch = (info: TrainerEvents['trainBatchEnd'][0]) => {
-      this.lastTrainMetrics = info.metrics;
       if (!this.stream.isTTY) return;
       const now = performance.now();
       const last = info.batchIdx + 1 >= info.numBatches;
@@ -62,7 +60,7 @@ export class ProgressBar {
     };
     const onEpochEnd = (info: TrainerEvents['trainEpochEnd'][0]) => {
       const seconds = (performance.now() - this.epochStarted) / 1000;
-      const line = `Epoch ${info.epoch}: ${formatSeconds(seconds)} ${formatMetrics({ ...this.lastTrainMetrics, ...info.metrics })}`.trimEnd();
+      const line = `Epoch ${info.epoch}: ${formatSeconds(seconds)} ${formatMetrics(info.metrics)}`.trimEnd();
       this.finishLine(line);
     };
     const onMessage = (text: string) => this.finishLine(text);

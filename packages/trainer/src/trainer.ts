@@ -577,11 +577,9 @@ export class Trainer implements TrainerContext {
       this.collector.hookKind = 'epoch';
       this.collector.hookName = 'onTrainEpochEnd';
       this.collector.loop = 'train';
-      let epochMetrics: Record<string, number> = {};
       await d.call('onTrainEpochEnd', [], async () => {
         this.collector.readStep(); // values logged in the module's onTrainEpochEnd
         const collected = this.collector.takeEpoch('train');
-        epochMetrics = collected.callback;
         this.absorb(collected);
         if (Object.keys(collected.logged).length > 0) await this.logMetrics(collected.logged, this.globalStep);
         this.recordHistory(epoch, collected.callback);
@@ -591,7 +589,7 @@ export class Trainer implements TrainerContext {
       for (const logger of this.loggers) await logger.save();
       this._progress.epoch = epoch + 1;
       this._progress.batchInEpoch = 0;
-      this.events.emit('trainEpochEnd', { epoch, metrics: { ...this.epochRecord(epoch), ...epochMetrics } });
+      this.events.emit('trainEpochEnd', { epoch, metrics: { ...this._progressBarMetrics } });
       if (this.maxSteps !== -1 && this.globalStep >= this.maxSteps) this.stopWith('max_steps', `reached maxSteps=${this.maxSteps}`);
       if (this.shouldStop) {
         if (this._progress.epoch < o.minEpochs) {
@@ -841,9 +839,5 @@ export class Trainer implements TrainerContext {
     if (last !== undefined && last.epoch === epoch) {
       this._history[this._history.length - 1] = { epoch, globalStep: this.globalStep, metrics: { ...last.metrics, ...metrics } };
     } else this._history.push({ epoch, globalStep: this.globalStep, metrics: { ...metrics } });
-  }
-
-  private epochRecord(epoch: number): Metrics {
-    return this._history.find((r) => r.epoch === epoch)?.metrics ?? {};
   }
 }

@@ -1,0 +1,68 @@
+import * as tf from '@tensorflow/tfjs';
+import { Dropout, LightningModule, Linear, Sequential, type OptimizersReturn } from '@flint/core';
+
+/** A batch of MNIST: flattened images [n, 784] in [0, 1] and integer labels [n]. */
+export type MnistBatch = [tf.Tensor2D, tf.Tensor1D];
+
+export interface MnistClassifierOptions {
+  /** Hidden layer sizes; [] for the single-layer net (784 -> 10). */
+  hidden: number[];
+  /** Dropout after each hidden layer (only while training). */
+  dropout: number;
+  learningRate: number;
+}
+
+/**
+ * A dense classifier for MNIST: 784 -> hidden... -> 10 logits, ReLU and dropout between, softmax
+ * cross-entropy, Adam. Logs train_loss, val_loss, val_acc, test_loss, test_acc.
+ */
+export class MnistClassifier extends LightningModule<MnistBatch> {
+  readonly net: Sequential;
+
+  constructor(options: MnistClassifierOptions) {
+    super();
+    this.saveHyperparameters({ ...options });
+    const layers = [];
+    let width = 784;
+    for (const units of options.hidden) {
+      layers.push(new Linear(width, units, { activation: 'relu' }));
+      if (options.dropout > 0) layers.push(new Dropout(options.dropout));
+      width = units;
+    }
+    layers.push(new Linear(width, 10));
+    this.net = new Sequential(...layers);
+  }
+
+  override forward(x: tf.Tensor): tf.Tensor {
+    return this.net.forward(x);
+  }
+
+  private evaluate([x, y]: MnistBatch): { loss: tf.Scalar; acc: tf.Scalar } {
+    const logits = this.forward(x);
+    const loss = tf.losses.softmaxCrossEntropy(tf.oneHot(y, 10), logits);
+    const acc = tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32'));
+    return { loss: loss as tf.Scalar, acc: acc as tf.Scalar };
+  }
+
+  trainingStep(batch: MnistBatch): tf.Scalar {
+    const { loss } = this.evaluate(batch);
+    this.log('train_loss', loss, { onStep: true, onEpoch: true, progBar: true });
+    return loss;
+  }
+
+  override validationStep(batch: MnistBatch): void {
+    const { loss, acc } = this.evaluate(batch);
+    this.log('val_loss', loss, { progBar: true });
+    this.log('val_acc', acc, { progBar: true });
+  }
+
+  override testStep(batch: MnistBatch): void {
+    const { loss, acc } = this.evaluate(batch);
+    this.log('test_loss', loss);
+    this.log('test_acc', acc);
+  }
+
+  configureOptimizers(): OptimizersReturn {
+    return tf.train.adam(this.hparams.learningRate as number);
+  }
+}

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, MisconfigurationError } from '@flint/core';
+import { probeNativeBackend } from './native/index.js';
 
 export type AcceleratorName = 'auto' | 'cpu' | 'gpu';
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -66,20 +67,8 @@ async function activate(name: BackendName): Promise<boolean> {
   }
 }
 
-/** Hooks that other modules (wasm improvements, native probe) register to refine the candidates. */
-export interface BackendPlugins {
-  /** Checks that tfjs-node is built and works, without breaking this process when it is not. */
-  probeNative?: () => Promise<{ ok: true } | { ok: false; reason: string }>;
-  /** Runs before the wasm backend is initialized; returns facts to print (threads, kernels). */
-  prepareWasm?: () => Promise<string[]>;
-}
-
-const plugins: BackendPlugins = {};
-
-/** @internal Registers backend plugins (used by the trainer's wasm and native modules). */
-export function registerBackendPlugins(p: BackendPlugins): void {
-  Object.assign(plugins, p);
-}
+/** Runs before the wasm backend is initialized; returns facts to print (threads, kernels). */
+let prepareWasm: (() => Promise<string[]>) | undefined;
 
 function nativeCandidate(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu'): Candidate {
   const gpu = pkg === '@tensorflow/tfjs-node-gpu';
@@ -92,9 +81,12 @@ function nativeCandidate(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-g
       : 'install @tensorflow/tfjs-node (npm install @tensorflow/tfjs-node), or where its download is blocked run `npx flint setup-native`',
     async load() {
       if (!isResolvable(pkg)) return { ok: false, reason: `${pkg} is not installed` };
-      if (!gpu && plugins.probeNative !== undefined) {
-        const probe = await plugins.probeNative();
+      if (!gpu) {
+        // A missing or broken build is found out in a child process, so it cannot harm this one.
+        const probe = await probeNativeBackend();
         if (!probe.ok) return { ok: false, reason: probe.reason };
+        // TensorFlow's startup lines (CPU features, oneDNN) are INFO/WARNING: keep them off the console.
+        process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
       }
       try {
         await importOptional(pkg);
@@ -122,7 +114,7 @@ const wasmCandidate: Candidate = {
     let details: string[] = [];
     try {
       await importOptional('@tensorflow/tfjs-backend-wasm');
-      if (plugins.prepareWasm !== undefined) details = await plugins.prepareWasm();
+      if (prepareWasm !== undefined) details = await prepareWasm();
     } catch (error) {
       return { ok: false, reason: `@tensorflow/tfjs-backend-wasm does not load (${firstLine(error)})` };
     }

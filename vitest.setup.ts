@@ -3,7 +3,9 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
-const wanted = process.env.FLINT_BACKEND ?? 'wasm';
+// Trainers created in the tests honour FLINT_BACKEND too (it stands in for their `backend` option).
+process.env.FLINT_BACKEND ??= 'wasm';
+const wanted = process.env.FLINT_BACKEND;
 if (wanted === 'tensorflow') {
   const nativeName = '@tensorflow/tfjs-node';
   await import(nativeName);

@@ -6,6 +6,7 @@ import { deriveSeed, getGlobalSeed, permutation } from '../seed.js';
 import { inferBatchSize, type TensorBatch } from './batch.js';
 import { TensorDataset, type TensorDatasetSource } from './tensor-dataset.js';
 
+/** Schema of `DataLoaderOptions` (strict: unknown keys throw); defaults live here. */
 export const dataLoaderOptionsSchema = z.strictObject({
   /** Samples per batch. For a tf.data.Dataset, giving it makes the loader batch the dataset. */
   batchSize: z.number().int({ error: 'must be a whole number >= 1' }).min(1, { error: 'must be a whole number >= 1' }).default(32),

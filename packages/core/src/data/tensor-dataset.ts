@@ -47,11 +47,12 @@ export type TensorDatasetSource =
   | Readonly<Record<string, Column>>
   | readonly Readonly<Record<string, RowValue>>[];
 
+/** Schema of `TensorDatasetOptions` (strict: unknown keys throw). */
 export const tensorDatasetOptionsSchema = z.strictObject({
   /**
    * The dtype of named fields (an array of records) or named columns (a record of columns), e.g.
-   * `{ y: 'int32' }`. Fields default to float32 (booleans to bool); tensor columns of another dtype
-   * are cast once, at construction.
+   * `{ y: 'int32' }`. Without it, numbers and number arrays are float32, booleans bool, typed arrays
+   * as in `ColumnData`; tensor columns of another dtype are cast once, at construction.
    */
   dtypes: z.record(z.string(), z.enum(['float32', 'int32', 'bool'])).optional(),
 });
@@ -113,12 +114,15 @@ export class TensorDataset<B extends TensorBatch = TensorBatch> {
   ): TensorDataset<{ [K in keyof R]: tf.Tensor }>;
   /**
    * A data set from an array of records, `[{ x: [0.1, 0.2], y: 1 }, ...]`: each field becomes a
-   * column (stacked once), float32 unless `options.dtypes` says otherwise (booleans: bool).
+   * column (stacked once). Numbers and (nested) number arrays are float32 unless `options.dtypes`
+   * says otherwise (`{ y: 'int32' }` for class labels); booleans are bool; typed arrays keep their
+   * kind as in `ColumnData`. Every row needs the same fields with the same shapes.
    */
   static from<R extends Readonly<Record<string, RowValue>>>(
     source: readonly R[],
     options?: TensorDatasetOptions,
   ): TensorDataset<{ [K in keyof R]: tf.Tensor }>;
+  /** Any source (for callers holding a union); the batch type is then the general `TensorBatch`. */
   static from(source: TensorDatasetSource, options?: TensorDatasetOptions): TensorDataset;
   static from(source: TensorDatasetSource, options?: TensorDatasetOptions): TensorDataset {
     const { dtypes } = parseOptions('TensorDataset', tensorDatasetOptionsSchema, options);
@@ -529,10 +533,13 @@ function describeValue(value: unknown): string {
   if (value instanceof tf.Tensor) return `a ${value.dtype}[${value.shape.join(',')}] tensor`;
   if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of length ${(value as unknown as ArrayLike<number>).length}`;
   if (Array.isArray(value)) {
-    return `an array of length ${value.length}${value.length > 0 ? ` (${JSON.stringify(value).slice(0, 40)}${JSON.stringify(value).length > 40 ? '...' : ''})` : ''}`;
+    if (value.length === 0) return 'an empty array';
+    const json = JSON.stringify(value) ?? '';
+    return `an array of length ${value.length} (${json.length > 40 ? `${json.slice(0, 37)}...` : json})`;
   }
   if (typeof value === 'string') return `the string ${JSON.stringify(value).slice(0, 40)}`;
   if (value === null || value === undefined) return String(value);
+  if (typeof value === 'object' && !isPlainObject(value)) return `a ${value.constructor?.name ?? 'object'}`;
   if (typeof value === 'object') {
     try {
       const s = JSON.stringify(value);

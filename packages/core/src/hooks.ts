@@ -163,6 +163,12 @@ export abstract class Callback {
   }
 
   loadStateDict(_state: Readonly<Record<string, unknown>>): void {}
+
+  /**
+   * Checkpoint providers (ModelCheckpoint) answer `fit(..., { ckptPath: 'last' | 'best' })`: the path
+   * of that checkpoint, or undefined when they have none. The trainer asks callbacks in list order.
+   */
+  checkpointPath?(which: 'last' | 'best'): string | undefined;
 }
 
 // Callback hooks are optional methods of Callback.

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { MisconfigurationError } from './errors.js';
+import { HostTensor, loadCheckpointFile } from './checkpoint.js';
+import { CheckpointError, MisconfigurationError } from './errors.js';
 import type { ModuleHooks, TrainerContext } from './hooks.js';
 import { MetricCollector, type LogOptions } from './metric-collector.js';
 import { Module } from './module.js';
@@ -44,6 +45,36 @@ export abstract class LightningModule<Batch = unknown> extends Module {
   _optimizers: OptimizerWrapper[] = [];
   /** @internal */
   _lrSchedulers: LRSchedulerConfig[] = [];
+
+  /**
+   * Builds a module from a checkpoint for inference: constructs it with `args` (default: the saved
+   * hyper-parameters as the only argument, as Lightning passes `hparams`), loads the weights by
+   * parameter name (all checked before any is assigned) and puts it in eval mode.
+   */
+  static async loadFromCheckpoint<T extends LightningModule>(
+    this: new (...args: never[]) => T,
+    path: string,
+    options: { args?: unknown[] } = {},
+  ): Promise<T> {
+    const ckpt = await loadCheckpointFile(path);
+    const hparams = (ckpt.hparams ?? {}) as Record<string, unknown>;
+    const args = (options.args ?? [hparams]) as never[];
+    const module = new this(...args);
+    const unbuilt = module.unbuiltLayers();
+    if (unbuilt.length > 0) {
+      throw new CheckpointError(
+        `loadFromCheckpoint: ${this.name}'s layers ${unbuilt.join(', ')} have no weights until their first call; give the first layer an inputShape so that the checkpoint's weights can be loaded.`,
+      );
+    }
+    try {
+      module.loadStateDict(ckpt.stateDict as Record<string, HostTensor>);
+    } catch (error) {
+      throw new CheckpointError(`checkpoint ${path}: ${(error as Error).message}`, { cause: error });
+    }
+    module.hparams = { ...hparams };
+    module.eval();
+    return module;
+  }
 
   /** The forward pass. Override it; `trainingStep` usually calls it. */
   forward(..._inputs: unknown[]): tf.Tensor | tf.Tensor[] {

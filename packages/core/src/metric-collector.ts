@@ -216,6 +216,20 @@ export class MetricCollector {
     return out;
   }
 
+  /** The epoch accumulators (plain numbers), for a checkpoint taken in the middle of an epoch. */
+  stateDict(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [loop, acc] of this.epoch) out[loop] = Object.fromEntries([...acc].map(([k, a]) => [k, { ...a }]));
+    return out;
+  }
+
+  loadStateDict(state: Readonly<Record<string, unknown>>): void {
+    this.epoch.clear();
+    for (const [loop, acc] of Object.entries(state)) {
+      this.epoch.set(loop as ResultLoop, new Map(Object.entries(acc as Record<string, Accumulator>).map(([k, a]) => [k, { ...a }])));
+    }
+  }
+
   /** Drops everything (kept tensors disposed): after an error or at the end of a run. */
   reset(): void {
     for (const e of this.pending) if (e.value instanceof tf.Tensor) e.value.dispose();

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Callback, DataLoader, type CallbackHooks, type LightningModule, type TrainerContext } from '@flint/core';
-import { BoringModule, expectNoLeak } from '@flint/core/testing';
-import { randomClassificationDataset } from '../../core/src/testing/data.js';
+import { BoringModule, expectNoLeak, randomClassificationDataset } from '@flint/core/testing';
 import { describe, expect, it } from 'vitest';
 import { Trainer } from './index.js';
 

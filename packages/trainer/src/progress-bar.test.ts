@@ -1,7 +1,6 @@
 import { DataLoader } from '@flint/core';
-import { BoringModule, expectNoLeak } from '@flint/core/testing';
+import { BoringModule, expectNoLeak, randomClassificationDataset } from '@flint/core/testing';
 import { describe, expect, it } from 'vitest';
-import { randomClassificationDataset } from '../../core/src/testing/data.js';
 import { ProgressBar, Trainer, type ProgressStream } from './index.js';
 
 function stream(isTTY: boolean): ProgressStream & { text: string } {

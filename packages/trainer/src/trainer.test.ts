@@ -13,9 +13,8 @@ import {
   type OptimizersReturn,
   type TrainerContext,
 } from '@flint/core';
-import { BoringModule, expectNoLeak, type BoringBatch } from '@flint/core/testing';
+import { BoringModule, expectNoLeak, type BoringBatch, randomClassificationDataset } from '@flint/core/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { randomClassificationDataset } from '../../core/src/testing/data.js';
 import { Trainer, type TrainerOptions } from './index.js';
 
 const quiet: TrainerOptions = { logger: false, enableProgressBar: false, enableModelSummary: false, enableCheckpointing: false };
@@ -89,7 +88,7 @@ describe('Trainer.fit', () => {
   it('limits batches by count and by fraction, and validates within the epoch', async () => {
     let valRuns = 0;
     class Count extends Callback {
-      onValidationEnd() {
+      override onValidationEnd() {
         valRuns += 1;
       }
     }
@@ -111,7 +110,7 @@ describe('Trainer.fit', () => {
 
   it('minEpochs overrides a stop request until reached', async () => {
     class StopAtOnce extends Callback {
-      onTrainEpochEnd(trainer: TrainerContext) {
+      override onTrainEpochEnd(trainer: TrainerContext) {
         trainer.requestStop({ rule: 'user', message: 'stop please', source: 'test' });
       }
     }

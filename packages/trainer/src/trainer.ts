@@ -1,6 +1,20 @@
 import * as tf from '@tensorflow/tfjs';
 import {
+  captureOptimizerState,
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_FORMAT_VERSION,
+  CheckpointError,
   clipGradients,
+  FLINT_VERSION,
+  getRngState,
+  HostTensor,
+  loadCheckpointFile,
+  restoreOptimizerState,
+  saveCheckpointFile,
+  setRngState,
+  type CheckpointObject,
+  type OptimizerState,
+  type RngState,
   DataError,
   DataLoader,
   describeBatch,
@@ -41,6 +55,11 @@ export type DataInput<B> = DataLoader<B> | DataModule<B>;
 
 export interface FitOptions {
   /** Resume from a checkpoint: a path, 'last' or 'best' (from the ModelCheckpoint callback). */
+  ckptPath?: string;
+}
+
+export interface EvalOptions {
+  /** Load these weights first: a path, 'last' or 'best' (from the ModelCheckpoint callback). */
   ckptPath?: string;
 }
 
@@ -216,12 +235,59 @@ export class Trainer implements TrainerContext {
     else process.stdout.write(`${message}\n`);
   }
 
-  async dumpCheckpoint(_weightsOnly = false): Promise<CheckpointData> {
-    throw new MisconfigurationError('checkpoints are not available yet');
+  /**
+   * Everything needed to continue this run exactly (see docs/checkpoints.md): weights by parameter
+   * name, optimizer states, progress with the place to resume, scheduler, callback and logger
+   * states, hyper-parameters, the RNG state, the history and the epoch's partial metrics.
+   */
+  async dumpCheckpoint(weightsOnly = false): Promise<CheckpointData> {
+    const module = this.module;
+    if (module === undefined) throw new MisconfigurationError('dumpCheckpoint() works while the trainer runs a module (inside fit/validate/test).');
+    const params = module.namedParameters();
+    const complete = this._progress.batchInEpoch >= this._numTrainingBatches;
+    const checkpoint: CheckpointObject = {
+      format: CHECKPOINT_FORMAT,
+      formatVersion: CHECKPOINT_FORMAT_VERSION,
+      flintVersion: FLINT_VERSION,
+      createdAt: new Date().toISOString(),
+      module: module.constructor.name,
+      backend: tf.getBackend(),
+      weightsOnly,
+      epoch: this._progress.epoch,
+      globalStep: this._progress.globalStep,
+      progress: { ...this._progress },
+      resume: complete ? { epoch: this._progress.epoch + 1, batch: 0 } : { epoch: this._progress.epoch, batch: this._progress.batchInEpoch },
+      hparams: structuredClone(module.hparams),
+      stateDict: Object.fromEntries(params.map((p) => [p.name, HostTensor.fromTensor(p.variable)])),
+    };
+    if (!weightsOnly) {
+      const varToParam = new Map(params.map((p) => [p.variable.name, p.name]));
+      checkpoint.optimizers = await Promise.all(this._optimizers.map((o) => captureOptimizerState(o.optimizer, varToParam)));
+      checkpoint.lrSchedulers = this._lrSchedulers.map((c) => c.scheduler.stateDict());
+      const callbacks: Record<string, unknown> = {};
+      for (const cb of this.callbacks) {
+        if (cb.stateKey in callbacks) {
+          throw new MisconfigurationError(`Two callbacks share the stateKey '${cb.stateKey}': give each a distinct stateKey so that their states can be told apart in checkpoints.`);
+        }
+        callbacks[cb.stateKey] = cb.stateDict();
+      }
+      checkpoint.callbacks = callbacks;
+      checkpoint.loggers = Object.fromEntries(this.loggers.filter((l) => typeof l.stateDict === 'function').map((l) => [l.name, l.stateDict!()]));
+      checkpoint.rng = getRngState() ?? null;
+      checkpoint.loops = {
+        history: structuredClone(this._history),
+        callbackMetrics: { ...this._callbackMetrics },
+        collector: this.collector.stateDict(),
+      };
+    }
+    await this.dispatcher.call('onSaveCheckpoint', [checkpoint]);
+    return checkpoint;
   }
 
-  async saveCheckpoint(_path: string, _weightsOnly = false): Promise<void> {
-    throw new MisconfigurationError('checkpoints are not available yet');
+  /** Writes the current state to `path` atomically (a temporary file, flushed, then renamed). */
+  async saveCheckpoint(path: string, weightsOnly = false): Promise<void> {
+    const checkpoint = await this.dumpCheckpoint(weightsOnly);
+    await saveCheckpointFile(path, checkpoint as CheckpointObject);
   }
 
   // ---- public entry points -------------------------------------------------------------------
@@ -242,9 +308,8 @@ export class Trainer implements TrainerContext {
       await this.materializeLayers(m, trainLoader);
       await this.callSetup('fit');
       this.configureOptimizers(m);
-      if (options.ckptPath !== undefined) {
-        throw new MisconfigurationError('fit option ckptPath: resuming from checkpoints is not available yet');
-      }
+      this._numTrainingBatches = applyLimit(this.trainLimit(), trainLoader.length);
+      if (options.ckptPath !== undefined) await this.restoreCheckpoint(m, options.ckptPath, false);
       for (const logger of this.loggers) await logger.logHyperparams(m.hparams);
       if (this.options.enableModelSummary) this.print(m.summary());
       await this.dispatcher.call('onFitStart', []);
@@ -254,24 +319,26 @@ export class Trainer implements TrainerContext {
   }
 
   /** Runs the validation loop once and returns the epoch-level validation metrics. */
-  async validate<B>(module: LightningModule<B>, data: DataInput<B>): Promise<Metrics> {
+  async validate<B>(module: LightningModule<B>, data: DataInput<B>, options: EvalOptions = {}): Promise<Metrics> {
     const m = module as LightningModule;
     let result: Metrics = {};
     await this.run(m, 'validate', async () => {
       const loader = await this.resolveEvalData(data, 'validate');
       await this.callSetup('validate');
+      if (options.ckptPath !== undefined) await this.restoreCheckpoint(m, options.ckptPath, true);
       result = await this.evaluationLoop(m, loader, 'validate');
     });
     return result;
   }
 
   /** Runs the test loop once and returns the epoch-level test metrics. */
-  async test<B>(module: LightningModule<B>, data: DataInput<B>): Promise<Metrics> {
+  async test<B>(module: LightningModule<B>, data: DataInput<B>, options: EvalOptions = {}): Promise<Metrics> {
     const m = module as LightningModule;
     let result: Metrics = {};
     await this.run(m, 'test', async () => {
       const loader = await this.resolveEvalData(data, 'test');
       await this.callSetup('test');
+      if (options.ckptPath !== undefined) await this.restoreCheckpoint(m, options.ckptPath, true);
       result = await this.evaluationLoop(m, loader, 'test');
     });
     return result;
@@ -482,6 +549,91 @@ export class Trainer implements TrainerContext {
     module._lrSchedulers = [];
   }
 
+  private trainLimit(): number | undefined {
+    const fast = this.fastDevRunBatches;
+    const overfit = this.options.overfitBatches;
+    return fast > 0 ? fast : overfit > 0 ? overfit : this.options.limitTrainBatches;
+  }
+
+  private resolveCheckpointPath(which: string): string {
+    if (which !== 'last' && which !== 'best') return which;
+    for (const cb of this.callbacks) {
+      const found = cb.checkpointPath?.(which);
+      if (found !== undefined) return found;
+    }
+    throw new MisconfigurationError(
+      `ckptPath '${which}': no callback knows a ${which} checkpoint (add a ModelCheckpoint${which === 'best' ? ' with a monitor' : ' with saveLast'} to this trainer's callbacks, or pass a file path).`,
+    );
+  }
+
+  /**
+   * Restores a checkpoint into the running module (and, for a resume, the optimizers, progress,
+   * schedulers, callbacks, loggers, RNG and history). Everything is checked before anything is
+   * changed, so a damaged or foreign checkpoint never leaves the module half-loaded.
+   */
+  private async restoreCheckpoint(module: LightningModule, ckptPath: string, weightsOnly: boolean): Promise<void> {
+    const path = this.resolveCheckpointPath(ckptPath);
+    const ckpt = await loadCheckpointFile(path);
+    const source = `checkpoint ${path}`;
+    const state = ckpt.stateDict as Record<string, HostTensor> | undefined;
+    if (state === undefined || typeof state !== 'object') throw new CheckpointError(`${source} holds no weights (stateDict).`);
+    if (!weightsOnly) {
+      if (ckpt.weightsOnly === true) {
+        throw new CheckpointError(`${source} holds weights only (saveWeightsOnly): it can initialize a module or be tested, not resume a fit.`);
+      }
+      const optimizers = (ckpt.optimizers ?? []) as OptimizerState[];
+      if (optimizers.length !== this._optimizers.length) {
+        throw new CheckpointError(`${source} holds ${optimizers.length} optimizer state(s); ${module.constructor.name}.configureOptimizers returned ${this._optimizers.length}.`);
+      }
+      optimizers.forEach((o, i) => {
+        const mine = this._optimizers[i]!.optimizer.getClassName();
+        if (o.className !== mine) throw new CheckpointError(`${source}: optimizer ${i} is a ${o.className} in the checkpoint and a ${mine} in the module.`);
+      });
+      const schedulers = (ckpt.lrSchedulers ?? []) as unknown[];
+      if (schedulers.length !== this._lrSchedulers.length) {
+        throw new CheckpointError(`${source} holds ${schedulers.length} LR scheduler state(s); the module configures ${this._lrSchedulers.length}.`);
+      }
+    }
+    // Checks names and shapes of every weight before assigning any.
+    try {
+      module.loadStateDict(state);
+    } catch (error) {
+      if (error instanceof CheckpointError) throw new CheckpointError(`${source}: ${error.message}`, { cause: error });
+      throw error;
+    }
+    if (weightsOnly) {
+      await this.dispatcher.call('onLoadCheckpoint', [ckpt]);
+      return;
+    }
+    const paramToVar = new Map(module.namedParameters().map((p) => [p.name, p.variable.name]));
+    const optimizers = ckpt.optimizers as OptimizerState[];
+    for (let i = 0; i < optimizers.length; i++) await restoreOptimizerState(this._optimizers[i]!.optimizer, optimizers[i]!, paramToVar, source);
+    (ckpt.lrSchedulers as Array<Record<string, unknown>>).forEach((st, i) => this._lrSchedulers[i]!.scheduler.loadStateDict(st));
+    const callbacks = (ckpt.callbacks ?? {}) as Record<string, Record<string, unknown>>;
+    for (const cb of this.callbacks) {
+      const st = callbacks[cb.stateKey];
+      if (st !== undefined) cb.loadStateDict(st);
+    }
+    const loggers = (ckpt.loggers ?? {}) as Record<string, Record<string, unknown>>;
+    for (const logger of this.loggers) {
+      const st = loggers[logger.name];
+      if (st !== undefined) logger.loadStateDict?.(st);
+    }
+    if (ckpt.rng !== null && ckpt.rng !== undefined) setRngState(ckpt.rng as RngState);
+    const resume = ckpt.resume as { epoch: number; batch: number };
+    const progress = ckpt.progress as FitProgress;
+    this._progress.epoch = resume.epoch;
+    this._progress.batchInEpoch = resume.batch;
+    this._progress.globalStep = progress.globalStep;
+    this._progress.totalBatches = progress.totalBatches;
+    const loops = (ckpt.loops ?? {}) as { history?: EpochRecord[]; callbackMetrics?: Record<string, number>; collector?: Record<string, unknown> };
+    this._history.splice(0, this._history.length, ...(loops.history ?? []));
+    this._callbackMetrics = { ...(loops.callbackMetrics ?? {}) };
+    if (resume.batch > 0 && loops.collector !== undefined) this.collector.loadStateDict(loops.collector);
+    await this.dispatcher.call('onLoadCheckpoint', [ckpt]);
+    this.print(`Flint: resumed from ${path} at epoch ${resume.epoch}, batch ${resume.batch} (global step ${progress.globalStep}).`);
+  }
+
   // ---- fit loop -------------------------------------------------------------------------------
 
   private async fitLoop(module: LightningModule, trainLoader: DataLoader<unknown>, valLoader: DataLoader<unknown> | undefined): Promise<void> {
@@ -489,10 +641,8 @@ export class Trainer implements TrainerContext {
     const d = this.dispatcher;
     const fast = this.fastDevRunBatches;
     const overfit = o.overfitBatches;
-    const trainLimit = fast > 0 ? fast : overfit > 0 ? overfit : o.limitTrainBatches;
-    this._numTrainingBatches = applyLimit(trainLimit, trainLoader.length);
     if (this._numTrainingBatches === 0) {
-      throw new DataError(`trainer.fit: there are no training batches (the loader has ${trainLoader.length}, limitTrainBatches=${String(trainLimit)}).`);
+      throw new DataError(`trainer.fit: there are no training batches (the loader has ${trainLoader.length}, limitTrainBatches=${String(this.trainLimit())}).`);
     }
     const evalLoader = overfit > 0 ? trainLoader : valLoader;
     const valLimit = evalLoader === undefined ? 0 : applyLimit(fast > 0 ? fast : overfit > 0 ? overfit : o.limitValBatches, evalLoader.length);
@@ -583,9 +733,11 @@ export class Trainer implements TrainerContext {
         this.absorb(collected);
         if (Object.keys(collected.logged).length > 0) await this.logMetrics(collected.logged, this.globalStep);
         this.recordHistory(epoch, collected.callback);
+        // Before the callbacks that read epoch metrics, so that an epoch-end checkpoint holds the
+        // scheduler state after this epoch's step.
+        await this.stepSchedulers('epoch');
       });
       this.collector.hookKind = 'none';
-      await this.stepSchedulers('epoch');
       for (const logger of this.loggers) await logger.save();
       this._progress.epoch = epoch + 1;
       this._progress.batchInEpoch = 0;

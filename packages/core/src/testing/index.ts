@@ -1,3 +1,10 @@
 export { BoringModule } from './boring-module.js';
 export type { BoringBatch } from './boring-module.js';
 export { expectNoLeak } from './leaks.js';
+export {
+  randomClassificationDataset,
+  randomRegressionDataset,
+  randomClassificationOptionsSchema,
+  randomRegressionOptionsSchema,
+} from './data.js';
+export type { RandomClassificationOptions, RandomRegressionOptions } from './data.js';

@@ -10,8 +10,6 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FlintError } from '@flint/core';
-import { setupNative } from './native/index.js';
 
 const USAGE = `Usage: flint setup-native [--python PATH] [--force] [--check]
 
@@ -55,6 +53,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  // Loaded only now: @flint/core brings TensorFlow.js, which --help and usage errors do not need.
+  const [{ FlintError }, { setupNative }] = await Promise.all([import('@flint/core'), import('./native/index.js')]);
   try {
     const report = await setupNative({ python: values.python, force: values.force ?? false, check: values.check ?? false });
     if (values.check === true) {

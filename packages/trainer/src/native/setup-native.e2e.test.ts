@@ -46,7 +46,7 @@ function findDependency(from: string, dep: string): string {
 /** Errors that mean "this machine cannot do it", not "setup-native is broken". */
 const environmental = (e: unknown): boolean =>
   e instanceof BackendError &&
-  /^setup-native: (pip could not get|this is |this Linux has)|^setup-native cannot build the native backend on this machine/.test(e.message);
+  /^setup-native: (pip could not get|this is |this Linux has|[\d.]+ [MG]B free on the disk)|^setup-native cannot build the native backend on this machine/.test(e.message);
 
 const TRAIN_SCRIPT = `
 const tf = require(process.argv[1]);
@@ -70,6 +70,12 @@ describe('setupNative on a fresh project (real wheel, real build)', () => {
   const lines: string[] = [];
 
   beforeAll(async () => {
+    if (process.env.FLINT_BACKEND === 'tensorflow') {
+      // The suite's native pass runs on the workspace's own build already; building again proves nothing new.
+      skipReason = 'FLINT_BACKEND=tensorflow: the setup itself is tested in the default (wasm) pass';
+      console.warn(`native e2e skipped: ${skipReason}`);
+      return;
+    }
     project = makeProject();
     try {
       report = await setupNative({ cwd: project.root, log: (l) => lines.push(l) });
@@ -162,6 +168,7 @@ describe('setupNative on a fresh project (real wheel, real build)', () => {
 
 describe('setupNative when the build fails', () => {
   it('names the failure with the log tail and leaves no deps/, lib/ or staging behind', async (ctx) => {
+    if (process.env.FLINT_BACKEND === 'tensorflow') return ctx.skip('FLINT_BACKEND=tensorflow: tested in the default (wasm) pass');
     const project = makeProject();
     try {
       const real = hostEnv();

@@ -105,7 +105,13 @@ export async function setupNative(options?: SetupNativeOptions, host: HostEnv = 
     const n = ++index;
     const t = performance.now();
     if (slow) log(`setup-native [${n}/${total}] ${name}...`);
-    const result = await fn();
+    let result: T;
+    try {
+      result = await fn();
+    } catch (error) {
+      log(`setup-native [${n}/${total}] ${name}: failed (${seconds(performance.now() - t)})`);
+      throw error;
+    }
     const ms = performance.now() - t;
     steps.push({ name, ms });
     log(`setup-native [${n}/${total}] ${name}: ${done(result)} (${seconds(ms)})`);
@@ -145,7 +151,6 @@ export async function setupNative(options?: SetupNativeOptions, host: HostEnv = 
     const reason = !existing.skipped && !existing.result.ok ? existing.result.reason : 'not checked';
     throw new BackendError(`setup-native --check: the native backend does not work: ${reason}. Run setup-native to build it.`);
   }
-  const previousWorked = opts.force && existsSync(addon) && (await checkTfjsNodeInChild(pkg.dir)).ok;
 
   const tools = await step(
     'check the platform and tools',
@@ -158,6 +163,8 @@ export async function setupNative(options?: SetupNativeOptions, host: HostEnv = 
       `Python ${t.pythonVersion} with pip ${t.pipVersion}, ${t.cxxVersion}, make, ${t.strip === undefined ? 'no strip' : 'strip'}, Node headers in ${t.nodedir}`,
   );
 
+  // With --force a working build may be there: it is put back if the new one fails its check.
+  const previousWorked = opts.force && existsSync(addon) && (await checkTfjsNodeInChild(pkg.dir)).ok;
   const staging = acquireStaging(pkg.dir);
   try {
     checkFreeSpace(pkg.dir);
@@ -277,16 +284,20 @@ async function downloadWheel(tools: Toolchain, dir: string): Promise<{ path: str
   mkdirSync(dir, { recursive: true });
   const attempt = (fallback: boolean) => run(tools.python, ['-m', 'pip', ...pipDownloadArgs(dir, fallback)]);
   let result = await attempt(false);
+  const nothingAtAll = (r: RunResult) => /\(from versions: none\)/.test(r.output);
   const noMatch = (r: RunResult) => /No matching distribution|Could not find a version that satisfies/i.test(r.output);
-  if (result.code !== 0 && noMatch(result) && !tools.pythonVersion.startsWith('3.11.')) {
-    // The index may have the wheel for other Pythons only; the libraries do not depend on the Python.
+  if (result.code !== 0 && noMatch(result) && !nothingAtAll(result) && !tools.pythonVersion.startsWith('3.11.')) {
+    // The index has the release, but maybe not for this Python; the libraries do not depend on the Python.
     result = await attempt(true);
   }
   if (result.code !== 0) {
     const cmd = `${tools.python} -m pip ${pipDownloadArgs(dir).join(' ')}`;
-    const hint = noMatch(result)
-      ? `The index pip uses has no ${WHEEL_REQUIREMENT} wheel for this machine (Linux x64, glibc 2.27+).`
-      : 'pip needs to reach the Python package index or a mirror set in its configuration (see `pip config list`, PIP_INDEX_URL, PIP_EXTRA_INDEX_URL).';
+    const reach = 'pip needs to reach the Python package index or a mirror set in its configuration (see `pip config list`, PIP_INDEX_URL, PIP_EXTRA_INDEX_URL).';
+    const hint = nothingAtAll(result)
+      ? `pip found no tensorflow-cpu at all: its index cannot be reached from here, or does not carry the package. ${reach}`
+      : noMatch(result)
+        ? `The index pip uses has tensorflow-cpu, but no ${TENSORFLOW_VERSION} wheel for this machine (Linux x64, glibc 2.27+).`
+        : reach;
     throw new BackendError(
       `setup-native: pip could not get the ${WHEEL_REQUIREMENT} wheel (\`${cmd}\` exited ${String(result.code)}):\n${tail(result.output, 6)}\n` +
         `${hint} Without the wheel the native backend cannot be set up here: install ${TFJS_NODE} the normal way where its own download works, or train on the wasm backend (accelerator: 'cpu').`,

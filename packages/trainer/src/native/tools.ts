@@ -153,8 +153,10 @@ export function findToolchain(host: HostEnv, request: ToolchainRequest = {}): To
   } else {
     for (const name of ['python3', 'python']) {
       const found = host.which(name);
-      if (found !== undefined && /^Python 3\./.test(firstLine(runOut(host, found, ['--version'])))) {
+      const version = found === undefined ? '' : firstLine(runOut(host, found, ['--version']));
+      if (found !== undefined && /^Python 3\./.test(version)) {
         python = found;
+        pythonVersion = version.replace(/^Python /, '');
         break;
       }
     }
@@ -166,7 +168,7 @@ export function findToolchain(host: HostEnv, request: ToolchainRequest = {}): To
     }
   }
   if (python !== undefined) {
-    pythonVersion = firstLine(runOut(host, python, ['--version'])).replace(/^Python /, '');
+    if (pythonVersion === '') pythonVersion = firstLine(runOut(host, python, ['--version'])).replace(/^Python /, '');
     const pip = host.run(python, ['-m', 'pip', '--version']);
     if (pip.status !== 0) {
       const why = firstLine(pip.stderr) || firstLine(pip.stdout) || `exit status ${String(pip.status)}`;

@@ -1,0 +1,147 @@
+import { backend_util } from '@tensorflow/tfjs';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { cpuFallbackKernel } from './cpu-fallback.js';
+import { sizeOf, withKernelScope } from './kernel-scope.js';
+import type { AddedKernelSource } from './options.js';
+
+/*
+ * Kernels that tfjs-backend-wasm 4.22 lacks but that gradients of common layers need (found by
+ * comparing tf.getKernelsForBackend('wasm') with 'cpu'):
+ *   UnsortedSegmentSum                  gradient of gather (Embedding layers)
+ *   Conv2DBackpropFilter                gradient of conv2d w.r.t. the filter (Conv1D/Conv2D layers)
+ *   DepthwiseConv2dNativeBackpropFilter gradients of depthwise conv (DepthwiseConv2D, SeparableConv2D)
+ *   DepthwiseConv2dNativeBackpropInput
+ * plus Einsum (a forward op that wasm lacks). Conv2DBackpropInput, MaxPoolGrad, AvgPoolGrad and the 3-D
+ * and resize gradients are present in wasm. The rest of what wasm lacks (complex numbers, FFT, ragged
+ * and string kernels, Draw) is not about training and stays out.
+ */
+
+/**
+ * UnsortedSegmentSum(x, segmentIds, numSegments): out[id] += x[i] for each row i of x. Written
+ * straight on the wasm heap: O(rows·width), where the cpu backend's version is O(numSegments·rows·width)
+ * (one masked sum per segment, hopeless for a 10k-word vocabulary). Ids outside [0, numSegments) are
+ * skipped, as the cpu backend does; the output keeps x's dtype.
+ */
+const unsortedSegmentSum: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, segmentIds } = inputs as { x: TensorInfo; segmentIds: TensorInfo };
+  const numSegments = Number(attrs?.['numSegments']);
+  const wasm = backend as BackendWasm;
+  if (x.dtype !== 'float32' && x.dtype !== 'int32') {
+    throw new Error(`Flint wasm UnsortedSegmentSum: x must be float32 or int32 (received ${x.dtype})`);
+  }
+  const inner = x.shape.slice(segmentIds.shape.length);
+  const width = sizeOf(inner);
+  // Make sure both inputs live in this backend before allocating the output: a move allocates, and an
+  // allocation can grow (and so detach) the heap that the views below look at.
+  wasm.dataIdMap.get(x.dataId);
+  wasm.dataIdMap.get(segmentIds.dataId);
+  const out = wasm.makeOutput([numSegments, ...inner], x.dtype);
+  const outValues = wasm.typedArrayFromHeap(out);
+  outValues.fill(0);
+  const values = wasm.typedArrayFromHeap(x);
+  const ids = wasm.typedArrayFromHeap(segmentIds);
+  for (let row = 0; row < ids.length; row++) {
+    const id = ids[row]!;
+    if (!(id >= 0 && id < numSegments)) continue;
+    const src = row * width;
+    const dst = id * width;
+    for (let j = 0; j < width; j++) outValues[dst + j]! += values[src + j]!;
+  }
+  return out;
+};
+
+/**
+ * Conv2DBackpropFilter(x, dy) = dW[kh, kw, ci, co] = Σ x_padded[b, oh·s + kh, ow·s + kw, ci] · dy[b, oh, ow, co]:
+ * for each filter tap, one strided slice of the padded input and one XNNPACK product dyᵀ·patch.
+ */
+const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const a = attrs ?? {};
+  const filterShape = a['filterShape'] as [number, number, number, number];
+  const info = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    a['strides'] as [number, number] | number,
+    1,
+    a['pad'] as 'valid' | 'same' | number | backend_util.ExplicitPadding,
+    a['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
+    false,
+    backend_util.convertConv2DDataFormat((a['dataFormat'] as 'NHWC' | 'NCHW' | undefined) ?? 'NHWC'),
+  );
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
+  const { strideHeight, strideWidth, filterHeight, filterWidth, padInfo } = info;
+  return withKernelScope(backend as BackendWasm, (s) => {
+    const rows = batchSize * outHeight * outWidth;
+    if (rows === 0 || sizeOf(filterShape) === 0) return s.zeros(filterShape);
+    const channelsFirst = info.dataFormat === 'channelsFirst';
+    const xNhwc = channelsFirst ? s.transpose(x, [0, 2, 3, 1]) : x;
+    let dyNhwc = channelsFirst ? s.transpose(dy, [0, 2, 3, 1]) : dy;
+    // tfjs's conv2d gradient drops dimRoundingMode, so dy can have one more row or column than this
+    // kernel's geometry; the cpu kernel then ignores the extra ones, and so does this one.
+    if (dyNhwc.shape[1]! > outHeight || dyNhwc.shape[2]! > outWidth) {
+      dyNhwc = s.run('Slice', { x: dyNhwc }, { begin: [0, 0, 0, 0], size: [batchSize, outHeight, outWidth, outChannels] });
+    }
+    const spanH = (outHeight - 1) * strideHeight + 1;
+    const spanW = (outWidth - 1) * strideWidth + 1;
+    const bottom = Math.max(0, filterHeight - 1 + spanH - inHeight - padInfo.top);
+    const right = Math.max(0, filterWidth - 1 + spanW - inWidth - padInfo.left);
+    const padded =
+      padInfo.top > 0 || padInfo.left > 0 || bottom > 0 || right > 0
+        ? s.run(
+            'PadV2',
+            { x: xNhwc },
+            { paddings: [[0, 0], [padInfo.top, bottom], [padInfo.left, right], [0, 0]], constantValue: 0 },
+          )
+        : xNhwc;
+    const dyT = s.reshape(s.transpose(s.reshape(dyNhwc, [rows, outChannels]), [1, 0]), [1, outChannels, rows]);
+    const taps: TensorInfo[] = [];
+    for (let i = 0; i < filterHeight; i++) {
+      for (let j = 0; j < filterWidth; j++) {
+        const patch = s.run(
+          'StridedSlice',
+          { x: padded },
+          {
+            begin: [0, i, j, 0],
+            end: [batchSize, i + spanH, j + spanW, inChannels],
+            strides: [1, strideHeight, strideWidth, 1],
+            beginMask: 0,
+            endMask: 0,
+            ellipsisMask: 0,
+            newAxisMask: 0,
+            shrinkAxisMask: 0,
+          },
+        );
+        const product = s.run(
+          'BatchMatMul',
+          { a: dyT, b: s.reshape(patch, [1, rows, inChannels]) },
+          { transposeA: false, transposeB: false },
+        ); // [1, co, ci]
+        taps.push(product);
+      }
+    }
+    const byTap = s.reshape(s.run('Concat', taps, { axis: 2 }), [outChannels, filterHeight * filterWidth * inChannels]);
+    return s.reshape(s.transpose(byTap, [1, 0]), filterShape);
+  });
+};
+
+export interface AddedKernel {
+  readonly config: KernelConfig;
+  readonly via: AddedKernelSource;
+}
+
+/** The kernels Flint adds to wasm when they are missing there. */
+export function missingKernelConfigs(): AddedKernel[] {
+  const wasmKernel = (kernelName: string, kernelFunc: KernelFunc): AddedKernel => ({
+    config: { kernelName, backendName: 'wasm', kernelFunc },
+    via: 'wasm',
+  });
+  const fallback = (kernelName: string): AddedKernel => ({ config: cpuFallbackKernel(kernelName), via: 'cpu-fallback' });
+  return [
+    wasmKernel('UnsortedSegmentSum', unsortedSegmentSum),
+    wasmKernel('Conv2DBackpropFilter', conv2DBackpropFilter),
+    fallback('DepthwiseConv2dNativeBackpropFilter'),
+    fallback('DepthwiseConv2dNativeBackpropInput'),
+    fallback('Einsum'),
+  ];
+}

@@ -1,0 +1,71 @@
+import os from 'node:os';
+import { z } from 'zod';
+
+/**
+ * The threaded wasm build pre-spawns 8 emscripten workers and its C++ side caps XNNPACK's pool at 8,
+ * so 8 is the most threads it can run.
+ */
+export const MAX_WASM_THREADS = 8;
+
+/** What `threads: 'auto'` uses at most (see docs/wasm-backend.md). */
+export const AUTO_WASM_THREADS_CAP = 4;
+
+const threadsMessage = `must be 'auto', false, or a whole number of threads from 1 to ${MAX_WASM_THREADS}`;
+
+export const wasmImprovementsOptionsSchema = z.strictObject({
+  /**
+   * Replace the wasm `BatchMatMul` and `_FusedMatMul` kernels so that transposed and batched products
+   * run through XNNPACK instead of tfjs-backend-wasm's scalar loop (the backward pass of every dense
+   * layer asks for transposed products).
+   */
+  fastMatmul: z.boolean({ error: 'must be true or false' }).default(true),
+  /**
+   * XNNPACK threads on the wasm backend in Node. 'auto': as many as this machine has CPUs, at most 4;
+   * false or 1: the stock single-threaded build; a number: exactly that many (error if impossible).
+   */
+  threads: z
+    .union([z.literal('auto'), z.literal(false), z.number().int().min(1).max(MAX_WASM_THREADS)], {
+      error: threadsMessage,
+    })
+    .default('auto'),
+  /**
+   * Add the kernels wasm lacks and that gradients need (`UnsortedSegmentSum`, `Conv2DBackpropFilter`,
+   * the depthwise backprops) and `Einsum`, so conv nets and embeddings train on wasm.
+   */
+  fallbackKernels: z.boolean({ error: 'must be true or false' }).default(true),
+  /**
+   * Folder under which the wasm worker script is cached (in a `flint-wasm-<version>` subfolder).
+   * Only used when threads are on.
+   */
+  cacheDir: z.string({ error: 'must be a folder path' }).min(1, { error: 'must be a folder path' }).default(() => os.tmpdir()),
+});
+
+export type WasmImprovementsOptions = z.input<typeof wasmImprovementsOptionsSchema>;
+export type ResolvedWasmImprovementsOptions = z.output<typeof wasmImprovementsOptionsSchema>;
+
+/** How a kernel that wasm lacked is provided. */
+export type AddedKernelSource = 'wasm' | 'cpu-fallback';
+
+/** What `installWasmImprovements` did, for the trainer to print in one line. */
+export interface WasmSetupReport {
+  /** Whether the transposed/batched matmul fix is installed. */
+  readonly fastMatmul: boolean;
+  /** Kernels of the wasm backend that were replaced by Flint's. */
+  readonly replacedKernels: readonly string[];
+  /** Kernels that wasm lacked and Flint added, with how each runs. */
+  readonly addedKernels: readonly { readonly name: string; readonly via: AddedKernelSource }[];
+  /** XNNPACK threads the wasm backend runs with (1 = no worker threads). */
+  readonly threads: number;
+  /** The `threads` option as given (after defaults). */
+  readonly threadsRequested: number | 'auto' | false;
+  /** Why fewer threads than requested run (only for 'auto'; an explicit number throws instead). */
+  readonly threadsNote?: string;
+  /** The wasm binary in use. */
+  readonly wasmBinary: 'tfjs-backend-wasm-threaded-simd.wasm' | 'tfjs-backend-wasm-simd.wasm' | 'tfjs-backend-wasm.wasm';
+  /** The cached emscripten worker script (threads only). */
+  readonly workerScript?: string;
+  /** Short facts, e.g. ['2 threads', 'fast matmul', '+5 kernels']. */
+  readonly details: readonly string[];
+  /** One line for the console, e.g. "wasm: 2 threads, fast matmul (BatchMatMul, _FusedMatMul), ...". */
+  readonly summary: string;
+}

@@ -17,12 +17,12 @@ import {
 import {
   createThreadedBackend,
   describeError,
-  ensureWorkerScript,
   loadWasmPackage,
   threadedBuildFiles,
   threadsOf,
   type WasmPackage,
 } from './threads.js';
+import { ensureWorkerScript } from './worker-script.js';
 
 type BackendFactory = () => KernelBackend | Promise<KernelBackend>;
 interface FactoryEntry {

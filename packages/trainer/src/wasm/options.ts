@@ -24,9 +24,18 @@ export const wasmImprovementsOptionsSchema = z.strictObject({
    * false or 1: the stock single-threaded build; a number: exactly that many (error if impossible).
    */
   threads: z
-    .union([z.literal('auto'), z.literal(false), z.number().int().min(1).max(MAX_WASM_THREADS)], {
-      error: threadsMessage,
-    })
+    .union(
+      [
+        z.literal('auto'),
+        z.literal(false),
+        z
+          .number({ error: threadsMessage })
+          .int({ error: threadsMessage })
+          .min(1, { error: threadsMessage })
+          .max(MAX_WASM_THREADS, { error: threadsMessage }),
+      ],
+      { error: threadsMessage },
+    )
     .default('auto'),
   /**
    * Add the kernels wasm lacks and that gradients need (`UnsortedSegmentSum`, `Conv2DBackpropFilter`,

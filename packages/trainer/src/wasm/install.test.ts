@@ -1,0 +1,143 @@
+import os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MisconfigurationError } from '@flint/core';
+import { installWasmImprovements, uninstallWasmImprovements, wasmImprovementsOptionsSchema } from './index.js';
+
+afterEach(async () => {
+  await uninstallWasmImprovements();
+  await tf.setBackend('wasm');
+});
+
+const kernelFunc = (name: string) => tf.getKernel(name, 'wasm')?.kernelFunc;
+
+describe('installWasmImprovements options', () => {
+  it('defaults: everything on, threads auto, cache in the temp folder', () => {
+    expect(wasmImprovementsOptionsSchema.parse({})).toEqual({
+      fastMatmul: true,
+      threads: 'auto',
+      fallbackKernels: true,
+      cacheDir: os.tmpdir(),
+    });
+  });
+
+  it.each([
+    [{ fastMatMul: false }, `installWasmImprovements option '(options)': Unrecognized key: "fastMatMul" (received {"fastMatMul":false})`],
+    [{ threads: 9 }, "installWasmImprovements option 'threads': must be 'auto', false, or a whole number of threads from 1 to 8 (received 9)"],
+    [{ threads: 0 }, "installWasmImprovements option 'threads': must be 'auto', false, or a whole number of threads from 1 to 8 (received 0)"],
+    [{ threads: 2.5 }, "installWasmImprovements option 'threads': must be 'auto', false, or a whole number of threads from 1 to 8 (received 2.5)"],
+    [{ threads: true }, "installWasmImprovements option 'threads': must be 'auto', false, or a whole number of threads from 1 to 8 (received true)"],
+    [{ fallbackKernels: 'yes' }, `installWasmImprovements option 'fallbackKernels': must be true or false (received "yes")`],
+    [{ cacheDir: '' }, `installWasmImprovements option 'cacheDir': must be a folder path (received "")`],
+  ])('rejects %j', async (options, message) => {
+    const result = installWasmImprovements(options as never);
+    await expect(result).rejects.toBeInstanceOf(MisconfigurationError);
+    await expect(result).rejects.toThrow(message);
+  });
+});
+
+describe('installWasmImprovements', () => {
+  it('reports what it installed, in one line too', async () => {
+    const report = await installWasmImprovements({ threads: false });
+    expect(report).toMatchObject({
+      fastMatmul: true,
+      replacedKernels: ['BatchMatMul', '_FusedMatMul'],
+      addedKernels: [
+        { name: 'UnsortedSegmentSum', via: 'wasm' },
+        { name: 'Conv2DBackpropFilter', via: 'wasm' },
+        { name: 'DepthwiseConv2dNativeBackpropFilter', via: 'cpu-fallback' },
+        { name: 'DepthwiseConv2dNativeBackpropInput', via: 'cpu-fallback' },
+        { name: 'Einsum', via: 'cpu-fallback' },
+      ],
+      threads: 1,
+      threadsRequested: false,
+      wasmBinary: 'tfjs-backend-wasm-simd.wasm',
+      details: ['1 thread', 'fast matmul', '+5 kernels'],
+    });
+    expect(report.summary).toBe(
+      'wasm: 1 thread, fast matmul (BatchMatMul, _FusedMatMul replaced), added UnsortedSegmentSum, Conv2DBackpropFilter, ' +
+        'DepthwiseConv2dNativeBackpropFilter [cpu fallback], DepthwiseConv2dNativeBackpropInput [cpu fallback], Einsum [cpu fallback]',
+    );
+  });
+
+  it('is idempotent: the same options return the same report and change nothing', async () => {
+    const first = await installWasmImprovements({ threads: false });
+    const batchMatMul = kernelFunc('BatchMatMul');
+    const again = await installWasmImprovements({ threads: false });
+    expect(again).toBe(first);
+    expect(kernelFunc('BatchMatMul')).toBe(batchMatMul);
+    const [a, b] = await Promise.all([installWasmImprovements({ threads: false }), installWasmImprovements({ threads: false })]);
+    expect(a).toBe(first);
+    expect(b).toBe(first);
+  });
+
+  it('each improvement can be switched off, and uninstall restores the stock kernels', async () => {
+    const stockBatchMatMul = kernelFunc('BatchMatMul');
+    const stockFused = kernelFunc('_FusedMatMul');
+    expect(kernelFunc('UnsortedSegmentSum')).toBeUndefined();
+
+    const none = await installWasmImprovements({ fastMatmul: false, fallbackKernels: false, threads: false });
+    expect(none.replacedKernels).toEqual([]);
+    expect(none.addedKernels).toEqual([]);
+    expect(none.summary).toBe('wasm: 1 thread, stock matmul');
+    expect(kernelFunc('BatchMatMul')).toBe(stockBatchMatMul);
+    expect(kernelFunc('UnsortedSegmentSum')).toBeUndefined();
+
+    await installWasmImprovements({ fallbackKernels: false, threads: false });
+    expect(kernelFunc('BatchMatMul')).not.toBe(stockBatchMatMul);
+    expect(kernelFunc('_FusedMatMul')).not.toBe(stockFused);
+    expect(kernelFunc('Conv2DBackpropFilter')).toBeUndefined();
+
+    await installWasmImprovements({ fastMatmul: false, threads: false });
+    expect(kernelFunc('BatchMatMul')).toBe(stockBatchMatMul);
+    expect(kernelFunc('Conv2DBackpropFilter')).toBeDefined();
+
+    await uninstallWasmImprovements();
+    expect(kernelFunc('BatchMatMul')).toBe(stockBatchMatMul);
+    expect(kernelFunc('_FusedMatMul')).toBe(stockFused);
+    expect(kernelFunc('Conv2DBackpropFilter')).toBeUndefined();
+    expect(kernelFunc('UnsortedSegmentSum')).toBeUndefined();
+  });
+
+  it('tensors created on stock wasm survive the switch to threads and back, and nothing leaks', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ]);
+    const v = tf.variable(tf.tensor1d([5, 6]));
+    const before = tf.memory().numTensors;
+    await installWasmImprovements({ threads: 2 });
+    expect(tf.getBackend()).toBe('wasm');
+    const y = tf.tidy(() => x.matMul(x, true, false).add(v));
+    expect(Array.from(await y.data())).toEqual([15, 20, 19, 26]);
+    tf.tidy(() => v.assign(tf.tensor1d([7, 8])));
+    await uninstallWasmImprovements();
+    const z = tf.tidy(() => x.add(v).add(y));
+    expect(Array.from(await z.data())).toEqual([23, 30, 29, 38]);
+    tf.dispose([y, z]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, v]);
+  });
+
+  it('can be installed before the wasm backend is initialized; tfjs then takes the prepared backend', async () => {
+    // Make 'wasm' uninitialized again, as in a fresh process: tfjs's own factory, no instance.
+    const stockFactory = tf.findBackendFactory('wasm');
+    await tf.setBackend('cpu');
+    tf.removeBackend('wasm');
+    tf.registerBackend('wasm', stockFactory, 2);
+    expect(tf.engine().registry['wasm']).toBeUndefined();
+
+    const report = await installWasmImprovements({ threads: 2 });
+    expect(report.threads).toBe(2);
+    expect(tf.getBackend()).toBe('cpu');
+    expect(tf.engine().registry['wasm']).toBeUndefined(); // still not initialized: tfjs does that on setBackend
+    expect(await tf.setBackend('wasm')).toBe(true);
+    const { BackendWasm, getThreadsCount } = await import('@tensorflow/tfjs-backend-wasm');
+    expect(tf.backend()).toBeInstanceOf(BackendWasm);
+    expect(getThreadsCount()).toBe(2);
+    const y = tf.tidy(() => tf.tensor1d([1, 2]).square());
+    expect(Array.from(await y.data())).toEqual([1, 4]);
+    y.dispose();
+  });
+});

@@ -258,17 +258,22 @@ interface RunResult {
 
 function run(cmd: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const input = options.input;
+    const child = spawn(cmd, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let output = '';
     let stdout = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
       stdout += d;
       output += d;
     });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (output += d));
     child.on('error', (error) => resolve({ code: null, signal: null, output: `${output}\ncould not start ${cmd}: ${error.message}`, stdout }));
     child.on('close', (code, signal) => resolve({ code, signal, output, stdout }));
-    child.stdin.end(options.input ?? '');
+    if (input !== undefined && child.stdin !== null) {
+      // A child that exits without reading its input (a crash) must not take this process down with EPIPE.
+      child.stdin.on('error', () => {});
+      child.stdin.end(input);
+    }
   });
 }
 

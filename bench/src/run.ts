@@ -1,1 +1,210 @@
-export {};
+/**
+ * `pnpm bench`: runs the shared benchmark workload with every peer, each in its own process, one
+ * at a time, and writes bench/results/latest.{json,md}. See docs/benchmarks.md.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { mnistFiles } from '@flint/example-mnist/mnist-data';
+import { USAGE, parseBenchArgs, type BenchOptions } from './args.js';
+import { ratios, summarize, toMarkdown, type BenchReport, type Failure, type Skip } from './summary.js';
+import { SKIP_EXIT_CODE, isJsPeer, type Backend, type Peer, type RunResult } from './workload.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const benchDir = path.resolve(here, '..');
+const rootDir = path.resolve(benchDir, '..');
+const runnerJs = path.join(here, 'runner.js');
+const peerPy = path.join(benchDir, 'python', 'peer.py');
+const setupVenv = path.join(benchDir, 'python', 'setup-venv.sh');
+
+interface Cell {
+  readonly peer: Peer;
+  readonly backend: Backend | 'python';
+}
+
+interface ProcOutcome {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly timedOut: boolean;
+}
+
+function runProcess(cmd: string, args: readonly string[], timeoutSec: number, env?: NodeJS.ProcessEnv): Promise<ProcOutcome> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: rootDir, stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutSec * 1000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      resolve({ code: -1, stdout, stderr: `${stderr}\n${e.message}`, timedOut });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, timedOut });
+    });
+  });
+}
+
+function tagged(stdout: string, tag: string): string | undefined {
+  const line = stdout.split('\n').reverse().find((l) => l.startsWith(`${tag} `));
+  return line?.slice(tag.length + 1).trim();
+}
+
+function lastLines(text: string, n = 3): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0)
+    .slice(-n)
+    .join(' | ');
+}
+
+function label(cell: Cell): string {
+  return isJsPeer(cell.peer) ? `${cell.peer}@${cell.backend}` : cell.peer;
+}
+
+function log(message: string): void {
+  process.stdout.write(`${message}\n`);
+}
+
+/** The Python that has the peers' packages, or the reason there is none. */
+async function pythonFor(options: BenchOptions): Promise<{ python: string } | { reason: string }> {
+  if (options.python !== undefined) return { python: options.python };
+  log('bench: preparing the Python peers (bench/python/setup-venv.sh; the first time installs torch, lightning, keras, tensorflow-cpu)...');
+  const out = await runProcess('bash', [setupVenv], 3600);
+  for (const line of out.stderr.split('\n')) if (line.startsWith('bench-venv:')) log(`  ${line}`);
+  const python = out.stdout.trim().split('\n').pop();
+  if (out.code !== 0 || python === undefined || python.length === 0) {
+    return { reason: `no Python virtual environment (${lastLines(out.stderr) || `setup-venv.sh exited ${out.code}`})` };
+  }
+  return { python };
+}
+
+function commandArgs(
+  cell: Cell,
+  python: string | undefined,
+  extra: readonly string[],
+): { cmd: string; args: string[] } {
+  if (isJsPeer(cell.peer)) return { cmd: process.execPath, args: [runnerJs, '--peer', cell.peer, '--backend', cell.backend, ...extra] };
+  return { cmd: python ?? 'python3', args: [peerPy, '--peer', cell.peer, ...extra] };
+}
+
+async function main(): Promise<void> {
+  let options: BenchOptions;
+  try {
+    options = parseBenchArgs(process.argv.slice(2));
+  } catch (e) {
+    console.error(`${e instanceof Error ? e.message : String(e)}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (options.help) {
+    log(USAGE);
+    return;
+  }
+
+  const skipped: Skip[] = [];
+  const failures: Failure[] = [];
+  const results: RunResult[] = [];
+  const candidates: Cell[] = [];
+  for (const peer of options.peers) {
+    if (isJsPeer(peer)) for (const backend of options.backends) candidates.push({ peer, backend });
+    else candidates.push({ peer, backend: 'python' });
+  }
+
+  let python: string | undefined;
+  if (candidates.some((c) => c.backend === 'python')) {
+    const found = await pythonFor(options);
+    if ('python' in found) python = found.python;
+    else {
+      for (const c of candidates.filter((x) => x.backend === 'python')) skipped.push({ ...c, reason: found.reason });
+    }
+  }
+
+  // Preflight: each peer process once with --check, so that a missing peer is skipped up front.
+  const cells: Cell[] = [];
+  for (const cell of candidates) {
+    if (skipped.some((s) => s.peer === cell.peer && s.backend === cell.backend)) continue;
+    const { cmd, args } = commandArgs(cell, python, ['--check']);
+    const out = await runProcess(cmd, args, 300);
+    const ok = tagged(out.stdout, 'BENCH_OK');
+    if (out.code === 0 && ok !== undefined) {
+      cells.push(cell);
+      log(`bench: ${label(cell)} ready: ${ok}`);
+    } else {
+      const reason =
+        out.code === SKIP_EXIT_CODE
+          ? (tagged(out.stdout, 'BENCH_SKIP') ?? 'skipped')
+          : `its check failed (exit ${out.code}): ${lastLines(out.stderr) || lastLines(out.stdout)}`;
+      skipped.push({ ...cell, reason });
+      log(`bench: SKIP ${label(cell)}: ${reason}`);
+    }
+  }
+
+  const files = mnistFiles('train');
+  const total = options.runs * options.configs.length * cells.length;
+  let done = 0;
+  for (let run = 1; run <= options.runs; run++) {
+    for (const config of options.configs) {
+      for (const cell of cells) {
+        done++;
+        const extra = ['--config', config, '--samples', String(options.samples), '--warmup', String(options.warmupSteps)];
+        if (!isJsPeer(cell.peer)) extra.push('--images', files.images, '--labels', files.labels);
+        const { cmd, args } = commandArgs(cell, python, extra);
+        const prefix = `[${done}/${total}] run ${run} ${config} ${label(cell)}`;
+        const out = await runProcess(cmd, args, options.timeoutSec);
+        const json = tagged(out.stdout, 'BENCH_RESULT');
+        if (out.code === 0 && json !== undefined) {
+          const r = JSON.parse(json) as RunResult;
+          results.push(r);
+          log(`${prefix}: ${Math.round(r.samplesPerSec).toLocaleString('en-US')} samples/s (${r.seconds.toFixed(2)} s, loss ${r.finalLoss.toFixed(3)})`);
+        } else {
+          const message = out.timedOut
+            ? `timed out after ${options.timeoutSec} s`
+            : `exit ${out.code}: ${lastLines(out.stderr) || lastLines(out.stdout)}`;
+          failures.push({ ...cell, config, run, message });
+          log(`${prefix}: FAILED ${message}`);
+        }
+      }
+    }
+  }
+
+  const cellSummaries = summarize(results);
+  const cpus = os.cpus();
+  const report: BenchReport = {
+    date: new Date().toISOString(),
+    command: ['pnpm bench', ...process.argv.slice(2)].join(' '),
+    machine: { cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', node: process.version, loadAverage: os.loadavg() },
+    samples: options.samples,
+    warmupSteps: options.warmupSteps,
+    runs: options.runs,
+    configs: options.configs,
+    cells: cellSummaries,
+    ratios: ratios(cellSummaries),
+    skipped,
+    failures,
+  };
+  const markdown = toMarkdown(report);
+  const outDir = options.outDir ?? path.join(benchDir, 'results');
+  await mkdir(outDir, { recursive: true });
+  await writeFile(path.join(outDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(path.join(outDir, 'latest.md'), markdown);
+  log('');
+  log(markdown);
+  log(`bench: written ${path.relative(rootDir, path.join(outDir, 'latest.json'))} and latest.md`);
+  if (options.samples < 60000) log(`bench: ${options.samples} samples per epoch: a check of the harness, not a benchmark figure.`);
+  if (failures.length > 0) process.exitCode = 1;
+}
+
+await main();

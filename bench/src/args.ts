@@ -1,0 +1,84 @@
+import { parseArgs } from 'node:util';
+import { BACKENDS, CONFIG_IDS, FULL_SAMPLES, PEERS, QUICK_SAMPLES, WARMUP_STEPS, type Backend, type ConfigId, type Peer } from './workload.js';
+
+export interface BenchOptions {
+  readonly configs: readonly ConfigId[];
+  readonly peers: readonly Peer[];
+  readonly backends: readonly Backend[];
+  readonly runs: number;
+  readonly samples: number;
+  readonly warmupSteps: number;
+  /** A Python with the peers' packages; default: the venv made by bench/python/setup-venv.sh. */
+  readonly python: string | undefined;
+  /** Folder of latest.json and latest.md. */
+  readonly outDir: string | undefined;
+  /** Seconds one peer process may take before it is stopped and counted as failed. */
+  readonly timeoutSec: number;
+  readonly help: boolean;
+}
+
+export const USAGE = `pnpm bench [options]      (or: node bench/dist/run.js [options] after a build)
+
+  --configs LIST    ${CONFIG_IDS.join(',')} (default: all)
+  --peers LIST      ${PEERS.join(',')} (default: all)
+  --backends LIST   backends of the JS peers: ${BACKENDS.join(',')}
+                    (default: wasm-stock,wasm-flint,tensorflow; cpu is slow, ask for it)
+  --runs N          runs per configuration, alternating configurations; the median is reported (default 2)
+  --quick           ${QUICK_SAMPLES.toLocaleString('en-US')} samples per epoch instead of ${FULL_SAMPLES.toLocaleString('en-US')}: checks the harness, not a figure
+  --samples N       samples per timed epoch (default ${FULL_SAMPLES})
+  --warmup N        warm-up steps before the timed epoch (default ${WARMUP_STEPS})
+  --python PATH     Python for the torch/lightning/keras peers (default: .cache/bench-venv, made by bench/python/setup-venv.sh)
+  --out DIR         where latest.json and latest.md go (default: bench/results)
+  --timeout SEC     limit for one peer process (default 1800)
+  --help`;
+
+function list<T extends string>(name: string, raw: string | undefined, valid: readonly T[], fallback: readonly T[]): T[] {
+  if (raw === undefined) return [...fallback];
+  const items = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const bad = items.filter((s) => !(valid as readonly string[]).includes(s));
+  if (bad.length > 0 || items.length === 0) {
+    throw new Error(`--${name}: unknown ${bad.length > 0 ? `value(s) ${bad.join(', ')}` : 'empty list'}; valid: ${valid.join(', ')}`);
+  }
+  return [...new Set(items)] as T[];
+}
+
+function positiveInt(name: string, raw: string | undefined, fallback: number, min = 1): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min} (received ${raw})`);
+  return n;
+}
+
+export function parseBenchArgs(argv: readonly string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      configs: { type: 'string' },
+      peers: { type: 'string' },
+      backends: { type: 'string' },
+      runs: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      samples: { type: 'string' },
+      warmup: { type: 'string' },
+      python: { type: 'string' },
+      out: { type: 'string' },
+      timeout: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.quick && values.samples !== undefined) throw new Error('--quick and --samples exclude each other');
+  return {
+    configs: list('configs', values.configs, CONFIG_IDS, CONFIG_IDS),
+    peers: list('peers', values.peers, PEERS, PEERS),
+    backends: list('backends', values.backends, BACKENDS, ['wasm-stock', 'wasm-flint', 'tensorflow']),
+    runs: positiveInt('runs', values.runs, 2),
+    samples: values.quick ? QUICK_SAMPLES : positiveInt('samples', values.samples, FULL_SAMPLES),
+    warmupSteps: positiveInt('warmup', values.warmup, WARMUP_STEPS, 0),
+    python: values.python,
+    outDir: values.out,
+    timeoutSec: positiveInt('timeout', values.timeout, 1800),
+    help: values.help,
+  };
+}

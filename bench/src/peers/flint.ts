@@ -1,0 +1,94 @@
+import * as tf from '@tensorflow/tfjs';
+import { LightningModule } from '@flint/core';
+import { SkipError } from '../backend.js';
+import { LEARNING_RATE, batchesPerEpoch } from '../workload.js';
+import { buildSequential } from './tfjs-fit.js';
+import type { JsPeerRunner, PeerContext, PeerTiming } from './types.js';
+
+// The Trainer and DataLoader are looked up at run time, so that the harness builds and skips this
+// peer with a message while they do not exist yet. The types below are the API this runner is
+// written against (the announced one); once both exist, import them statically instead.
+interface TrainerLike {
+  fit(module: LightningModule<Batch>, train: unknown): Promise<unknown>;
+  readonly callbackMetrics?: Readonly<Record<string, number>>;
+  readonly globalStep?: number;
+}
+type TrainerCtor = new (options: Record<string, unknown>) => TrainerLike;
+type DataLoaderCtor = new (data: readonly [tf.Tensor, tf.Tensor], options: { batchSize: number }) => unknown;
+type Batch = [tf.Tensor, tf.Tensor];
+
+async function flintApi(): Promise<{ Trainer: TrainerCtor; DataLoader: DataLoaderCtor }> {
+  let trainer: Record<string, unknown>;
+  let core: Record<string, unknown>;
+  try {
+    trainer = (await import('@flint/trainer')) as Record<string, unknown>;
+    core = (await import('@flint/core')) as Record<string, unknown>;
+  } catch (e) {
+    throw new SkipError(`the Flint packages do not load (built? \`pnpm build\`): ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+  }
+  const Trainer = trainer['Trainer'];
+  const DataLoader = core['DataLoader'];
+  if (typeof Trainer !== 'function') throw new SkipError("'@flint/trainer' does not export Trainer yet");
+  if (typeof DataLoader !== 'function') throw new SkipError("'@flint/core' does not export DataLoader yet");
+  return { Trainer: Trainer as TrainerCtor, DataLoader: DataLoader as DataLoaderCtor };
+}
+
+/** The module a user would write: a tfjs-layers Sequential, softmax cross-entropy on the logits, Adam. */
+class MlpModule extends LightningModule<Batch> {
+  readonly net: tf.Sequential;
+
+  constructor(hidden: readonly number[]) {
+    super();
+    this.net = buildSequential(hidden);
+  }
+
+  override forward(x: tf.Tensor): tf.Tensor {
+    return this.net.apply(x) as tf.Tensor;
+  }
+
+  trainingStep(batch: Batch): tf.Scalar {
+    const [x, y] = batch;
+    const loss = tf.losses.softmaxCrossEntropy(y, this.forward(x)) as tf.Scalar;
+    this.log('train_loss', loss);
+    return loss;
+  }
+
+  configureOptimizers(): tf.Optimizer {
+    return tf.train.adam(LEARNING_RATE);
+  }
+}
+
+/**
+ * Flint's Trainer: `new DataLoader([x, y], { batchSize })`, warm-up = a `fit` with `maxSteps: 20`,
+ * then a new Trainer with `maxEpochs: 1` whose `fit` call is timed. Logger, progress bar,
+ * checkpointing and model summary off (as Lightning "minimal").
+ */
+export const flint: JsPeerRunner = {
+  async check(): Promise<void> {
+    await flintApi();
+  },
+
+  async run(ctx: PeerContext): Promise<PeerTiming> {
+    const { Trainer, DataLoader } = await flintApi();
+    const module = new MlpModule(ctx.config.hidden);
+    const loader = new DataLoader([ctx.x, ctx.y], { batchSize: ctx.config.batchSize });
+    const batches = batchesPerEpoch(ctx.samples, ctx.config.batchSize);
+    const common = {
+      logger: false,
+      enableProgressBar: false,
+      enableCheckpointing: false,
+      enableModelSummary: false,
+      backend: ctx.backend.trainerBackend,
+    };
+
+    const warmup = new Trainer({ ...common, maxSteps: ctx.warmupSteps, maxEpochs: Math.ceil(ctx.warmupSteps / batches) });
+    await warmup.fit(module, loader);
+
+    const trainer = new Trainer({ ...common, maxEpochs: 1 });
+    const t0 = performance.now();
+    await trainer.fit(module, loader);
+    const seconds = (performance.now() - t0) / 1000;
+    const loss = trainer.callbackMetrics?.['train_loss'];
+    return { seconds, steps: trainer.globalStep ?? batches, finalLoss: typeof loss === 'number' ? loss : Number.NaN };
+  },
+};

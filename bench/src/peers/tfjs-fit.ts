@@ -1,0 +1,44 @@
+import * as tf from '@tensorflow/tfjs';
+import { INPUT_SIZE, LEARNING_RATE, NUM_CLASSES, batchesPerEpoch } from '../workload.js';
+import type { JsPeerRunner, PeerContext, PeerTiming } from './types.js';
+
+/** A tfjs-layers Sequential of Dense layers (ReLU hidden layers, logits out). */
+export function buildSequential(hidden: readonly number[]): tf.Sequential {
+  const model = tf.sequential();
+  hidden.forEach((units, i) => {
+    model.add(tf.layers.dense(i === 0 ? { units, activation: 'relu', inputShape: [INPUT_SIZE] } : { units, activation: 'relu' }));
+  });
+  model.add(tf.layers.dense(hidden.length === 0 ? { units: NUM_CLASSES, inputShape: [INPUT_SIZE] } : { units: NUM_CLASSES }));
+  return model;
+}
+
+/**
+ * tfjs-layers `model.fit`: a Sequential of Dense layers compiled with Adam and softmax
+ * cross-entropy on the logits (a loss function, since tfjs's string losses expect probabilities),
+ * `shuffle: false`, `verbose: 0`. Warm-up is a `fit` on the first 20 batches; the timed span is one
+ * `fit` call over the epoch.
+ */
+export const tfjsFit: JsPeerRunner = {
+  async run(ctx: PeerContext): Promise<PeerTiming> {
+    const model = buildSequential(ctx.config.hidden);
+    model.compile({
+      optimizer: tf.train.adam(LEARNING_RATE),
+      loss: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.losses.softmaxCrossEntropy(yTrue, yPred),
+    });
+    const bs = ctx.config.batchSize;
+
+    const warmSamples = Math.min(ctx.samples, ctx.warmupSteps * bs);
+    const warmEpochs = Math.ceil(ctx.warmupSteps / batchesPerEpoch(warmSamples, bs));
+    const xw = ctx.x.slice([0, 0], [warmSamples, INPUT_SIZE]);
+    const yw = ctx.y.slice([0, 0], [warmSamples, NUM_CLASSES]);
+    await model.fit(xw, yw, { batchSize: bs, epochs: warmEpochs, shuffle: false, verbose: 0 });
+    xw.dispose();
+    yw.dispose();
+
+    const t0 = performance.now();
+    const history = await model.fit(ctx.x, ctx.y, { batchSize: bs, epochs: 1, shuffle: false, verbose: 0 });
+    const seconds = (performance.now() - t0) / 1000;
+    const loss = history.history['loss']?.[0];
+    return { seconds, steps: batchesPerEpoch(ctx.samples, bs), finalLoss: typeof loss === 'number' ? loss : Number.NaN };
+  },
+};

@@ -1,0 +1,29 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { BackendInfo } from '../backend.js';
+import type { BenchConfig } from '../workload.js';
+
+export interface PeerContext {
+  readonly config: BenchConfig;
+  /** All `samples` images, [samples, 784] float32 in [0, 1], built once before timing. */
+  readonly x: tf.Tensor2D;
+  /** One-hot labels, [samples, 10] float32. */
+  readonly y: tf.Tensor2D;
+  readonly samples: number;
+  readonly warmupSteps: number;
+  readonly backend: BackendInfo;
+}
+
+export interface PeerTiming {
+  /** Wall-clock seconds of the timed epoch (the loop, or the `fit` call). */
+  readonly seconds: number;
+  readonly steps: number;
+  /** The last training loss the peer reports (last batch; the epoch mean for `model.fit`). */
+  readonly finalLoss: number;
+  readonly detail?: string;
+}
+
+export interface JsPeerRunner {
+  /** Throws SkipError when the peer cannot run here (its API does not exist yet). */
+  check?(): Promise<void>;
+  run(ctx: PeerContext): Promise<PeerTiming>;
+}

@@ -1,0 +1,87 @@
+/**
+ * One peer, one backend, one configuration, in its own process (started by run.ts):
+ *
+ *   node bench/dist/runner.js --peer tfjs-loop --backend wasm-stock --config mlp-s-b64 --samples 60000 --warmup 20
+ *   node bench/dist/runner.js --peer flint --backend wasm-flint --check
+ *
+ * Prints one line `BENCH_RESULT {json}` (or `BENCH_OK <detail>` for --check) on stdout. Exit code 3
+ * with `BENCH_SKIP <reason>` when the peer or backend does not exist here.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { parseArgs } from 'node:util';
+import { loadMnist } from '@flint/example-mnist/mnist-data';
+import { SkipError, setupBackend } from './backend.js';
+import { flint } from './peers/flint.js';
+import { tfjsFit } from './peers/tfjs-fit.js';
+import { tfjsLoop } from './peers/tfjs-loop.js';
+import type { JsPeerRunner } from './peers/types.js';
+import { BACKENDS, CONFIGS, CONFIG_IDS, INPUT_SIZE, JS_PEERS, NUM_CLASSES, SKIP_EXIT_CODE, type Backend, type ConfigId, type JsPeer, type RunResult } from './workload.js';
+
+const RUNNERS: Readonly<Record<JsPeer, JsPeerRunner>> = { 'tfjs-loop': tfjsLoop, 'tfjs-fit': tfjsFit, flint };
+
+function oneOf<T extends string>(what: string, value: string | undefined, valid: readonly T[]): T {
+  if (value === undefined || !(valid as readonly string[]).includes(value)) {
+    throw new Error(`runner: --${what} must be one of ${valid.join(', ')} (received ${value ?? 'nothing'})`);
+  }
+  return value as T;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      peer: { type: 'string' },
+      backend: { type: 'string' },
+      config: { type: 'string' },
+      samples: { type: 'string', default: '60000' },
+      warmup: { type: 'string', default: '20' },
+      check: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const peer = oneOf('peer', values.peer, JS_PEERS);
+  const backend = oneOf<Backend>('backend', values.backend, BACKENDS);
+  const runner = RUNNERS[peer];
+
+  const info = await setupBackend(backend);
+  if (values.check) {
+    await runner.check?.();
+    process.stdout.write(`BENCH_OK ${info.detail}\n`);
+    return;
+  }
+
+  const config = CONFIGS[oneOf<ConfigId>('config', values.config, CONFIG_IDS)];
+  const samples = Number(values.samples);
+  const warmupSteps = Number(values.warmup);
+  await runner.check?.();
+
+  const data = await loadMnist({ split: 'train', limit: samples });
+  const x = tf.tensor2d(data.images, [data.count, INPUT_SIZE]);
+  const y = tf.tidy(() => tf.oneHot(tf.tensor1d(data.labels, 'int32'), NUM_CLASSES).toFloat()) as tf.Tensor2D;
+
+  const timing = await runner.run({ config, x, y, samples: data.count, warmupSteps, backend: info });
+  const result: RunResult = {
+    peer,
+    backend,
+    config: config.id,
+    samples: data.count,
+    steps: timing.steps,
+    warmupSteps,
+    seconds: timing.seconds,
+    samplesPerSec: data.count / timing.seconds,
+    finalLoss: timing.finalLoss,
+    detail: [info.detail, timing.detail].filter(Boolean).join('; '),
+  };
+  process.stdout.write(`BENCH_RESULT ${JSON.stringify(result)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    if (e instanceof SkipError) {
+      process.stdout.write(`BENCH_SKIP ${e.message}\n`);
+      process.exit(SKIP_EXIT_CODE);
+    }
+    console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+    process.exit(1);
+  },
+);

@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { parseBenchArgs } from './args.js';
+import { median, ratios, summarize, toMarkdown, type BenchReport } from './summary.js';
+import type { Backend, ConfigId, Peer, RunResult } from './workload.js';
+
+function result(peer: Peer, backend: Backend | 'python', config: ConfigId, samplesPerSec: number): RunResult {
+  return { peer, backend, config, samples: 60000, steps: 938, warmupSteps: 20, seconds: 60000 / samplesPerSec, samplesPerSec, finalLoss: 0.1, detail: `${peer} detail` };
+}
+
+describe('median', () => {
+  it('takes the middle value, or the mean of the two middle ones', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBeNaN();
+  });
+});
+
+describe('summarize and ratios', () => {
+  const results = [
+    result('tfjs-loop', 'wasm-stock', 'mlp-s-b64', 7000),
+    result('tfjs-fit', 'wasm-stock', 'mlp-s-b64', 5000),
+    result('flint', 'wasm-stock', 'mlp-s-b64', 6000),
+    result('flint', 'wasm-flint', 'mlp-s-b64', 12000),
+    result('tfjs-loop', 'wasm-flint', 'mlp-s-b64', 12500),
+    result('lightning', 'python', 'mlp-s-b64', 30000),
+    // second run
+    result('tfjs-loop', 'wasm-stock', 'mlp-s-b64', 7200),
+    result('tfjs-fit', 'wasm-stock', 'mlp-s-b64', 5200),
+    result('flint', 'wasm-stock', 'mlp-s-b64', 6200),
+    result('flint', 'wasm-flint', 'mlp-s-b64', 12400),
+    result('tfjs-loop', 'wasm-flint', 'mlp-s-b64', 12500),
+    result('lightning', 'python', 'mlp-s-b64', 31000),
+  ];
+  const cells = summarize(results);
+
+  it('groups runs per peer, backend and configuration with their median and spread', () => {
+    expect(cells).toHaveLength(6);
+    const loop = cells.find((c) => c.peer === 'tfjs-loop' && c.backend === 'wasm-stock')!;
+    expect(loop.runs).toEqual([7000, 7200]);
+    expect(loop.median).toBe(7100);
+    expect(loop.spread).toBeCloseTo(100 / 7100, 10);
+  });
+
+  it('computes Flint against model.fit and the hand loop on the same backend, Lightning, and stock-wasm model.fit', () => {
+    const r = ratios(cells);
+    const get = (name: string, backend: Backend) => r.find((x) => x.name === name && x.backend === backend)?.value;
+    expect(get('Flint / model.fit', 'wasm-stock')).toBeCloseTo(6100 / 5100, 10);
+    expect(get('Flint / hand loop', 'wasm-stock')).toBeCloseTo(6100 / 7100, 10);
+    expect(get('Flint / Lightning', 'wasm-stock')).toBeCloseTo(6100 / 30500, 10);
+    expect(get('Flint / model.fit on wasm-stock', 'wasm-stock')).toBeUndefined();
+    expect(get('Flint / hand loop', 'wasm-flint')).toBeCloseTo(12200 / 12500, 10);
+    expect(get('Flint / model.fit', 'wasm-flint')).toBeUndefined(); // not measured on that backend
+    expect(get('Flint / model.fit on wasm-stock', 'wasm-flint')).toBeCloseTo(12200 / 5100, 10);
+  });
+
+  it('renders a markdown table per configuration with the ratios, skips and failures', () => {
+    const report: BenchReport = {
+      date: '2026-11-27T00:00:00.000Z',
+      command: 'pnpm bench --configs mlp-s-b64,mlp-l-b64',
+      machine: { cpus: 2, cpuModel: 'AMD EPYC', node: 'v20.20.2', loadAverage: [0.5, 0.4, 0.3] },
+      samples: 60000,
+      warmupSteps: 20,
+      runs: 2,
+      configs: ['mlp-s-b64', 'mlp-l-b64'],
+      cells,
+      ratios: ratios(cells),
+      skipped: [{ peer: 'keras', backend: 'python', reason: 'pip could not install keras' }],
+      failures: [{ peer: 'torch', backend: 'python', config: 'mlp-l-b64', run: 1, message: 'exit 1: boom' }],
+    };
+    const md = toMarkdown(report);
+    expect(md).toContain('| peer | mlp-s-b64 | mlp-l-b64 |');
+    expect(md).toContain('| tfjs hand loop (wasm-stock) | 7,100 ±1% | - |');
+    expect(md).toContain('| Lightning, minimal | 30,500 ±2% | - |');
+    expect(md).toContain('| Flint / model.fit | wasm-stock | 1.20x | - |');
+    expect(md).toContain('- Keras 3 / TF `fit`: pip could not install keras');
+    expect(md).toContain('- PyTorch, plain loop, mlp-l-b64, run 1: exit 1: boom');
+  });
+});
+
+describe('parseBenchArgs', () => {
+  it('has the workload defaults', () => {
+    const o = parseBenchArgs([]);
+    expect(o.configs).toEqual(['mlp-s-b64', 'mlp-s-b256', 'mlp-l-b64', 'mlp-l-b256']);
+    expect(o.peers).toEqual(['torch', 'lightning', 'keras', 'tfjs-loop', 'tfjs-fit', 'flint']);
+    expect(o.backends).toEqual(['wasm-stock', 'wasm-flint', 'tensorflow']);
+    expect(o.runs).toBe(2);
+    expect(o.samples).toBe(60000);
+    expect(o.warmupSteps).toBe(20);
+  });
+
+  it('takes lists and --quick', () => {
+    const o = parseBenchArgs(['--configs', 'mlp-s-b64,mlp-l-b256', '--peers', 'tfjs-loop,torch', '--backends', 'cpu', '--runs', '3', '--quick']);
+    expect(o.configs).toEqual(['mlp-s-b64', 'mlp-l-b256']);
+    expect(o.peers).toEqual(['tfjs-loop', 'torch']);
+    expect(o.backends).toEqual(['cpu']);
+    expect(o.runs).toBe(3);
+    expect(o.samples).toBe(2000);
+  });
+
+  it('rejects unknown values, naming them and the valid ones', () => {
+    expect(() => parseBenchArgs(['--configs', 'mlp-xl-b64'])).toThrow(
+      '--configs: unknown value(s) mlp-xl-b64; valid: mlp-s-b64, mlp-s-b256, mlp-l-b64, mlp-l-b256',
+    );
+    expect(() => parseBenchArgs(['--runs', '0'])).toThrow('--runs must be an integer >= 1 (received 0)');
+    expect(() => parseBenchArgs(['--quick', '--samples', '100'])).toThrow('--quick and --samples exclude each other');
+    expect(() => parseBenchArgs(['--bogus'])).toThrow();
+  });
+});

@@ -1,0 +1,199 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CheckpointError, MisconfigurationError, parseOptions } from '@flint/core';
+import type { Metrics, RunStatus } from '@flint/core';
+import { z } from 'zod';
+import { AppendFile } from './internal/append-file.js';
+import { formatCsvRow, parseCsv } from './internal/csv.js';
+import { FileLogger, onWriteErrorSchema } from './internal/file-logger.js';
+import { runDirOptionsShape, writeFileAtomic } from './internal/run-dir.js';
+
+export const csvLoggerOptionsSchema = z.strictObject({
+  ...runDirOptionsShape,
+  /** Rows kept in memory before they are appended to metrics.csv (besides epoch end, fit end, error and exit). */
+  flushLogsEveryNSteps: z.number().int().positive().default(100),
+  /** After a write error: 'stop' training, or 'continue' without this logger. Reported once either way. */
+  onWriteError: onWriteErrorSchema.default('stop'),
+});
+
+export type CSVLoggerOptions = z.input<typeof csvLoggerOptionsSchema>;
+type ParsedOptions = z.output<typeof csvLoggerOptionsSchema>;
+
+const stateSchema = z.object({
+  version: z.union([z.number().int().nonnegative(), z.string().min(1)]),
+  rows: z.number().int().nonnegative(),
+  columns: z.array(z.string()),
+});
+
+/** What `stateDict` returns (JSON). */
+export type CSVLoggerState = z.output<typeof stateSchema>;
+
+export const METRICS_FILE = 'metrics.csv';
+const FIXED_COLUMNS = ['epoch', 'step'] as const;
+
+function isInteger(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+/**
+ * Lightning's CSVLogger: `<saveDir>/<name>/version_<n>/metrics.csv`, one row per logging step (calls
+ * at the same step are merged into one row), a column per metric, added as new metrics appear (the
+ * file is then rewritten atomically with the wider header), and `hparams.yaml`.
+ */
+export class CSVLogger extends FileLogger {
+  protected readonly kind = 'CSVLogger';
+  readonly options: Readonly<ParsedOptions>;
+  private readonly explicitVersion: boolean;
+  private file: AppendFile | undefined;
+  /** Columns in metrics.csv on disk (what its header says). */
+  private diskColumns: string[] = [];
+  /** Every column known, in order: epoch, step, then metrics as they first appeared. */
+  private columns: string[] = [...FIXED_COLUMNS];
+  private pending: Map<string, number>[] = [];
+  private rowsOnDisk = 0;
+  private resume: CSVLoggerState | undefined;
+
+  constructor(options: CSVLoggerOptions = {}) {
+    const parsed = parseOptions('CSVLogger', csvLoggerOptionsSchema, options);
+    super(parsed.saveDir, parsed.name, parsed.version, parsed.onWriteError);
+    this.options = parsed;
+    this.explicitVersion = parsed.version !== undefined;
+  }
+
+  /** Path of metrics.csv. */
+  get metricsFile(): string {
+    return path.join(this.logDir, METRICS_FILE);
+  }
+
+  logMetrics(metrics: Metrics, step: number): void {
+    if (!isInteger(step)) {
+      throw new MisconfigurationError(`CSVLogger.logMetrics(metrics, step): step must be a non-negative integer (the global step), received ${String(step)}.`);
+    }
+    const row = new Map<string, number>();
+    for (const [key, value] of Object.entries(metrics)) {
+      if (typeof value !== 'number') {
+        throw new MisconfigurationError(`CSVLogger.logMetrics: metric '${key}' must be a number, received ${typeof value} (${String(value)}).`);
+      }
+      if (key === 'step') {
+        throw new MisconfigurationError(`CSVLogger.logMetrics: a metric may not be named 'step': that column holds the logging step. Rename the metric.`);
+      }
+      row.set(key, value);
+    }
+    row.set('step', step);
+    if (this.writeError !== undefined || this.muted) return;
+    for (const key of row.keys()) if (!this.columns.includes(key)) this.columns.push(key);
+    const last = this.pending.at(-1);
+    if (last !== undefined && last.get('step') === step && [...row].every(([k, v]) => !last.has(k) || Object.is(last.get(k), v))) {
+      for (const [k, v] of row) last.set(k, v);
+    } else {
+      this.pending.push(row);
+    }
+    if (this.pending.length > this.options.flushLogsEveryNSteps) this.write(() => this.flushRows(1));
+  }
+
+  onTrainEpochEnd(): void {
+    this.save();
+  }
+
+  onValidationEnd(): void {
+    this.save();
+  }
+
+  /** JSON state for checkpoints: the version and the rows written. Flushes first. */
+  stateDict(): CSVLoggerState {
+    if (this.pending.length > 0) this.write(() => this.flushRows(0));
+    return { version: this.version, rows: this.rowsOnDisk, columns: [...this.diskColumns] };
+  }
+
+  /**
+   * Continues the run of a checkpoint in the same version folder (unless the `version` option says
+   * otherwise): metrics.csv is cut back to the rows written when the checkpoint was taken.
+   */
+  loadStateDict(state: Readonly<Record<string, unknown>>): void {
+    const parsed = stateSchema.safeParse(state);
+    if (!parsed.success) {
+      throw new CheckpointError(
+        `CSVLogger.loadStateDict: the logger state in the checkpoint is not one CSVLogger.stateDict() wrote: ${parsed.error.issues
+          .map((i) => `'${i.path.join('.')}' ${i.message}`)
+          .join('; ')}.`,
+      );
+    }
+    if (this.opened || this.pending.length > 0) {
+      throw new MisconfigurationError(`CSVLogger.loadStateDict must be called before anything is logged: this run already writes ${this.metricsFile}.`);
+    }
+    this.resume = parsed.data;
+    if (!this.explicitVersion) this.runDir.setVersion(parsed.data.version);
+  }
+
+  // ---- FileLogger ----
+
+  protected currentPath(): string {
+    return this.metricsFile;
+  }
+
+  protected openFiles(): void {
+    fs.mkdirSync(this.logDir, { recursive: true });
+    const file = this.metricsFile;
+    const resume = this.resume !== undefined && String(this.resume.version) === String(this.version) ? this.resume : undefined;
+    this.resume = undefined;
+    if (fs.existsSync(file)) {
+      // Resume, or a second session (test after fit) of this logger: keep the rows of the checkpoint.
+      const rows = parseCsv(fs.readFileSync(file, 'utf8'));
+      const header = rows[0] ?? [];
+      let data = rows.slice(1);
+      if (resume !== undefined) data = data.slice(0, resume.rows);
+      else if (this.rowsOnDisk > 0) data = data.slice(0, this.rowsOnDisk);
+      this.columns = [...header, ...this.columns.filter((c) => !header.includes(c))];
+      if (header.length > 0 && (resume !== undefined || data.length !== rows.length - 1)) {
+        writeFileAtomic(file, formatCsvRow(header) + data.map((r) => formatCsvRow(r)).join(''));
+      }
+      this.diskColumns = header;
+      this.rowsOnDisk = data.length;
+    }
+    this.file = new AppendFile(file);
+  }
+
+  protected flushFiles(): void {
+    this.flushRows(0);
+  }
+
+  protected closeFiles(_status: RunStatus): void {
+    this.flushRows(0);
+    this.file?.close();
+  }
+
+  protected abandonFiles(): void {
+    this.pending = [];
+    this.file?.abandon();
+  }
+
+  /** Writes pending rows, keeping the last `keep` in memory (a later call at the same step may still merge into it). */
+  private flushRows(keep: number): void {
+    const count = this.pending.length - keep;
+    if (count <= 0 || this.file === undefined) return;
+    const rows = this.pending.slice(0, count);
+    const grows = this.columns.length !== this.diskColumns.length;
+    if (grows) {
+      // New columns: rewrite the file with the wider header (atomically), then keep appending.
+      const file = this.metricsFile;
+      const existing = this.diskColumns.length > 0 ? parseCsv(fs.readFileSync(file, 'utf8')).slice(1, 1 + this.rowsOnDisk) : [];
+      const remap = existing.map((r) => this.columns.map((c) => {
+        const i = this.diskColumns.indexOf(c);
+        return i < 0 ? undefined : r[i];
+      }));
+      const text = formatCsvRow(this.columns) + remap.map((r) => formatCsvRow(r)).join('') + rows.map((r) => this.formatRow(r)).join('');
+      this.file.close();
+      writeFileAtomic(file, text);
+      this.file = new AppendFile(file);
+      this.diskColumns = [...this.columns];
+    } else {
+      this.file.append(Buffer.from(rows.map((r) => this.formatRow(r)).join(''), 'utf8'));
+    }
+    this.pending = this.pending.slice(count);
+    this.rowsOnDisk += rows.length;
+  }
+
+  private formatRow(row: ReadonlyMap<string, number>): string {
+    return formatCsvRow(this.columns.map((c) => row.get(c)));
+  }
+}

@@ -1,0 +1,592 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CheckpointError, MisconfigurationError, parseOptions } from '@flint/core';
+import type { LightningModule, Metrics, RunStatus, TrainerContext } from '@flint/core';
+import type * as tf from '@tensorflow/tfjs';
+import { encode as encodePng } from 'fast-png';
+import { z } from 'zod';
+import { EventFileWriter, isEventFileName, nextEventFileName } from './internal/event-file-writer.js';
+import { FileLogger, onWriteErrorSchema } from './internal/file-logger.js';
+import { histogramBuckets } from './internal/histogram.js';
+import {
+  flattenHParams,
+  hparamType,
+  hparamsMarkdownTable,
+  mergeExperimentIndex,
+  readExperimentIndex,
+  sameExperimentIndex,
+  writeExperimentIndex,
+  type ExperimentIndex,
+} from './internal/hparams.js';
+import {
+  DataType,
+  encodeEvent,
+  encodeExperiment,
+  encodeSessionEndInfo,
+  encodeSessionStartInfo,
+  type HParamValue,
+  type TensorInput,
+  type ValueInput,
+} from './internal/proto.js';
+import { runDirOptionsShape, writeFileAtomic } from './internal/run-dir.js';
+import { encodeRecord } from './internal/tfrecord.js';
+
+export const tensorBoardLoggerOptionsSchema = z.strictObject({
+  ...runDirOptionsShape,
+  /** A sub-folder of the version folder to write into (`<saveDir>/<name>/<version>/<subDir>`). */
+  subDir: z.string().min(1).optional(),
+  /** Seconds between flushes of buffered events to disk (besides epoch end, fit end, error and exit). */
+  flushSecs: z.number().positive().default(120),
+  /** Events buffered before a flush is forced. */
+  maxQueue: z.number().int().positive().default(10),
+  /** After a write error: 'stop' training, or 'continue' without this logger. Reported once either way. */
+  onWriteError: onWriteErrorSchema.default('stop'),
+  /**
+   * Metrics written on an epoch axis (at step = the call's `epoch` value) instead of the global
+   * step: exact names, or patterns with `*` (for instance `['val_*', '*_epoch']`).
+   */
+  epochAxisMetrics: z.array(z.string().min(1)).default([]),
+  /** Metrics shown beside the hparams in the HParams tab; default: every scalar logged except `epoch`. */
+  hparamsMetrics: z.array(z.string().min(1)).optional(),
+  /** Write the model summary (fit start) and a table of the hparams to the Text tab. */
+  textSummaries: z.boolean().default(true),
+  /** Histograms of every parameter at the end of every N-th epoch (epochs 0, N, 2N, ...); 0 turns them off. */
+  histogramEveryNEpochs: z.number().int().nonnegative().default(0),
+  /** Also histograms of the gradients (of the first batch of those epochs). */
+  logGradients: z.boolean().default(false),
+  /** Bins of each histogram. */
+  histogramBins: z.number().int().positive().max(10_000).default(30),
+});
+
+export type TensorBoardLoggerOptions = z.input<typeof tensorBoardLoggerOptionsSchema>;
+type ParsedOptions = z.output<typeof tensorBoardLoggerOptionsSchema>;
+
+/** An image for `logImage`: row-major pixels, `channels` values per pixel (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA). */
+export interface ImageInput {
+  readonly width: number;
+  readonly height: number;
+  readonly channels: 1 | 2 | 3 | 4;
+  /** 0..255 integers (Uint8Array, Uint8ClampedArray), or 0..1 floats (Float32Array, number[]) that are scaled to 0..255. */
+  readonly data: Uint8Array | Uint8ClampedArray | Float32Array | Float64Array | readonly number[];
+}
+
+const stateSchema = z.object({
+  version: z.union([z.number().int().nonnegative(), z.string().min(1)]),
+  eventFile: z.string().min(1).optional(),
+  eventFileBytes: z.number().int().nonnegative().optional(),
+  maxStep: z.number().int().min(-1),
+  lastSteps: z.record(z.string(), z.number().int()),
+  metricTags: z.array(z.string()),
+  hparamsLogged: z.boolean(),
+  summaryLogged: z.boolean(),
+});
+
+/** What `stateDict` returns (JSON): where the run was when the checkpoint was taken. */
+export type TensorBoardLoggerState = z.output<typeof stateSchema>;
+
+const ROOT_SUFFIX = '.flint-hparams';
+const SOURCE_WRITER = 'flint';
+const textEncoder = new TextEncoder();
+
+function globToRegExp(pattern: string): RegExp {
+  const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
+  return new RegExp(`^${escaped}$`);
+}
+
+function isInteger(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+function emptyTensor(): TensorInput {
+  // What TF writes as the payload of hparams summaries: an empty float tensor of shape [0].
+  return { dtype: DataType.DT_FLOAT, shape: [0] };
+}
+
+/**
+ * Writes TensorBoard event files, read alike by TensorBoard's Rust data server and its Python loader:
+ * scalars (`simple_value`), hyper-parameters with the run's final metrics in the HParams tab,
+ * histograms (TF2 tensor form), text and PNG images. Layout and behaviour are Lightning's:
+ * `<saveDir>/<name>/version_<n>[/<subDir>]`.
+ *
+ * ```ts
+ * const logger = new TensorBoardLogger({ saveDir: 'runs', histogramEveryNEpochs: 5 });
+ * const trainer = new Trainer({ logger, maxEpochs: 20 });
+ * // then: tensorboard --logdir runs/flint_logs
+ * ```
+ */
+export class TensorBoardLogger extends FileLogger {
+  protected readonly kind = 'TensorBoardLogger';
+  readonly options: Readonly<ParsedOptions>;
+  private readonly epochPatterns: readonly RegExp[];
+  private readonly explicitVersion: boolean;
+  private writer: EventFileWriter | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** Last step written per tag in this run (steps per tag strictly increase). */
+  private readonly lastSteps = new Map<string, number>();
+  /** Scalar tags in the order they were first logged. */
+  private readonly metricTags: string[] = [];
+  /** Largest step written to any tag (-1: none). */
+  private maxStep = -1;
+  private readonly warnedTags = new Set<string>();
+  /** Last scalar value per tag, to recognise a repeated point. */
+  private readonly lastValue = new Map<string, number>();
+  private hparamsLogged = false;
+  private summaryLogged = false;
+  private pendingSummary: string | undefined;
+  private flatHparams: Map<string, HParamValue> | undefined;
+  private experimentIndexWritten: string | undefined;
+  private resume: TensorBoardLoggerState | undefined;
+  private gradientsCapturedEpoch = -1;
+
+  constructor(options: TensorBoardLoggerOptions = {}) {
+    const parsed = parseOptions('TensorBoardLogger', tensorBoardLoggerOptionsSchema, options);
+    super(parsed.saveDir, parsed.name, parsed.version, parsed.onWriteError);
+    this.options = parsed;
+    this.explicitVersion = parsed.version !== undefined;
+    this.epochPatterns = parsed.epochAxisMetrics.map(globToRegExp);
+  }
+
+  override get logDir(): string {
+    const dir = super.logDir;
+    return this.options.subDir === undefined ? dir : path.join(dir, this.options.subDir);
+  }
+
+  /** The command that opens this experiment (every version of it) in TensorBoard. */
+  get tensorboardCommand(): string {
+    const dir = this.rootDir;
+    const quoted = /^[A-Za-z0-9_./:@%+=,-]+$/.test(dir) ? dir : `'${dir.replace(/'/g, `'\\''`)}'`;
+    return `tensorboard --logdir ${quoted}`;
+  }
+
+  /** The event file of the current writer session, once something was written. */
+  get eventFile(): string | undefined {
+    return this.writer?.path;
+  }
+
+  // ---- Logger ----
+
+  /**
+   * Writes scalars at `step` (the global step). Metrics listed in `epochAxisMetrics` go at the call's
+   * `epoch` value instead. A point at a step not above its tag's last step is not written (both
+   * TensorBoard readers would show it differently); a differing value there is reported once per tag.
+   */
+  logMetrics(metrics: Metrics, step: number): void {
+    if (!isInteger(step)) {
+      throw new MisconfigurationError(
+        `TensorBoardLogger.logMetrics(metrics, step): step must be a non-negative integer (the global step), received ${String(step)}.`,
+      );
+    }
+    const byStep = new Map<number, ValueInput[]>();
+    for (const [key, value] of Object.entries(metrics)) {
+      if (typeof value !== 'number') {
+        throw new MisconfigurationError(
+          `TensorBoardLogger.logMetrics: metric '${key}' must be a number, received ${typeof value} (${String(value)}).`,
+        );
+      }
+      let at = step;
+      if (this.epochPatterns.some((p) => p.test(key))) {
+        const epoch = metrics['epoch'];
+        if (!isInteger(epoch)) {
+          throw new MisconfigurationError(
+            `TensorBoardLogger: metric '${key}' goes on the epoch axis (option 'epochAxisMetrics') but logMetrics got no integer 'epoch' key (keys: ${Object.keys(metrics).join(', ')}).`,
+          );
+        }
+        at = epoch;
+      }
+      if (!this.acceptStep(key, at, value)) continue;
+      let values = byStep.get(at);
+      if (values === undefined) byStep.set(at, (values = []));
+      values.push({ tag: key, simpleValue: value });
+    }
+    if (byStep.size === 0) return;
+    this.write(() => {
+      for (const [at, values] of byStep) this.addEvent(at, values);
+    });
+    for (const [at, values] of byStep) {
+      for (const v of values) {
+        this.lastSteps.set(v.tag, at);
+        if (!this.metricTags.includes(v.tag)) this.metricTags.push(v.tag);
+      }
+      this.maxStep = Math.max(this.maxStep, at);
+    }
+  }
+
+  /**
+   * Text for the Text tab, rendered as Markdown: a string, or a table as rows of cells.
+   */
+  logText(tag: string, text: string | readonly (readonly string[])[], step: number): void {
+    this.checkTagAndStep('logText', tag, step);
+    let tensor: TensorInput;
+    if (typeof text === 'string') {
+      tensor = { dtype: DataType.DT_STRING, shape: [], stringVal: [textEncoder.encode(text)] };
+    } else {
+      const cols = text[0]?.length ?? 0;
+      if (text.length === 0 || cols === 0 || text.some((row) => row.length !== cols || row.some((c) => typeof c !== 'string'))) {
+        throw new MisconfigurationError(
+          `TensorBoardLogger.logText('${tag}'): a table must be a non-empty array of rows of strings, all rows as long as the first (${cols} cells).`,
+        );
+      }
+      tensor = { dtype: DataType.DT_STRING, shape: [text.length, cols], stringVal: text.flat().map((c) => textEncoder.encode(c)) };
+    }
+    this.writeTensor(tag, step, tensor, 'text');
+  }
+
+  /** An image for the Images tab, PNG-encoded. */
+  logImage(tag: string, image: ImageInput, step: number): void {
+    this.checkTagAndStep('logImage', tag, step);
+    const { width, height, channels, data } = image;
+    if (!isInteger(width) || !isInteger(height) || width === 0 || height === 0) {
+      throw new MisconfigurationError(`TensorBoardLogger.logImage('${tag}'): width and height must be positive integers, received ${String(width)}x${String(height)}.`);
+    }
+    if (![1, 2, 3, 4].includes(channels)) {
+      throw new MisconfigurationError(`TensorBoardLogger.logImage('${tag}'): channels must be 1, 2, 3 or 4, received ${String(channels)}.`);
+    }
+    const expected = width * height * channels;
+    if (data.length !== expected) {
+      throw new MisconfigurationError(
+        `TensorBoardLogger.logImage('${tag}'): data has ${data.length} values, expected width*height*channels = ${width}*${height}*${channels} = ${expected}.`,
+      );
+    }
+    let pixels: Uint8Array;
+    if (data instanceof Uint8Array || data instanceof Uint8ClampedArray) {
+      pixels = new Uint8Array(data.buffer, data.byteOffset, data.length);
+    } else {
+      pixels = new Uint8Array(expected);
+      for (let i = 0; i < expected; i++) {
+        const v = data[i]!;
+        pixels[i] = Number.isFinite(v) ? Math.round(Math.min(1, Math.max(0, v)) * 255) : 0;
+      }
+    }
+    const png = encodePng({ width, height, channels, depth: 8, data: pixels });
+    this.writeTensor(tag, step, {
+      dtype: DataType.DT_STRING,
+      shape: [3],
+      stringVal: [textEncoder.encode(String(width)), textEncoder.encode(String(height)), png],
+    }, 'images');
+  }
+
+  /** A histogram of `values` for the Histograms and Distributions tabs. Non-finite values are left out. */
+  logHistogram(tag: string, values: ArrayLike<number>, step: number, bins = this.options.histogramBins): void {
+    this.checkTagAndStep('logHistogram', tag, step);
+    if (!isInteger(bins) || bins === 0) {
+      throw new MisconfigurationError(`TensorBoardLogger.logHistogram('${tag}'): bins must be a positive integer, received ${String(bins)}.`);
+    }
+    const h = histogramBuckets(values, bins);
+    if (h === undefined) return;
+    this.writeTensor(tag, step, {
+      dtype: DataType.DT_DOUBLE,
+      shape: [h.bucketCount, 3],
+      tensorContent: new Uint8Array(h.rows.buffer, h.rows.byteOffset, h.rows.byteLength),
+    }, 'histograms');
+  }
+
+  // ---- hooks ----
+
+  override onFitStart(trainer: TrainerContext, module: LightningModule): void {
+    super.onFitStart(trainer, module);
+    if (!this.options.textSummaries || this.summaryLogged || this.muted) return;
+    let summary: string;
+    try {
+      summary = module.summary();
+    } catch {
+      return; // A module that cannot summarize itself yet (unbuilt layers) gets no summary.
+    }
+    this.pendingSummary = `    ${summary.split('\n').join('\n    ')}`;
+    if (this.opened) this.writePendingSummary();
+  }
+
+  async onTrainEpochEnd(trainer: TrainerContext, module: LightningModule): Promise<void> {
+    this.trainer = trainer;
+    if (this.histogramEpoch(trainer.currentEpoch)) {
+      for (const p of module.namedParameters()) {
+        const values = await p.variable.data();
+        this.logHistogram(`weights/${p.name}`, values as Float32Array, trainer.globalStep);
+      }
+    }
+    this.save();
+  }
+
+  onValidationEnd(trainer: TrainerContext, _module: LightningModule): void {
+    this.trainer = trainer;
+    this.save();
+  }
+
+  onAfterBackward(trainer: TrainerContext, _module: LightningModule, grads: Readonly<Record<string, tf.Tensor>>): void {
+    this.trainer = trainer;
+    if (!this.options.logGradients || !this.histogramEpoch(trainer.currentEpoch)) return;
+    if (this.gradientsCapturedEpoch === trainer.currentEpoch) return;
+    this.gradientsCapturedEpoch = trainer.currentEpoch;
+    for (const [name, grad] of Object.entries(grads)) {
+      this.logHistogram(`gradients/${name}`, grad.dataSync() as Float32Array, trainer.globalStep);
+    }
+  }
+
+  // ---- state ----
+
+  /** JSON state for checkpoints: the version and how far the event file was written. Flushes first. */
+  stateDict(): TensorBoardLoggerState {
+    if (this.opened) this.guard(() => this.writer?.flush(), false);
+    const state: TensorBoardLoggerState = {
+      version: this.version,
+      maxStep: this.maxStep,
+      lastSteps: Object.fromEntries(this.lastSteps),
+      metricTags: [...this.metricTags],
+      hparamsLogged: this.hparamsLogged,
+      summaryLogged: this.summaryLogged,
+    };
+    if (this.writer !== undefined && this.writeError === undefined) {
+      state.eventFile = path.basename(this.writer.path);
+      state.eventFileBytes = this.writer.bytesWritten;
+    } else if (this.resume?.eventFile !== undefined && this.writer === undefined) {
+      state.eventFile = this.resume.eventFile;
+      if (this.resume.eventFileBytes !== undefined) state.eventFileBytes = this.resume.eventFileBytes;
+    }
+    return state;
+  }
+
+  /**
+   * Continues the run of a checkpoint: the same version folder (unless the `version` option says
+   * otherwise), whose event file is cut back to where it was when the checkpoint was taken (later
+   * event files of that folder are removed), then a new writer session that starts with
+   * SessionLog START at the step after the last one written. Call it before anything is logged.
+   */
+  loadStateDict(state: Readonly<Record<string, unknown>>): void {
+    const parsed = stateSchema.safeParse(state);
+    if (!parsed.success) {
+      throw new CheckpointError(
+        `TensorBoardLogger.loadStateDict: the logger state in the checkpoint is not one TensorBoardLogger.stateDict() wrote: ${parsed.error.issues
+          .map((i) => `'${i.path.join('.')}' ${i.message}`)
+          .join('; ')}.`,
+      );
+    }
+    if (this.opened) {
+      throw new MisconfigurationError(
+        `TensorBoardLogger.loadStateDict must be called before anything is logged: this run already writes ${this.eventFile ?? this.logDir}. Restore loggers from the checkpoint before logMetrics/logHyperparams write.`,
+      );
+    }
+    const s = parsed.data;
+    this.resume = s;
+    if (!this.explicitVersion) this.runDir.setVersion(s.version);
+    this.lastSteps.clear();
+    for (const [tag, step] of Object.entries(s.lastSteps)) this.lastSteps.set(tag, step);
+    this.metricTags.splice(0, this.metricTags.length, ...s.metricTags);
+    this.maxStep = s.maxStep;
+  }
+
+  // ---- FileLogger ----
+
+  protected currentPath(): string {
+    return this.writer?.path ?? this.logDir;
+  }
+
+  protected openFiles(): void {
+    const dir = this.logDir;
+    fs.mkdirSync(dir, { recursive: true });
+    const resume = this.resume;
+    this.resume = undefined;
+    let continuing = false;
+    if (resume?.eventFile !== undefined && resume.eventFileBytes !== undefined && String(resume.version) === String(this.version)) {
+      continuing = this.cutBackTo(dir, resume.eventFile, resume.eventFileBytes);
+    }
+    if (continuing && resume !== undefined) {
+      this.hparamsLogged = resume.hparamsLogged;
+      this.summaryLogged = resume.summaryLogged;
+    }
+    this.writer = new EventFileWriter(dir, { maxQueue: this.options.maxQueue, sourceWriter: SOURCE_WRITER });
+    // Every writer session begins with START at its first step: then both TensorBoard readers drop the
+    // same stale points after a resume (Python purges from this step on, Rust replaces re-logged steps).
+    this.writer.add({ wallTime: this.writer.wallTime(), step: this.maxStep + 1, sessionLog: { status: 'START' } });
+    this.timer = setInterval(() => this.flushOnExit('exit'), this.options.flushSecs * 1000);
+    this.timer.unref();
+    this.writePendingSummary();
+  }
+
+  protected flushFiles(): void {
+    this.writer?.flush();
+    this.refreshExperiment();
+  }
+
+  protected closeFiles(status: RunStatus): void {
+    this.stopTimer();
+    const writer = this.writer;
+    if (writer === undefined) return;
+    if (this.hparamsLogged && status === 'success') {
+      // Only success is recorded: TensorBoard keeps the first session_end_info of a run, and a run
+      // that failed or was interrupted may still be resumed and succeed.
+      this.addEvent(Math.max(this.maxStep, 0), [
+        {
+          tag: '_hparams_/session_end_info',
+          tensor: emptyTensor(),
+          metadata: { pluginName: 'hparams', content: encodeSessionEndInfo('SUCCESS', writer.wallTime()) },
+        },
+      ]);
+    }
+    writer.close();
+    this.refreshExperiment();
+  }
+
+  protected abandonFiles(): void {
+    this.stopTimer();
+    this.writer?.abandon();
+  }
+
+  protected override onHparams(params: Readonly<Record<string, unknown>>): void {
+    this.flatHparams = flattenHParams(params);
+    if (this.hparamsLogged) return;
+    this.hparamsLogged = true;
+    const step = this.maxStep + 1;
+    const writer = this.writer!;
+    this.addEvent(step, [
+      {
+        tag: '_hparams_/session_start_info',
+        tensor: emptyTensor(),
+        metadata: { pluginName: 'hparams', content: encodeSessionStartInfo(this.flatHparams, writer.wallTime()) },
+      },
+    ]);
+    if (this.options.textSummaries && this.flatHparams.size > 0 && this.acceptStep('hparams', step, undefined)) {
+      this.addTensorEvent('hparams', step, {
+        dtype: DataType.DT_STRING,
+        shape: [],
+        stringVal: [textEncoder.encode(hparamsMarkdownTable(this.flatHparams))],
+      }, 'text');
+    }
+    writer.flush();
+  }
+
+  // ---- internals ----
+
+  private histogramEpoch(epoch: number): boolean {
+    const n = this.options.histogramEveryNEpochs;
+    return n > 0 && epoch % n === 0 && !this.muted;
+  }
+
+  private stopTimer(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private checkTagAndStep(method: string, tag: string, step: number): void {
+    if (typeof tag !== 'string' || tag === '') {
+      throw new MisconfigurationError(`TensorBoardLogger.${method}: tag must be a non-empty string, received ${JSON.stringify(tag)}.`);
+    }
+    if (!isInteger(step)) {
+      throw new MisconfigurationError(`TensorBoardLogger.${method}('${tag}'): step must be a non-negative integer, received ${String(step)}.`);
+    }
+  }
+
+  /**
+   * Whether a point at `step` may be written to `tag`: steps per tag must strictly increase. A repeat
+   * of the last point (same step, same value) is dropped silently; anything else is reported once.
+   */
+  private acceptStep(tag: string, step: number, value: number | undefined): boolean {
+    const last = this.lastSteps.get(tag);
+    if (last === undefined || step > last) return true;
+    if (step === last && value !== undefined && this.lastValue.get(tag) === value) return false;
+    if (!this.warnedTags.has(tag)) {
+      this.warnedTags.add(tag);
+      const message =
+        `TensorBoardLogger: '${tag}' at step ${step} is not written: its last point is at step ${last}, and TensorBoard ` +
+        `needs strictly increasing steps per tag (its two readers show repeated steps differently). Reported once per tag.`;
+      if (this.trainer !== undefined) this.trainer.print(message);
+      else console.warn(message);
+    }
+    return false;
+  }
+
+  private writeTensor(tag: string, step: number, tensor: TensorInput, plugin: string): void {
+    if (!this.acceptStep(tag, step, undefined)) return;
+    const ok = this.write(() => this.addTensorEvent(tag, step, tensor, plugin));
+    if (ok) {
+      this.lastSteps.set(tag, step);
+      this.maxStep = Math.max(this.maxStep, step);
+    }
+  }
+
+  private addTensorEvent(tag: string, step: number, tensor: TensorInput, plugin: string): void {
+    this.addEvent(step, [{ tag, tensor, metadata: { pluginName: plugin } }]);
+    this.lastSteps.set(tag, step);
+    this.maxStep = Math.max(this.maxStep, step);
+  }
+
+  private addEvent(step: number, values: ValueInput[]): void {
+    const writer = this.writer!;
+    writer.add({ wallTime: writer.wallTime(), step, values });
+    for (const v of values) if (v.simpleValue !== undefined) this.lastValue.set(v.tag, v.simpleValue);
+  }
+
+  private writePendingSummary(): void {
+    const text = this.pendingSummary;
+    if (text === undefined || this.summaryLogged) return;
+    this.pendingSummary = undefined;
+    this.summaryLogged = true;
+    const step = Math.max(this.trainer?.globalStep ?? 0, this.maxStep + 1);
+    if (!this.acceptStep('model/summary', step, undefined)) return;
+    this.addTensorEvent('model/summary', step, { dtype: DataType.DT_STRING, shape: [], stringVal: [textEncoder.encode(text)] }, 'text');
+  }
+
+  /**
+   * Cuts the checkpoint's event file back to the bytes written when the checkpoint was taken and
+   * removes event files that later sessions wrote in the folder: what was logged after the
+   * checkpoint belongs to a branch of training the resume throws away. Returns false when the file is
+   * gone or shorter (logs copied without it): then nothing is removed.
+   */
+  private cutBackTo(dir: string, file: string, bytes: number): boolean {
+    const full = path.join(dir, file);
+    let size: number;
+    try {
+      size = fs.statSync(full).size;
+    } catch {
+      return false;
+    }
+    if (size < bytes) return false;
+    if (size > bytes) fs.truncateSync(full, bytes);
+    for (const name of fs.readdirSync(dir)) {
+      if (isEventFileName(name) && name > file && !name.endsWith(ROOT_SUFFIX)) fs.rmSync(path.join(dir, name), { force: true });
+    }
+    return true;
+  }
+
+  /**
+   * Keeps the one experiment summary of the log-dir root (`<saveDir>/<name>`) listing the hparams and
+   * metrics of every run there, so that all runs compare in one HParams table. The root holds a single
+   * event file, replaced when the lists grow; TensorBoard reads the new one when it restarts.
+   */
+  private refreshExperiment(): void {
+    const flat = this.flatHparams;
+    if (flat === undefined || !this.hparamsLogged) return;
+    const metrics = this.options.hparamsMetrics ?? this.metricTags.filter((t) => t !== 'epoch');
+    const mine = JSON.stringify([[...flat.entries()].map(([k, v]) => [k, hparamType(v)]), metrics]);
+    if (mine === this.experimentIndexWritten) return;
+    const root = this.rootDir;
+    const before = readExperimentIndex(root);
+    const merged = mergeExperimentIndex(before, flat, metrics);
+    const existing = fs.existsSync(root) ? fs.readdirSync(root).filter((n) => isEventFileName(n) && n.endsWith(ROOT_SUFFIX)) : [];
+    if (!sameExperimentIndex(before, merged) || existing.length === 0) {
+      this.writeRootExperiment(root, merged, existing);
+      writeExperimentIndex(root, merged);
+    }
+    this.experimentIndexWritten = mine;
+  }
+
+  private writeRootExperiment(root: string, index: ExperimentIndex, old: readonly string[]): void {
+    const now = Date.now() / 1000;
+    const content = encodeExperiment(
+      Object.entries(index.hparams).map(([name, type]) => ({ name, type })),
+      index.metrics.map((tag) => ({ tag })),
+      now,
+    );
+    const records = [
+      encodeEvent({ wallTime: now, fileVersion: 'brain.Event:2', sourceWriter: SOURCE_WRITER }),
+      encodeEvent({ wallTime: now, step: 0, sessionLog: { status: 'START' } }),
+      encodeEvent({
+        wallTime: now,
+        step: 0,
+        values: [{ tag: '_hparams_/experiment', tensor: emptyTensor(), metadata: { pluginName: 'hparams', content } }],
+      }),
+    ].map(encodeRecord);
+    fs.mkdirSync(root, { recursive: true });
+    const name = nextEventFileName(fs.readdirSync(root), now, ROOT_SUFFIX);
+    writeFileAtomic(path.join(root, name), Buffer.concat(records));
+    for (const o of old) fs.rmSync(path.join(root, o), { force: true });
+  }
+}

@@ -8,3 +8,5 @@ export { ProgressBar } from './progress-bar.js';
 export type { ProgressStream } from './progress-bar.js';
 export type { TrainerEvents } from './events.js';
 export type { HookTiming } from './internal/hook-dispatcher.js';
+export { setupNative, setupNativeOptionsSchema, probeNativeBackend, quietTensorFlowEnv } from './native/index.js';
+export type { SetupNativeOptions, SetupNativeReport, NativeProbeResult, ProbeNativeOptions } from './native/index.js';

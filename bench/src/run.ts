@@ -166,7 +166,10 @@ async function main(): Promise<void> {
         const out = await runProcess(cmd, args, options.timeoutSec);
         const json = tagged(out.stdout, 'BENCH_RESULT');
         if (out.code === 0 && json !== undefined) {
-          const r = JSON.parse(json) as RunResult;
+          const parsed = JSON.parse(json) as RunResult;
+          // The Trainer prints its backend choice once ("Flint: accelerator ..."): keep it beside the figures.
+          const choice = out.stdout.split('\n').find((l) => l.startsWith('Flint: '));
+          const r: RunResult = choice === undefined ? parsed : { ...parsed, detail: `${parsed.detail}; ${choice.trim()}` };
           results.push(r);
           log(`${prefix}: ${Math.round(r.samplesPerSec).toLocaleString('en-US')} samples/s (${r.seconds.toFixed(2)} s, loss ${r.finalLoss.toFixed(3)})`);
         } else {

@@ -5,32 +5,24 @@ import { LEARNING_RATE, batchesPerEpoch } from '../workload.js';
 import { buildSequential } from './tfjs-fit.js';
 import type { JsPeerRunner, PeerContext, PeerTiming } from './types.js';
 
-// The Trainer and DataLoader are looked up at run time, so that the harness builds and skips this
-// peer with a message while they do not exist yet. The types below are the API this runner is
-// written against (the announced one); once both exist, import them statically instead.
-interface TrainerLike {
-  fit(module: LightningModule<Batch>, train: unknown): Promise<unknown>;
-  readonly callbackMetrics?: Readonly<Record<string, number>>;
-  readonly globalStep?: number;
-}
-type TrainerCtor = new (options: Record<string, unknown>) => TrainerLike;
-type DataLoaderCtor = new (data: readonly [tf.Tensor, tf.Tensor], options: { batchSize: number }) => unknown;
 type Batch = [tf.Tensor, tf.Tensor];
+type TrainerModule = typeof import('@flint/trainer');
+type CoreModule = typeof import('@flint/core');
 
-async function flintApi(): Promise<{ Trainer: TrainerCtor; DataLoader: DataLoaderCtor }> {
-  let trainer: Record<string, unknown>;
-  let core: Record<string, unknown>;
+// '@flint/trainer' is loaded when this peer runs, not when the runner starts, so that the other
+// peers still run (and this one is skipped with the reason) when the Trainer does not load.
+async function flintApi(): Promise<{ Trainer: TrainerModule['Trainer']; DataLoader: CoreModule['DataLoader'] }> {
+  let trainer: Partial<TrainerModule>;
+  let core: Partial<CoreModule>;
   try {
-    trainer = (await import('@flint/trainer')) as Record<string, unknown>;
-    core = (await import('@flint/core')) as Record<string, unknown>;
+    trainer = await import('@flint/trainer');
+    core = await import('@flint/core');
   } catch (e) {
     throw new SkipError(`the Flint packages do not load (built? \`pnpm build\`): ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
   }
-  const Trainer = trainer['Trainer'];
-  const DataLoader = core['DataLoader'];
-  if (typeof Trainer !== 'function') throw new SkipError("'@flint/trainer' does not export Trainer yet");
-  if (typeof DataLoader !== 'function') throw new SkipError("'@flint/core' does not export DataLoader yet");
-  return { Trainer: Trainer as TrainerCtor, DataLoader: DataLoader as DataLoaderCtor };
+  if (typeof trainer.Trainer !== 'function') throw new SkipError("'@flint/trainer' does not export Trainer");
+  if (typeof core.DataLoader !== 'function') throw new SkipError("'@flint/core' does not export DataLoader");
+  return { Trainer: trainer.Trainer, DataLoader: core.DataLoader };
 }
 
 /** The module a user would write: a tfjs-layers Sequential, softmax cross-entropy on the logits, Adam. */
@@ -74,7 +66,7 @@ export const flint: JsPeerRunner = {
     const loader = new DataLoader([ctx.x, ctx.y], { batchSize: ctx.config.batchSize });
     const batches = batchesPerEpoch(ctx.samples, ctx.config.batchSize);
     const common = {
-      logger: false,
+      logger: false as const,
       enableProgressBar: false,
       enableCheckpointing: false,
       enableModelSummary: false,
@@ -88,7 +80,7 @@ export const flint: JsPeerRunner = {
     const t0 = performance.now();
     await trainer.fit(module, loader);
     const seconds = (performance.now() - t0) / 1000;
-    const loss = trainer.callbackMetrics?.['train_loss'];
-    return { seconds, steps: trainer.globalStep ?? batches, finalLoss: typeof loss === 'number' ? loss : Number.NaN };
+    const loss = trainer.callbackMetrics['train_loss'];
+    return { seconds, steps: trainer.globalStep, finalLoss: typeof loss === 'number' ? loss : Number.NaN };
   },
 };

@@ -48,13 +48,16 @@ export async function setupBackend(backend: Backend): Promise<BackendInfo> {
     }
     case 'tensorflow': {
       const nativeName = '@tensorflow/tfjs-node';
+      // TensorFlow's start-up lines (CPU features) are INFO: keep them off the console.
+      process.env['TF_CPP_MIN_LOG_LEVEL'] ??= '2';
       try {
         await import(nativeName);
       } catch (e) {
         throw new SkipError(`'${nativeName}' is not built or does not work here (run the native backend setup first): ${firstLine(e)}`);
       }
       await activate('tensorflow');
-      return { tfBackend: 'tensorflow', trainerBackend: 'tensorflow', detail: `tfjs-node ${tf.version_core}, native TensorFlow` };
+      const tfVersion = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding?.TF_Version ?? 'unknown';
+      return { tfBackend: 'tensorflow', trainerBackend: 'tensorflow', detail: `tfjs-node ${tf.version_core}, TensorFlow ${tfVersion}` };
     }
     case 'cpu': {
       await activate('cpu');

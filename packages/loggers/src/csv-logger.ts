@@ -131,6 +131,10 @@ export class CSVLogger extends FileLogger {
     return this.metricsFile;
   }
 
+  protected override hasPending(): boolean {
+    return this.pending.length > 0;
+  }
+
   protected openFiles(): void {
     fs.mkdirSync(this.logDir, { recursive: true });
     const file = this.metricsFile;

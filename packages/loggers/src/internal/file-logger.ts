@@ -93,6 +93,10 @@ export abstract class FileLogger implements Logger, ExitFlushable {
   protected abstract abandonFiles(): void;
   /** The file being written, for messages. */
   protected abstract currentPath(): string;
+  /** Whether data waits in memory while no file is open yet. */
+  protected hasPending(): boolean {
+    return false;
+  }
 
   // ---- hooks ----
 
@@ -127,8 +131,8 @@ export abstract class FileLogger implements Logger, ExitFlushable {
 
   save(): void {
     this.throwPending();
-    if (!this.isOpen || this.failure !== undefined) return;
-    this.guard(() => this.flushFiles());
+    if (this.failure !== undefined || (!this.isOpen && !this.hasPending())) return;
+    this.write(() => this.flushFiles());
   }
 
   /**
@@ -141,8 +145,8 @@ export abstract class FileLogger implements Logger, ExitFlushable {
     unregisterExitFlush(this);
     if (this.failure !== undefined || this.muted) return;
     if (!this.isOpen) {
-      // Nothing was logged: still leave hparams.yaml behind when hparams were given.
-      if (this.hparams === undefined) return;
+      // Nothing written yet: open only for buffered data, or to leave hparams.yaml behind.
+      if (this.hparams === undefined && !this.hasPending()) return;
       this.guard(() => this.ensureOpen(), false);
       if (this.failure !== undefined) return;
     }
@@ -151,7 +155,7 @@ export abstract class FileLogger implements Logger, ExitFlushable {
   }
 
   flushOnExit(_reason: 'exit' | NodeJS.Signals): void {
-    if (!this.isOpen || this.failure !== undefined || this.isFinalized) return;
+    if (!this.isOpen || this.failure !== undefined) return;
     this.guard(() => this.flushFiles(), false);
   }
 

@@ -1,0 +1,106 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CheckpointError, LoggerError } from '@flint/core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CSVLogger, TensorBoardLogger } from './index.js';
+import { formatCsvRow, parseCsv } from './internal/csv.js';
+
+let tmp: string;
+beforeEach(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'flint-csv-'));
+});
+afterEach(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+const read = (l: CSVLogger): string => fs.readFileSync(l.metricsFile, 'utf8');
+
+describe('CSVLogger', () => {
+  it('writes one row per logging step, merging calls at the same step, with columns added as metrics appear', () => {
+    const l = new CSVLogger({ saveDir: tmp });
+    l.logMetrics({ train_loss: 0.5, epoch: 0 }, 0);
+    l.logMetrics({ train_loss: 0.25, epoch: 0 }, 1);
+    l.logMetrics({ val_loss: 0.75, val_acc: 0.5, epoch: 0 }, 1);
+    l.logMetrics({ train_loss: 0.125, epoch: 1 }, 2);
+    l.finalize('success');
+    expect(l.metricsFile).toBe(path.join(tmp, 'flint_logs', 'version_0', 'metrics.csv'));
+    expect(read(l)).toBe('epoch,step,train_loss,val_loss,val_acc\n0,0,0.5,,\n0,1,0.25,0.75,0.5\n1,2,0.125,,\n');
+  });
+
+  it('rewrites the file with the wider header when a metric appears after rows were flushed', () => {
+    const l = new CSVLogger({ saveDir: tmp, flushLogsEveryNSteps: 1 });
+    l.logMetrics({ a: 1, epoch: 0 }, 0);
+    l.logMetrics({ a: 2, epoch: 0 }, 1);
+    l.logMetrics({ a: 3, epoch: 0 }, 2);
+    expect(read(l)).toBe('epoch,step,a\n0,0,1\n0,1,2\n'); // the last row waits: a call at its step may add to it
+    l.logMetrics({ b: 4, epoch: 1 }, 3);
+    l.save();
+    expect(read(l)).toBe('epoch,step,a,b\n0,0,1,\n0,1,2,\n0,2,3,\n1,3,,4\n');
+    l.finalize('success');
+  });
+
+  it('writes numbers as Python does, and quotes names that need it', () => {
+    const l = new CSVLogger({ saveDir: tmp });
+    l.logMetrics({ 'loss, "smoothed"': NaN, inf: Infinity, ninf: -Infinity, small: 1e-7 }, 0);
+    l.finalize('success');
+    expect(read(l)).toBe('epoch,step,"loss, ""smoothed""",inf,ninf,small\n,0,nan,inf,-inf,1e-7\n');
+    expect(parseCsv(read(l))[0]).toEqual(['epoch', 'step', 'loss, "smoothed"', 'inf', 'ninf', 'small']);
+  });
+
+  it('writes hparams.yaml, and shares the version folder logic with TensorBoardLogger', () => {
+    const tb = new TensorBoardLogger({ saveDir: tmp });
+    const csv = new CSVLogger({ saveDir: tmp });
+    // Asked for their folders before either writes (as the trainer does), they share version_0.
+    expect(csv.logDir).toBe(tb.logDir);
+    csv.logHyperparams({ lr: 0.1, net: { width: 8 } });
+    csv.logMetrics({ a: 1 }, 0);
+    csv.finalize('success');
+    expect(fs.readFileSync(path.join(csv.logDir, 'hparams.yaml'), 'utf8')).toBe('lr: 0.1\nnet:\n  width: 8\n');
+    expect(new CSVLogger({ saveDir: tmp }).version).toBe(1);
+  });
+
+  it('resumes: cuts metrics.csv back to the rows of the checkpoint and appends', () => {
+    const a = new CSVLogger({ saveDir: tmp });
+    let state: Record<string, unknown> = {};
+    for (let step = 0; step < 6; step++) {
+      a.logMetrics({ loss: step, epoch: 0 }, step);
+      if (step === 2) state = JSON.parse(JSON.stringify(a.stateDict())) as Record<string, unknown>;
+    }
+    a.save();
+    expect(state).toEqual({ version: 0, rows: 3, columns: ['epoch', 'step', 'loss'] });
+    const b = new CSVLogger({ saveDir: tmp });
+    b.loadStateDict(state);
+    b.logMetrics({ loss: 30, epoch: 1 }, 3);
+    b.finalize('success');
+    expect(read(b)).toBe('epoch,step,loss\n0,0,0\n0,1,1\n0,2,2\n1,3,30\n');
+    expect(() => new CSVLogger({ saveDir: tmp }).loadStateDict({ rows: -1 })).toThrow(CheckpointError);
+  });
+
+  it('reports a write error once, naming the path', () => {
+    const file = path.join(tmp, 'file');
+    fs.writeFileSync(file, '');
+    const l = new CSVLogger({ saveDir: file, flushLogsEveryNSteps: 1 });
+    l.logMetrics({ a: 1 }, 0);
+    expect(() => l.logMetrics({ a: 2 }, 1)).toThrow(LoggerError);
+    expect(() => l.logMetrics({ a: 3 }, 2)).not.toThrow();
+    expect(l.writeError!.message).toMatch(new RegExp(`^CSVLogger could not write '${file}/flint_logs/version_0': ENOTDIR`));
+    l.finalize('failed');
+  });
+
+  it('rejects a metric named step', () => {
+    expect(() => new CSVLogger({ saveDir: tmp }).logMetrics({ step: 1 }, 0)).toThrow(
+      "CSVLogger.logMetrics: a metric may not be named 'step': that column holds the logging step. Rename the metric.",
+    );
+  });
+});
+
+describe('csv helpers', () => {
+  it('round-trips quoted cells with commas, quotes and line breaks', () => {
+    const rows = [
+      ['a', 'b,c', 'd"e'],
+      ['line\nbreak', '', ' padded '],
+    ];
+    expect(parseCsv(rows.map((r) => formatCsvRow(r)).join(''))).toEqual(rows);
+  });
+});

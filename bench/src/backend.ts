@@ -7,6 +7,8 @@ export class SkipError extends Error {
 }
 
 export interface BackendInfo {
+  /** The harness's name for it. */
+  readonly name: Backend;
   /** The tfjs backend name in use ('wasm', 'tensorflow', 'cpu'). */
   readonly tfBackend: string;
   /** The backend name Flint's Trainer takes for it. */
@@ -28,7 +30,7 @@ export async function setupBackend(backend: Backend): Promise<BackendInfo> {
     case 'wasm-stock': {
       await import('@tensorflow/tfjs-backend-wasm');
       await activate('wasm');
-      return { tfBackend: 'wasm', trainerBackend: 'wasm', detail: `tfjs-backend-wasm ${tf.version_core}, stock kernels, ${await wasmThreads()}` };
+      return { name: backend, tfBackend: 'wasm', trainerBackend: 'wasm', detail: `tfjs-backend-wasm ${tf.version_core}, stock kernels, ${await wasmThreads()}` };
     }
     case 'wasm-flint': {
       await import('@tensorflow/tfjs-backend-wasm');
@@ -44,7 +46,7 @@ export async function setupBackend(backend: Backend): Promise<BackendInfo> {
       }
       await (install as (options: Record<string, unknown>) => unknown)({});
       await activate('wasm');
-      return { tfBackend: 'wasm', trainerBackend: 'wasm', detail: `tfjs-backend-wasm ${tf.version_core} + installWasmImprovements(), ${await wasmThreads()}` };
+      return { name: backend, tfBackend: 'wasm', trainerBackend: 'wasm', detail: `tfjs-backend-wasm ${tf.version_core} + installWasmImprovements(), ${await wasmThreads()}` };
     }
     case 'tensorflow': {
       const nativeName = '@tensorflow/tfjs-node';
@@ -57,11 +59,11 @@ export async function setupBackend(backend: Backend): Promise<BackendInfo> {
       }
       await activate('tensorflow');
       const tfVersion = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding?.TF_Version ?? 'unknown';
-      return { tfBackend: 'tensorflow', trainerBackend: 'tensorflow', detail: `tfjs-node ${tf.version_core}, TensorFlow ${tfVersion}` };
+      return { name: backend, tfBackend: 'tensorflow', trainerBackend: 'tensorflow', detail: `tfjs-node ${tf.version_core}, TensorFlow ${tfVersion}` };
     }
     case 'cpu': {
       await activate('cpu');
-      return { tfBackend: 'cpu', trainerBackend: 'cpu', detail: `tfjs ${tf.version_core} cpu (pure JS)` };
+      return { name: backend, tfBackend: 'cpu', trainerBackend: 'cpu', detail: `tfjs ${tf.version_core} cpu (pure JS)` };
     }
   }
 }

@@ -71,6 +71,8 @@ export const flint: JsPeerRunner = {
       enableCheckpointing: false,
       enableModelSummary: false,
       backend: ctx.backend.trainerBackend,
+      // Stock wasm means stock for Flint too: the Trainer installs its wasm improvements unless `wasm: false`.
+      ...(ctx.backend.name === 'wasm-stock' ? { wasm: false as const } : {}),
     };
 
     const warmup = new Trainer({ ...common, maxSteps: ctx.warmupSteps, maxEpochs: Math.ceil(ctx.warmupSteps / batches) });

@@ -1,14 +1,12 @@
-// Every test file starts on the backend the suite runs on: FLINT_BACKEND (wasm by default, the
-// embedded default backend; 'tensorflow' for the native run; 'cpu' for the pure-JS one).
-import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
+// Every test file starts on the backend the suite runs on, set up exactly as a Trainer sets it up:
+// FLINT_BACKEND (wasm by default, the embedded default backend, with Flint's wasm improvements;
+// 'tensorflow' for the native run; 'cpu' for the pure-JS one). Trainers created in the tests honour
+// FLINT_BACKEND too (it stands in for their `backend` option).
+import { selectBackend } from './packages/trainer/src/accelerator.js';
 
-// Trainers created in the tests honour FLINT_BACKEND too (it stands in for their `backend` option).
 process.env.FLINT_BACKEND ??= 'wasm';
 const wanted = process.env.FLINT_BACKEND;
-if (wanted === 'tensorflow') {
-  const nativeName = '@tensorflow/tfjs-node';
-  await import(nativeName);
+if (wanted !== 'wasm' && wanted !== 'cpu' && wanted !== 'tensorflow') {
+  throw new Error(`test setup: FLINT_BACKEND must be wasm, cpu or tensorflow (received '${wanted}')`);
 }
-if (!(await tf.setBackend(wanted))) throw new Error(`test setup: backend '${wanted}' could not be initialized`);
-await tf.ready();
+await selectBackend({ accelerator: 'auto', backend: wanted });

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, MisconfigurationError } from '@flint/core';
 import { probeNativeBackend } from './native/index.js';
+import { installWasmImprovements, uninstallWasmImprovements, type WasmImprovementsOptions } from './wasm/index.js';
 
 export type AcceleratorName = 'auto' | 'cpu' | 'gpu';
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -21,6 +22,8 @@ export interface BackendChoice {
 export interface BackendRequest {
   readonly accelerator: AcceleratorName;
   readonly backend?: BackendName | undefined;
+  /** Flint's improvements of the wasm backend (fast transposed matmul, threads, missing gradient kernels), or false for stock wasm. Default: all on. */
+  readonly wasm?: WasmImprovementsOptions | false | undefined;
 }
 
 /** Tries a backend; returns a reason string when it is not installed or does not work. */
@@ -67,8 +70,17 @@ async function activate(name: BackendName): Promise<boolean> {
   }
 }
 
-/** Runs before the wasm backend is initialized; returns facts to print (threads, kernels). */
-let prepareWasm: (() => Promise<string[]>) | undefined;
+let wasmOptions: WasmImprovementsOptions | false = {};
+
+/** Installs (or removes) Flint's wasm improvements as asked; returns the facts to print. */
+async function prepareWasm(): Promise<string[]> {
+  if (wasmOptions === false) {
+    await uninstallWasmImprovements();
+    return ['stock'];
+  }
+  const report = await installWasmImprovements(wasmOptions);
+  return [...report.details];
+}
 
 function nativeCandidate(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu'): Candidate {
   const gpu = pkg === '@tensorflow/tfjs-node-gpu';
@@ -114,7 +126,7 @@ const wasmCandidate: Candidate = {
     let details: string[] = [];
     try {
       await importOptional('@tensorflow/tfjs-backend-wasm');
-      if (prepareWasm !== undefined) details = await prepareWasm();
+      details = await prepareWasm();
     } catch (error) {
       return { ok: false, reason: `@tensorflow/tfjs-backend-wasm does not load (${firstLine(error)})` };
     }
@@ -170,7 +182,8 @@ let current: { key: string; choice: BackendChoice } | undefined;
  * The result is cached per process; `printed` tells whether the caller should print it.
  */
 export async function selectBackend(request: BackendRequest): Promise<{ choice: BackendChoice; fresh: boolean }> {
-  const key = `${request.accelerator}/${request.backend ?? 'auto'}`;
+  const key = `${request.accelerator}/${request.backend ?? 'auto'}/${JSON.stringify(request.wasm ?? {})}`;
+  wasmOptions = request.wasm ?? {};
   if (current !== undefined && current.key === key && tf.getBackend() === current.choice.backend) {
     return { choice: current.choice, fresh: false };
   }

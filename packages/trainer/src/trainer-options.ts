@@ -1,5 +1,6 @@
 import { Callback, type Logger } from '@flint/core';
 import { z } from 'zod';
+import { wasmImprovementsOptionsSchema } from './wasm/index.js';
 
 /** A whole number of batches (>= 0), or a fraction of the data in (0, 1). */
 const batchLimit = z
@@ -56,6 +57,8 @@ export const trainerOptionsSchema = z.strictObject({
   accelerator: z.enum(['auto', 'cpu', 'gpu']).default('auto'),
   /** Pin the tfjs backend. Default: chosen by `accelerator` (or the FLINT_BACKEND environment variable). */
   backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional(),
+  /** Flint's improvements of the wasm backend (see docs/wasm-backend.md), or false for stock tfjs-backend-wasm. */
+  wasm: z.union([z.literal(false), wasmImprovementsOptionsSchema.partial()]).default({}),
   /** Require seedEverything() to have been called, so that the same seed gives the same run on the same backend. */
   deterministic: z.boolean().default(false),
   callbacks: z

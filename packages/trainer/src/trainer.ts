@@ -442,13 +442,14 @@ export class Trainer implements TrainerContext {
   private async setupBackend(): Promise<void> {
     const envBackend = process.env.FLINT_BACKEND;
     let backend: BackendName | undefined = this.options.backend;
-    if (backend === undefined && envBackend !== undefined && envBackend !== '') {
+    // FLINT_BACKEND pins the backend of trainers that do not pin one and do not ask for a GPU.
+    if (backend === undefined && this.options.accelerator !== 'gpu' && envBackend !== undefined && envBackend !== '') {
       if (envBackend !== 'tensorflow' && envBackend !== 'wasm' && envBackend !== 'cpu') {
         throw new MisconfigurationError(`Environment variable FLINT_BACKEND must be 'tensorflow', 'wasm' or 'cpu' (received '${envBackend}').`);
       }
       backend = envBackend;
     }
-    const { choice, fresh } = await selectBackend({ accelerator: this.options.accelerator, backend });
+    const { choice, fresh } = await selectBackend({ accelerator: this.options.accelerator, backend, wasm: this.options.wasm });
     this._backend = choice;
     if (fresh) this.print(describeChoice(choice));
   }

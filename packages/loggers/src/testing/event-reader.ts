@@ -137,7 +137,7 @@ function decodeValue(bytes: Uint8Array): SummaryValue {
     7: (r) => (nodeName = r.string()),
     2: (r) => (v.simpleValue = r.float()),
     4: (r) => {
-      const img = { height: 0, width: 0, colorspace: 0, encoded: new Uint8Array(0) };
+      const img: { height: number; width: number; colorspace: number; encoded: Uint8Array } = { height: 0, width: 0, colorspace: 0, encoded: new Uint8Array(0) };
       decode(r.bytes(), {
         1: (r2) => (img.height = r2.int32()),
         2: (r2) => (img.width = r2.int32()),
@@ -788,7 +788,7 @@ function inferExperiment(runs: Record<string, RunData>, sessions: string[]): Rec
     const group = run === session ? '' : path.posix.relative(session, run);
     for (const tag of Object.keys(data.scalars)) metricNames.add(JSON.stringify([tag, group]));
   }
-  const metricInfos = [...metricNames].sort().map((s) => {
+  const metricInfos = [...metricNames].sort().map((s): Json => {
     const [tag, group] = JSON.parse(s) as [string, string];
     return { name: group === '' ? { tag } : { group, tag } };
   });

@@ -51,7 +51,9 @@ describe('CSVLogger', () => {
   it('writes hparams.yaml, and shares the version folder logic with TensorBoardLogger', () => {
     const tb = new TensorBoardLogger({ saveDir: tmp });
     const csv = new CSVLogger({ saveDir: tmp });
-    // Asked for their folders before either writes (as the trainer does), they share version_0.
+    // Created together, they share version_0 whichever writes first.
+    tb.logMetrics({ a: 1 }, 0);
+    tb.finalize('success');
     expect(csv.logDir).toBe(tb.logDir);
     csv.logHyperparams({ lr: 0.1, net: { width: 8 } });
     csv.logMetrics({ a: 1 }, 0);

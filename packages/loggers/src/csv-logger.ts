@@ -88,6 +88,7 @@ export class CSVLogger extends FileLogger {
     } else {
       this.pending.push(row);
     }
+    if (!this.opened) this.armExitFlush();
     if (this.pending.length > this.options.flushLogsEveryNSteps) this.write(() => this.flushRows(1));
   }
 

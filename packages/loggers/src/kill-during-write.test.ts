@@ -90,5 +90,12 @@ describe('kill during write', () => {
     }
     expect(exited.code).toBe(3);
     expect(lossPoints(dirs.exit).steps).toHaveLength(50);
+    // The CSVLogger's rows, all still in memory, were written by the same handlers.
+    for (const dir of [dirs.term, dirs.int, dirs.exit]) {
+      const lines = fs.readFileSync(path.join(dir, 'kill', 'version_0', 'metrics.csv'), 'utf8').trim().split('\n');
+      expect(lines[0]).toBe('epoch,step,loss');
+      expect(lines.length).toBe(51);
+      expect(lines[50]).toBe(',49,49');
+    }
   });
 });

@@ -109,6 +109,15 @@ describe('folders', () => {
     expect(new TensorBoardLogger({ saveDir: path.join(tmp, 'my runs') }).tensorboardCommand).toBe(`tensorboard --logdir '${path.join(tmp, 'my runs', 'flint_logs')}'`);
   });
 
+  it('ignores empty hparams (a module without any)', () => {
+    const l = new TensorBoardLogger({ saveDir: tmp });
+    l.logHyperparams({});
+    l.logMetrics({ a: 1 }, 0);
+    l.finalize('success');
+    expect(fs.readdirSync(l.logDir).filter((n) => !n.includes('tfevents'))).toEqual([]);
+    expect(readLogDir(l.rootDir).hparams_dashboard).toBeNull();
+  });
+
   it('creates nothing until something is written', () => {
     const l = new TensorBoardLogger({ saveDir: tmp });
     void l.logDir;

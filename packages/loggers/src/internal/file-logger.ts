@@ -21,8 +21,8 @@ function errorPath(error: unknown): string | undefined {
 }
 
 /**
- * What TensorBoardLogger and CSVLogger share: the `<saveDir>/<name>/<version>` folder, lazy opening
- * (so that `loadStateDict` can pin the version before anything is written), hparams.yaml, flushing at
+ * What TensorBoardLogger and CSVLogger share: the `<saveDir>/<name>/<version>` folder, files opened on
+ * the first write (so that `loadStateDict` can pin the version first), hparams.yaml, flushing at
  * process exit, and the one-time report of a write error.
  *
  * A write error (folder not writable, disk full) is reported once, naming the path, and the logger
@@ -122,6 +122,8 @@ export abstract class FileLogger implements Logger, ExitFlushable {
         `${this.kind}.logHyperparams(params): params must be a plain object of hyper-parameters, received ${JSON.stringify(params)}.`,
       );
     }
+    // Nothing to show (a module without hparams): no hparams.yaml, no row in the HParams tab.
+    if (Object.keys(params).length === 0) return;
     this.hparams = params;
     this.hparamsYamlPending = true;
     if (this.isOpen) this.guard(() => this.writePendingHparams());
@@ -155,11 +157,19 @@ export abstract class FileLogger implements Logger, ExitFlushable {
   }
 
   flushOnExit(_reason: 'exit' | NodeJS.Signals): void {
-    if (!this.isOpen || this.failure !== undefined) return;
-    this.guard(() => this.flushFiles(), false);
+    if (this.failure !== undefined || this.muted || (!this.isOpen && !this.hasPending())) return;
+    this.guard(() => {
+      this.ensureOpen();
+      this.flushFiles();
+    }, false);
   }
 
   // ---- for subclasses ----
+
+  /** Data waits in memory before any file is open: have it flushed at process exit too. */
+  protected armExitFlush(): void {
+    registerExitFlush(this);
+  }
 
   /** True when the trainer runs a fastDevRun: file-writing loggers do nothing then. */
   protected get muted(): boolean {

@@ -37,18 +37,19 @@ export function nextVersion(root: string): number {
 }
 
 /**
- * Where a run lives. The version is resolved once, on first use (as Lightning does), so that loggers
- * created together and asked for their folder before anything is written share the same version.
+ * Where a run lives. An unset version is resolved when the logger is created (Lightning resolves it on
+ * first use): loggers created together, say a TensorBoardLogger and a CSVLogger with the same saveDir
+ * and name, then share one `version_<n>` folder whichever writes first.
  */
 export class RunDir {
-  private resolved: number | string | undefined;
+  private resolved: number | string;
 
   constructor(
     readonly saveDir: string,
     readonly name: string,
     version: VersionInput,
   ) {
-    this.resolved = version;
+    this.resolved = version ?? nextVersion(this.root);
   }
 
   /** `<saveDir>/<name>`: the folder to point TensorBoard at to compare runs. */
@@ -57,7 +58,6 @@ export class RunDir {
   }
 
   get version(): number | string {
-    if (this.resolved === undefined) this.resolved = nextVersion(this.root);
     return this.resolved;
   }
 

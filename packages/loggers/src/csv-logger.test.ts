@@ -35,9 +35,11 @@ describe('CSVLogger', () => {
     l.logMetrics({ a: 3, epoch: 0 }, 2);
     expect(read(l)).toBe('epoch,step,a\n0,0,1\n0,1,2\n'); // the last row waits: a call at its step may add to it
     l.logMetrics({ b: 4, epoch: 1 }, 3);
-    l.save();
-    expect(read(l)).toBe('epoch,step,a,b\n0,0,1,\n0,1,2,\n0,2,3,\n1,3,,4\n');
+    l.save(); // keeps the last row: a later call at step 3 may add to it
+    expect(read(l)).toBe('epoch,step,a,b\n0,0,1,\n0,1,2,\n0,2,3,\n');
+    l.logMetrics({ c: 5, epoch: 1 }, 3);
     l.finalize('success');
+    expect(read(l)).toBe('epoch,step,a,b,c\n0,0,1,,\n0,1,2,,\n0,2,3,,\n1,3,,4,5\n');
   });
 
   it('writes numbers as Python does, and quotes names that need it', () => {

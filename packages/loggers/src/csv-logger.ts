@@ -52,6 +52,7 @@ export class CSVLogger extends FileLogger {
   private pending: Map<string, number>[] = [];
   private rowsOnDisk = 0;
   private resume: CSVLoggerState | undefined;
+  private exiting = false;
 
   constructor(options: CSVLoggerOptions = {}) {
     const parsed = parseOptions('CSVLogger', csvLoggerOptionsSchema, options);
@@ -158,8 +159,17 @@ export class CSVLogger extends FileLogger {
     this.file = new AppendFile(file);
   }
 
+  /**
+   * At save and epoch ends the last row stays in memory, as a later call at its step (the train epoch
+   * metrics come after validation's) still belongs in it; finalize, exit and stateDict write it.
+   */
   protected flushFiles(): void {
-    this.flushRows(0);
+    this.flushRows(1);
+  }
+
+  override flushOnExit(reason: 'exit' | NodeJS.Signals): void {
+    this.exiting = true;
+    super.flushOnExit(reason);
   }
 
   protected closeFiles(_status: RunStatus): void {
@@ -173,7 +183,8 @@ export class CSVLogger extends FileLogger {
   }
 
   /** Writes pending rows, keeping the last `keep` in memory (a later call at the same step may still merge into it). */
-  private flushRows(keep: number): void {
+  private flushRows(keepLast: number): void {
+    const keep = this.exiting ? 0 : keepLast;
     const count = this.pending.length - keep;
     if (count <= 0 || this.file === undefined) return;
     const rows = this.pending.slice(0, count);

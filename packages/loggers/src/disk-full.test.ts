@@ -60,12 +60,13 @@ describe('disk full while writing', () => {
     try {
       const l = new CSVLogger({ saveDir: tmp, onWriteError: 'continue' });
       l.logMetrics({ a: 1 }, 0);
-      l.save();
+      l.logMetrics({ a: 1.5 }, 1);
+      l.save(); // writes the row of step 0, keeps the last one
       const text = fs.readFileSync(l.metricsFile, 'utf8');
       disk.full = true;
-      l.logMetrics({ a: 2 }, 1);
+      l.logMetrics({ a: 2 }, 2);
       l.save();
-      l.logMetrics({ a: 3 }, 2);
+      l.logMetrics({ a: 3 }, 3);
       l.finalize('success');
       disk.full = false;
       expect(fs.readFileSync(l.metricsFile, 'utf8')).toBe(text);

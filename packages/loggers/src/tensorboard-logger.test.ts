@@ -192,6 +192,8 @@ describe('scalars', () => {
     l.setup(trainer, {} as never, 'fit');
     l.logMetrics({ loss: 1, epoch: 0 }, 5);
     l.logMetrics({ acc: 0.5, epoch: 0 }, 5); // 'epoch' repeats with the same value: silent
+    l.logMetrics({ nan: NaN }, 5);
+    l.logMetrics({ nan: NaN }, 5); // a repeated NaN too
     l.logMetrics({ loss: 2 }, 5);
     l.logMetrics({ loss: 3 }, 4);
     l.logMetrics({ loss: 4 }, 6);
@@ -371,7 +373,7 @@ describe('histograms, text and images', () => {
       if (epoch === 0) l.onFitStart(trainer, module);
       for (let b = 0; b < 2; b++) {
         const g = tf.tensor1d([epoch, b]);
-        l.onAfterBackward(trainer, module, { 'fc.kernel': g });
+        l.onAfterBackward(trainer, module, { [w.name]: g });
         g.dispose();
       }
       await l.onTrainEpochEnd(trainer, module);

@@ -311,13 +311,16 @@ export class TensorBoardLogger extends FileLogger {
     this.save();
   }
 
-  onAfterBackward(trainer: TrainerContext, _module: LightningModule, grads: Readonly<Record<string, tf.Tensor>>): void {
+  onAfterBackward(trainer: TrainerContext, module: LightningModule, grads: Readonly<Record<string, tf.Tensor>>): void {
     this.trainer = trainer;
     if (!this.options.logGradients || !this.histogramEpoch(trainer.currentEpoch)) return;
     if (this.gradientsCapturedEpoch === trainer.currentEpoch) return;
     this.gradientsCapturedEpoch = trainer.currentEpoch;
-    for (const [name, grad] of Object.entries(grads)) {
-      this.logHistogram(`gradients/${name}`, grad.dataSync() as Float32Array, trainer.globalStep);
+    // Gradients come keyed by tfjs variable name; tag them with the parameter's dotted name.
+    const dotted = new Map<string, string>();
+    for (const p of module.namedParameters()) dotted.set(p.variable.name, p.name);
+    for (const [key, grad] of Object.entries(grads)) {
+      this.logHistogram(`gradients/${dotted.get(key) ?? key}`, grad.dataSync() as Float32Array, trainer.globalStep);
     }
   }
 
@@ -481,7 +484,7 @@ export class TensorBoardLogger extends FileLogger {
   private acceptStep(tag: string, step: number, value: number | undefined): boolean {
     const last = this.lastSteps.get(tag);
     if (last === undefined || step > last) return true;
-    if (step === last && value !== undefined && this.lastValue.get(tag) === value) return false;
+    if (step === last && value !== undefined && Object.is(this.lastValue.get(tag), value)) return false;
     if (!this.warnedTags.has(tag)) {
       this.warnedTags.add(tag);
       const message =

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { DataLoader, randomSplit, seedEverything, TensorDataset, type Logger, type Metrics } from '@flint/core';
+import { TensorBoardLogger } from '@flint/loggers';
 import { Trainer, type BackendName } from '@flint/trainer';
 import { loadMnist } from './mnist-data.js';
 import { MnistClassifier, type MnistBatch } from './model.js';
@@ -28,14 +29,19 @@ export interface MnistDemoOptions {
   valSize?: number;
   seed?: number;
   backend?: BackendName;
-  /** Loggers per model run (e.g. a TensorBoardLogger); default none. */
-  loggers?: (model: 'single' | 'multi') => Logger[];
+  /**
+   * Where the TensorBoard runs go: `<logDir>/mnist/version_N`, one run per net, so both show in one
+   * TensorBoard (and in one HParams table). Default `flint_logs`; false writes nothing.
+   */
+  logDir?: string | false;
   enableProgressBar?: boolean;
   /** Write lines here (default console.log). */
   print?: (line: string) => void;
 }
 
 export interface MnistRunResult {
+  /** The run's folder (undefined without logging). */
+  readonly runDir: string | undefined;
   readonly model: 'single' | 'multi';
   readonly hidden: number[];
   readonly params: number;
@@ -75,6 +81,8 @@ export async function main(options: MnistDemoOptions = {}): Promise<MnistRunResu
   print(`MNIST: ${trainSet.length} training, ${valSet.length} validation, ${testSet.length} test images; batch size ${batchSize}.`);
 
   const results: MnistRunResult[] = [];
+  const logDir = options.logDir ?? 'flint_logs';
+  let command: string | undefined;
   try {
     for (const model of models) {
       const hidden = model === 'single' ? [] : [options.hidden ?? 256];
@@ -83,9 +91,15 @@ export async function main(options: MnistDemoOptions = {}): Promise<MnistRunResu
         dropout: model === 'single' ? 0 : (options.dropout ?? 0.2),
         learningRate: options.learningRate ?? 1e-3,
       });
+      const loggers: Logger[] = [];
+      if (logDir !== false) {
+        const tb = new TensorBoardLogger({ saveDir: logDir, name: 'mnist' });
+        command = tb.tensorboardCommand;
+        loggers.push(tb);
+      }
       const trainer = new Trainer({
         maxEpochs: epochs,
-        logger: options.loggers?.(model) ?? false,
+        logger: loggers,
         enableCheckpointing: false,
         enableModelSummary: false,
         enableProgressBar: options.enableProgressBar ?? true,
@@ -99,6 +113,7 @@ export async function main(options: MnistDemoOptions = {}): Promise<MnistRunResu
       const val = trainer.history[trainer.history.length - 1]?.metrics ?? {};
       const testMetrics = await trainer.test(module, new DataLoader(testSet, { batchSize: 1000 }));
       const result: MnistRunResult = {
+        runDir: loggers[0]?.logDir,
         model,
         hidden,
         params,
@@ -116,6 +131,7 @@ export async function main(options: MnistDemoOptions = {}): Promise<MnistRunResu
           `after ${result.epochs} epochs in ${seconds.toFixed(1)} s (${Math.round(result.samplesPerSecond).toLocaleString('en-US')} samples/s, backend ${tf.getBackend()})`,
       );
     }
+    if (command !== undefined) print(`\nOpen the runs in TensorBoard:\n  ${command}`);
   } finally {
     trainSet.dispose();
     valSet.dispose();

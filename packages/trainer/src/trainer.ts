@@ -43,6 +43,7 @@ import {
   type StopReason,
   type TrainerContext,
 } from '@flint/core';
+import { TensorBoardLogger } from '@flint/loggers';
 import { EventEmitter } from 'eventemitter3';
 import { describeChoice, selectBackend, type BackendChoice, type BackendName } from './accelerator.js';
 import type { TrainerEvents } from './events.js';
@@ -149,7 +150,15 @@ export class Trainer implements TrainerContext {
     const fast = this.fastDevRunBatches;
     this.callbacks = [...this.options.callbacks];
     const logger = this.options.logger;
-    this.loggers = fast > 0 || logger === false || logger === true ? [] : Array.isArray(logger) ? [...logger] : [logger];
+    // Lightning's default: a TensorBoard run under defaultRootDir (flint_logs/version_N).
+    this.loggers =
+      fast > 0 || logger === false
+        ? []
+        : logger === true
+          ? [new TensorBoardLogger({ saveDir: this.options.defaultRootDir ?? process.cwd() })]
+          : Array.isArray(logger)
+            ? [...logger]
+            : [logger];
     if (this.options.enableProgressBar) new ProgressBar().attach(this.events);
   }
 

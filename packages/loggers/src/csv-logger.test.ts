@@ -77,6 +77,7 @@ describe('CSVLogger', () => {
     b.loadStateDict(state);
     b.logMetrics({ loss: 30, epoch: 1 }, 3);
     b.finalize('success');
+    a.finalize('failed');
     expect(read(b)).toBe('epoch,step,loss\n0,0,0\n0,1,1\n0,2,2\n1,3,30\n');
     expect(() => new CSVLogger({ saveDir: tmp }).loadStateDict({ rows: -1 })).toThrow(CheckpointError);
   });

@@ -105,6 +105,7 @@ function writeRuns(): void {
     note('version_2', 'train/loss', step, 2 / (step + 1));
   }
   resumed.finalize('success');
+  first.finalize('failed'); // the crashed process's logger: only releases its exit handlers (nothing is queued)
 
   // version_3: a process killed in the middle of writing its last record.
   const torn = new TensorBoardLogger({ saveDir: tmp });

@@ -61,7 +61,7 @@ function lossPoints(dir: string): { steps: number[]; values: number[]; problems:
 }
 
 describe('kill during write', () => {
-  it('SIGKILL mid-run: the file reads cleanly up to the last whole record; SIGTERM/SIGINT/exit flush everything', async () => {
+  it('SIGKILL mid-run: the file reads cleanly up to the last whole record; SIGTERM/SIGINT/exit flush everything', { timeout: 240_000 }, async () => {
     const dirs = { kill: path.join(tmp, 'kill'), term: path.join(tmp, 'term'), int: path.join(tmp, 'int'), exit: path.join(tmp, 'exit') };
     const [killed, termed, inted, exited] = await Promise.all([
       runChild(dirs.kill, 1, 'loop', 2000, 'SIGKILL'),

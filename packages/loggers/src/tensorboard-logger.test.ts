@@ -471,6 +471,7 @@ describe('resume', () => {
     b.logHyperparams({ lr: 0.1 });
     for (let step = 6; step < 15; step++) b.logMetrics({ loss: 2 / (step + 1), epoch: 1 }, step);
     b.finalize('success');
+    a.finalize('failed'); // the crashed process's logger: only releases its exit handlers (nothing is queued)
 
     expect(b.logDir).toBe(a.logDir);
     const files = eventsOf(b.logDir);

@@ -1,0 +1,71 @@
+import type { Metrics, TrainerContext } from '@flint/core';
+import { z } from 'zod';
+
+/**
+ * Lightning-style state keys: the class name plus the options that tell two instances apart, so
+ * that two EarlyStoppings on different metrics keep separate states in a checkpoint
+ * (`EarlyStopping{"monitor":"val_loss","mode":"min"}`).
+ */
+export function stateKeyOf(name: string, parts: Readonly<Record<string, unknown>>): string {
+  const defined = Object.fromEntries(Object.entries(parts).filter(([, v]) => v !== undefined));
+  return `${name}${JSON.stringify(defined)}`;
+}
+
+/** The optional TrainerContext method callbacks log through (see docs/callbacks.md, "Logging from callbacks"). */
+interface LogsMetrics {
+  logMetrics?(metrics: Metrics, step?: number): void | Promise<void>;
+}
+
+/**
+ * Sends values a callback computed (learning rates, dropout rates, the generalization gap) to the
+ * loggers at the current global step: through `trainer.logMetrics` when the trainer offers it (so
+ * that they also appear in `trainer.loggedMetrics`), else to each logger directly.
+ */
+export async function logToLoggers(trainer: TrainerContext, metrics: Readonly<Record<string, number>>): Promise<void> {
+  if (Object.keys(metrics).length === 0) return;
+  const own = (trainer as TrainerContext & LogsMetrics).logMetrics;
+  if (typeof own === 'function') {
+    await own.call(trainer, metrics, trainer.globalStep);
+    return;
+  }
+  for (const logger of trainer.loggers) await logger.logMetrics(metrics, trainer.globalStep);
+}
+
+const part = z.number({ error: 'must be a number >= 0' }).nonnegative({ error: 'must be a number >= 0' }).optional();
+
+/** A duration: seconds (> 0), "DD:HH:MM:SS", or { days, hours, minutes, seconds }. */
+export const durationSchema = z.union(
+  [
+    z.number().positive(),
+    z.string().regex(/^\d+:\d{1,2}:\d{1,2}:\d{1,2}$/),
+    z.strictObject({ days: part, hours: part, minutes: part, seconds: part }).refine(
+      (d) => (d.days ?? 0) + (d.hours ?? 0) + (d.minutes ?? 0) + (d.seconds ?? 0) > 0,
+    ),
+  ],
+  { error: 'must be seconds (a number > 0), "DD:HH:MM:SS" (e.g. "00:12:00:00") or { days, hours, minutes, seconds } adding up to more than 0' },
+);
+
+export type Duration = z.input<typeof durationSchema>;
+
+/** A duration in seconds. */
+export function durationSeconds(value: Duration): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'string') {
+    const [d, h, m, s] = value.split(':').map(Number) as [number, number, number, number];
+    return ((d * 24 + h) * 60 + m) * 60 + s;
+  }
+  return (((value.days ?? 0) * 24 + (value.hours ?? 0)) * 60 + (value.minutes ?? 0)) * 60 + (value.seconds ?? 0);
+}
+
+/** Formats a number for messages: 4 significant decimals, or as is when it is an integer or not finite. */
+export function fmt(value: number): string {
+  if (!Number.isFinite(value) || Number.isInteger(value)) return String(value);
+  const abs = Math.abs(value);
+  return abs !== 0 && (abs < 1e-3 || abs >= 1e5) ? value.toExponential(3) : String(Number(value.toPrecision(4)));
+}
+
+/** "a, b, c", or "(none logged yet)". */
+export function listKeys(metrics: Metrics): string {
+  const keys = Object.keys(metrics).sort();
+  return keys.length > 0 ? keys.join(', ') : '(none logged yet)';
+}

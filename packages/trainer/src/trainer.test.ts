@@ -4,6 +4,8 @@ import {
   Callback,
   DataError,
   DataLoader,
+  DataModule,
+  type Stage,
   LightningModule,
   Linear,
   MisconfigurationError,
@@ -308,6 +310,56 @@ describe('Trainer.fit', () => {
     expect(module.unbuiltLayers()).toEqual(['dense']);
     await new Trainer({ ...quiet, maxEpochs: 1 }).fit(module, loader());
     expect(module.namedParameters().map((p) => p.name)).toEqual(['dense.kernel', 'dense.bias']);
+  });
+});
+
+describe('Trainer data inputs', () => {
+  it('takes a DataModule: prepareData, setup(stage) and its loaders', async () => {
+    const calls: string[] = [];
+    class Dm extends DataModule<BoringBatch> {
+      override prepareData() {
+        calls.push('prepareData');
+      }
+      override setup(stage: Stage) {
+        calls.push(`setup:${stage}`);
+      }
+      override trainDataloader() {
+        return new DataLoader(data, { batchSize: 16 }) as DataLoader<BoringBatch>;
+      }
+      override valDataloader() {
+        return new DataLoader(data, { batchSize: 32 }) as DataLoader<BoringBatch>;
+      }
+      override testDataloader() {
+        return new DataLoader(data, { batchSize: 32 }) as DataLoader<BoringBatch>;
+      }
+    }
+    const trainer = new Trainer({ ...quiet, maxEpochs: 2 });
+    const module = new BoringModule(4, 2, 0.5);
+    await expectNoLeak(() => trainer.fit(module, new Dm()));
+    expect(trainer.history[1]!.metrics).toHaveProperty('val_loss');
+    const test = await trainer.test(module, new Dm());
+    expect(test).toHaveProperty('test_acc');
+    expect(calls).toEqual(['prepareData', 'setup:fit', 'prepareData', 'setup:test']);
+  });
+
+  it('trains from a tf.data.Dataset', async () => {
+    // tf.data batches records field by field (a JS array element would be stacked as data).
+    const rows = Array.from({ length: 32 }, (_, i) => ({ x: [i % 2, 1 - (i % 2), 0.5, 0.1], y: i % 2 }));
+    const ds = tf.data.array(rows).map((r) => {
+      const { x, y } = r as { x: number[]; y: number };
+      return { x: tf.tensor1d(x), y: tf.scalar(y, 'int32') };
+    }) as unknown as tf.data.Dataset<{ x: tf.Tensor2D; y: tf.Tensor1D }>;
+    class FromRecords extends BoringModule {
+      override trainingStep(batch: BoringBatch) {
+        const { x, y } = batch as unknown as { x: tf.Tensor2D; y: tf.Tensor1D };
+        return super.trainingStep([x, y]);
+      }
+    }
+    const trainer = new Trainer({ ...quiet, maxEpochs: 3 });
+    const module = new FromRecords(4, 2, 0.5);
+    await expectNoLeak(() => trainer.fit(module, new DataLoader(ds, { batchSize: 8 }) as unknown as DataLoader<BoringBatch>));
+    expect(trainer.globalStep).toBe(12);
+    expect(trainer.history[2]!.metrics.train_loss_epoch!).toBeLessThan(trainer.history[0]!.metrics.train_loss_epoch!);
   });
 });
 

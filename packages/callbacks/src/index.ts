@@ -2,3 +2,11 @@ export { MonitorCallback, modeSchema, minDeltaSchema } from './monitor-callback.
 export type { MonitorMode, MonitorSettings } from './monitor-callback.js';
 export { EarlyStopping, earlyStoppingOptionsSchema } from './early-stopping.js';
 export type { EarlyStoppingOptions, EarlyStoppingTrigger } from './early-stopping.js';
+export { ModelCheckpoint, modelCheckpointOptionsSchema, LAST_CHECKPOINT_NAME } from './model-checkpoint.js';
+export type { ModelCheckpointOptions } from './model-checkpoint.js';
+export { LambdaCallback, lambdaCallbackOptionsSchema } from './lambda-callback.js';
+export type { LambdaCallbackOptions } from './lambda-callback.js';
+export { Timer, timerOptionsSchema } from './timer.js';
+export type { TimerOptions, TimedStage } from './timer.js';
+export { ModelSummary, modelSummaryOptionsSchema } from './model-summary.js';
+export type { ModelSummaryOptions } from './model-summary.js';

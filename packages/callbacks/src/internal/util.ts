@@ -33,16 +33,18 @@ export async function logToLoggers(trainer: TrainerContext, metrics: Readonly<Re
 
 const part = z.number({ error: 'must be a number >= 0' }).nonnegative({ error: 'must be a number >= 0' }).optional();
 
+const DURATION_ERROR = 'must be seconds (a number > 0), "DD:HH:MM:SS" (e.g. "00:12:00:00") or { days, hours, minutes, seconds } adding up to more than 0';
+
 /** A duration: seconds (> 0), "DD:HH:MM:SS", or { days, hours, minutes, seconds }. */
 export const durationSchema = z.union(
   [
-    z.number().positive(),
-    z.string().regex(/^\d+:\d{1,2}:\d{1,2}:\d{1,2}$/),
-    z.strictObject({ days: part, hours: part, minutes: part, seconds: part }).refine(
-      (d) => (d.days ?? 0) + (d.hours ?? 0) + (d.minutes ?? 0) + (d.seconds ?? 0) > 0,
-    ),
+    z.number().positive({ error: DURATION_ERROR }),
+    z.string().regex(/^\d+:\d{1,2}:\d{1,2}:\d{1,2}$/, { error: DURATION_ERROR }),
+    z
+      .strictObject({ days: part, hours: part, minutes: part, seconds: part })
+      .refine((d) => (d.days ?? 0) + (d.hours ?? 0) + (d.minutes ?? 0) + (d.seconds ?? 0) > 0, { error: DURATION_ERROR }),
   ],
-  { error: 'must be seconds (a number > 0), "DD:HH:MM:SS" (e.g. "00:12:00:00") or { days, hours, minutes, seconds } adding up to more than 0' },
+  { error: DURATION_ERROR },
 );
 
 export type Duration = z.input<typeof durationSchema>;

@@ -1,0 +1,67 @@
+import { DataLoader } from '@flint/core';
+import { BoringModule, expectNoLeak, randomClassificationDataset } from '@flint/core/testing';
+import { Trainer } from '@flint/trainer';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LambdaCallback, Timer } from './index.js';
+import { FakeTrainer } from './test-utils/fake-trainer.js';
+
+const data = randomClassificationDataset({ n: 64, features: 4, classes: 2, seed: 1 });
+afterAll(() => data.dispose());
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('Timer', () => {
+  it('options: durations as seconds, "DD:HH:MM:SS" or parts; bad ones are errors', () => {
+    expect(new Timer({ duration: '00:01:30:00' }).durationSeconds).toBe(5400);
+    expect(new Timer({ duration: { minutes: 2, seconds: 3 } }).durationSeconds).toBe(123);
+    expect(new Timer({ duration: 7.5 }).durationSeconds).toBe(7.5);
+    expect(new Timer().durationSeconds).toBe(Infinity);
+    expect(() => new Timer({ duration: 0 })).toThrow(`Timer option 'duration': must be seconds (a number > 0), "DD:HH:MM:SS" (e.g. "00:12:00:00") or { days, hours, minutes, seconds } adding up to more than 0 (received 0)`);
+    expect(() => new Timer({ interval: 'batch' as never })).toThrow(`Timer option 'interval': must be 'step' or 'epoch' (received "batch")`);
+  });
+
+  it("stops a fit with rule 'max_time' once the training time passes the duration", async () => {
+    const timer = new Timer({ duration: 0.15, verbose: false });
+    const slow = new LambdaCallback({ onTrainBatchEnd: () => sleep(30) });
+    const trainer = new Trainer({ logger: false, enableProgressBar: false, enableModelSummary: false, enableCheckpointing: false, maxEpochs: 100, callbacks: [slow, timer] });
+    const module = new BoringModule();
+    await expectNoLeak(() => trainer.fit(module, new DataLoader(data, { batchSize: 16 })), 'fit');
+    expect(trainer.stopReason).toMatchObject({ rule: 'max_time', source: 'Timer', values: { durationSeconds: 0.15 } });
+    expect(trainer.stopReason!.message).toMatch(/^Timer: time is up after 0\.\d s of training \(duration 0\.15 s\) at epoch \d+, step \d+\.$/);
+    expect(trainer.currentEpoch).toBeLessThan(5);
+    expect(timer.timeElapsed('train')).toBeGreaterThanOrEqual(0.15);
+    expect(timer.timeRemaining()).toBeLessThanOrEqual(0);
+  });
+
+  it('the elapsed training time goes into checkpoints: a resumed run only gets what is left', async () => {
+    const t = new FakeTrainer();
+    const timer = new Timer({ duration: 10, interval: 'epoch' });
+    timer.onTrainStart();
+    await sleep(20);
+    const state = timer.stateDict() as { timeElapsed: { train: number } };
+    expect(state.timeElapsed.train).toBeGreaterThanOrEqual(0.02);
+    const resumed = new Timer({ duration: 10, interval: 'epoch' });
+    resumed.loadStateDict({ timeElapsed: { train: 9.99 } });
+    resumed.onTrainStart();
+    await sleep(20);
+    resumed.onTrainEpochEnd(t, new BoringModule());
+    expect(t.stopReason).toMatchObject({ rule: 'max_time' });
+    expect(resumed.timeElapsed()).toBeGreaterThan(10);
+  });
+
+  it('measures validation runs separately and adds them up; the sanity check does not count', async () => {
+    const t = new FakeTrainer();
+    const timer = new Timer();
+    t.runningStage = 'sanity_check';
+    timer.onValidationStart(t);
+    await sleep(30);
+    timer.onValidationEnd(t);
+    expect(timer.timeElapsed('validate')).toBe(0);
+    t.runningStage = 'validate';
+    for (let i = 0; i < 2; i++) {
+      timer.onValidationStart(t);
+      await sleep(15);
+      timer.onValidationEnd(t);
+    }
+    expect(timer.timeElapsed('validate')).toBeGreaterThanOrEqual(0.028);
+  });
+});

@@ -409,6 +409,18 @@ describe('Trainer errors', () => {
     }))).rejects.toThrow('NoLoss.trainingStep must return the loss as a scalar tensor, or { loss, ... }, under automatic optimization (batch 0: received undefined).');
   });
 
+  it('a promise from a hook inside the gradient tape is an error that says why', async () => {
+    class AsyncBackward extends Callback {
+      override onBeforeBackward(): void {
+        return Promise.resolve() as unknown as void;
+      }
+    }
+    const module = new BoringModule();
+    await expect(expectNoLeak(() => new Trainer({ ...quiet, callbacks: [new AsyncBackward()] }).fit(module, loader()))).rejects.toThrow(
+      'AsyncBackward.onBeforeBackward returned a promise: onBeforeBackward runs inside the gradient tape (tf.variableGrads), which cannot span an await. Make it synchronous.',
+    );
+  });
+
   it('validation data without validationStep is an error, not a silent skip', async () => {
     class NoVal extends LightningModule<BoringBatch> {
       l = new Linear(4, 2);

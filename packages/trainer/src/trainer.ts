@@ -552,7 +552,13 @@ export class Trainer implements TrainerContext {
    * state from the checkpoint), so that a finished fit leaves no tensors behind.
    */
   private disposeOptimizers(module: LightningModule): void {
-    for (const o of this._optimizers) o.optimizer.dispose();
+    for (const o of this._optimizers) {
+      o.optimizer.dispose();
+      // tfjs's MomentumOptimizer.dispose() does not free the learning-rate scalar `c` it inherits
+      // from SGDOptimizer (SGD's own dispose does): free it here so that a fit leaks nothing.
+      const c = (o.optimizer as unknown as { c?: unknown }).c;
+      if (c instanceof tf.Tensor && !c.isDisposed) c.dispose();
+    }
     this._optimizers = [];
     this._lrSchedulers = [];
     module._optimizers = [];

@@ -15,6 +15,7 @@ describe('installWasmImprovements options', () => {
   it('defaults: everything on, threads auto, cache in the temp folder', () => {
     expect(wasmImprovementsOptionsSchema.parse({})).toEqual({
       fastMatmul: true,
+      fastSlice: true,
       threads: 'auto',
       fallbackKernels: true,
       cacheDir: os.tmpdir(),
@@ -41,7 +42,8 @@ describe('installWasmImprovements', () => {
     const report = await installWasmImprovements({ threads: false });
     expect(report).toMatchObject({
       fastMatmul: true,
-      replacedKernels: ['BatchMatMul', '_FusedMatMul'],
+      fastSlice: true,
+      replacedKernels: ['BatchMatMul', '_FusedMatMul', 'Slice', 'StridedSlice', 'SplitV', 'Unpack'],
       addedKernels: [
         { name: 'UnsortedSegmentSum', via: 'wasm' },
         { name: 'Conv2DBackpropFilter', via: 'wasm' },
@@ -52,11 +54,12 @@ describe('installWasmImprovements', () => {
       threads: 1,
       threadsRequested: false,
       wasmBinary: 'tfjs-backend-wasm-simd.wasm',
-      details: ['1 thread', 'fast matmul', '+5 kernels'],
+      details: ['1 thread', 'fast matmul', 'fast slice', '+5 kernels'],
     });
     expect(report.summary).toBe(
-      'wasm: 1 thread, fast matmul (BatchMatMul, _FusedMatMul replaced), added UnsortedSegmentSum, Conv2DBackpropFilter, ' +
-        'DepthwiseConv2dNativeBackpropFilter [cpu fallback], DepthwiseConv2dNativeBackpropInput [cpu fallback], Einsum [cpu fallback]',
+      'wasm: 1 thread, fast matmul (BatchMatMul, _FusedMatMul), fast slice (Slice, StridedSlice, SplitV, Unpack), ' +
+        'added UnsortedSegmentSum, Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter [cpu fallback], ' +
+        'DepthwiseConv2dNativeBackpropInput [cpu fallback], Einsum [cpu fallback]',
     );
   });
 
@@ -72,29 +75,33 @@ describe('installWasmImprovements', () => {
   });
 
   it('each improvement can be switched off, and uninstall restores the stock kernels', async () => {
-    const stockBatchMatMul = kernelFunc('BatchMatMul');
-    const stockFused = kernelFunc('_FusedMatMul');
+    const replaceable = ['BatchMatMul', '_FusedMatMul', 'Slice', 'StridedSlice', 'SplitV', 'Unpack'];
+    const stock = Object.fromEntries(replaceable.map((n) => [n, kernelFunc(n)]));
+    const isStock = (name: string) => kernelFunc(name) === stock[name];
     expect(kernelFunc('UnsortedSegmentSum')).toBeUndefined();
 
-    const none = await installWasmImprovements({ fastMatmul: false, fallbackKernels: false, threads: false });
+    const none = await installWasmImprovements({ fastMatmul: false, fastSlice: false, fallbackKernels: false, threads: false });
     expect(none.replacedKernels).toEqual([]);
     expect(none.addedKernels).toEqual([]);
-    expect(none.summary).toBe('wasm: 1 thread, stock matmul');
-    expect(kernelFunc('BatchMatMul')).toBe(stockBatchMatMul);
+    expect(none.details).toEqual(['1 thread']);
+    expect(none.summary).toBe('wasm: 1 thread');
+    expect(replaceable.every(isStock)).toBe(true);
     expect(kernelFunc('UnsortedSegmentSum')).toBeUndefined();
 
-    await installWasmImprovements({ fallbackKernels: false, threads: false });
-    expect(kernelFunc('BatchMatMul')).not.toBe(stockBatchMatMul);
-    expect(kernelFunc('_FusedMatMul')).not.toBe(stockFused);
+    await installWasmImprovements({ fastSlice: false, fallbackKernels: false, threads: false });
+    expect(replaceable.map(isStock)).toEqual([false, false, true, true, true, true]);
     expect(kernelFunc('Conv2DBackpropFilter')).toBeUndefined();
 
-    await installWasmImprovements({ fastMatmul: false, threads: false });
-    expect(kernelFunc('BatchMatMul')).toBe(stockBatchMatMul);
+    await installWasmImprovements({ fastMatmul: false, fallbackKernels: false, threads: false });
+    expect(replaceable.map(isStock)).toEqual([true, true, false, false, false, false]);
+
+    await installWasmImprovements({ fastMatmul: false, fastSlice: false, threads: false });
+    expect(replaceable.every(isStock)).toBe(true);
     expect(kernelFunc('Conv2DBackpropFilter')).toBeDefined();
 
+    await installWasmImprovements({ threads: false });
     await uninstallWasmImprovements();
-    expect(kernelFunc('BatchMatMul')).toBe(stockBatchMatMul);
-    expect(kernelFunc('_FusedMatMul')).toBe(stockFused);
+    expect(replaceable.every(isStock)).toBe(true);
     expect(kernelFunc('Conv2DBackpropFilter')).toBeUndefined();
     expect(kernelFunc('UnsortedSegmentSum')).toBeUndefined();
   });

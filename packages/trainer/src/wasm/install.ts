@@ -5,6 +5,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { BackendError, parseOptions } from '@flint/core';
 import { cpuCanRun } from './cpu-fallback.js';
 import { fastMatmulKernels } from './fast-matmul.js';
+import { fastSliceKernels } from './fast-slice.js';
 import { missingKernelConfigs } from './gradient-kernels.js';
 import {
   AUTO_WASM_THREADS_CAP,
@@ -83,7 +84,13 @@ export function uninstallWasmImprovements(): Promise<void> {
 }
 
 function sameOptions(a: ResolvedWasmImprovementsOptions, b: ResolvedWasmImprovementsOptions): boolean {
-  return a.fastMatmul === b.fastMatmul && a.threads === b.threads && a.fallbackKernels === b.fallbackKernels && a.cacheDir === b.cacheDir;
+  return (
+    a.fastMatmul === b.fastMatmul &&
+    a.fastSlice === b.fastSlice &&
+    a.threads === b.threads &&
+    a.fallbackKernels === b.fallbackKernels &&
+    a.cacheDir === b.cacheDir
+  );
 }
 
 async function install(options: ResolvedWasmImprovementsOptions): Promise<WasmSetupReport> {
@@ -98,19 +105,12 @@ async function install(options: ResolvedWasmImprovementsOptions): Promise<WasmSe
   const added: { name: string; via: AddedKernelSource }[] = [];
   try {
     if (options.fastMatmul) {
-      const batchMatMul = tf.getKernel('BatchMatMul', 'wasm');
-      const fused = tf.getKernel('_FusedMatMul', 'wasm');
-      if (batchMatMul === undefined || fused === undefined) {
-        throw new BackendError(
-          `installWasmImprovements option 'fastMatmul': the wasm backend has no ${batchMatMul === undefined ? 'BatchMatMul' : '_FusedMatMul'} ` +
-            `kernel to speed up (tfjs-backend-wasm ${pkg.version}); pass fastMatmul: false.`,
-        );
-      }
-      for (const config of fastMatmulKernels(batchMatMul, fused)) {
-        tf.unregisterKernel(config.kernelName, 'wasm');
-        tf.registerKernel(config);
-      }
-      replaced.push(batchMatMul, fused);
+      const originals = stockKernels('fastMatmul', pkg, ['BatchMatMul', '_FusedMatMul'] as const);
+      replaceKernels(fastMatmulKernels(originals.BatchMatMul, originals._FusedMatMul), replaced);
+    }
+    if (options.fastSlice) {
+      const originals = stockKernels('fastSlice', pkg, ['Slice', 'StridedSlice', 'SplitV', 'Unpack'] as const);
+      replaceKernels(fastSliceKernels(originals), replaced);
     }
     if (options.fallbackKernels) {
       for (const { config, via } of missingKernelConfigs()) {
@@ -150,6 +150,33 @@ async function uninstall(): Promise<void> {
     current.discardPrebuilt?.();
     current.pkg.module.setThreadsCount(-1); // tfjs's initial value
     await replaceWasmFactory(current.stockFactory);
+  }
+}
+
+/** The wasm kernels `names`, which an improvement replaces; throws when this tfjs lacks one. */
+function stockKernels<N extends string>(option: string, pkg: WasmPackage, names: readonly N[]): Record<N, KernelConfig> {
+  const found = {} as Record<N, KernelConfig>;
+  for (const name of names) {
+    const kernel = tf.getKernel(name, 'wasm');
+    if (kernel === undefined) {
+      throw new BackendError(
+        `installWasmImprovements option '${option}': the wasm backend has no ${name} kernel to replace ` +
+          `(tfjs-backend-wasm ${pkg.version}); pass ${option}: false.`,
+      );
+    }
+    found[name] = kernel;
+  }
+  return found;
+}
+
+/** Registers `replacements` over the wasm kernels of the same names, recording the originals. */
+function replaceKernels(replacements: readonly KernelConfig[], replaced: KernelConfig[]): void {
+  for (const config of replacements) {
+    const original = tf.getKernel(config.kernelName, 'wasm');
+    if (original === undefined) continue; // stockKernels checked
+    tf.unregisterKernel(config.kernelName, 'wasm');
+    tf.registerKernel(config);
+    replaced.push(original);
   }
 }
 
@@ -272,18 +299,26 @@ function makeReport(
   const threadText = `${threads.threads} thread${threads.threads === 1 ? '' : 's'}${threads.note === undefined ? '' : ` (${threads.note})`}`;
   const details = [
     threadText,
-    options.fastMatmul ? 'fast matmul' : 'stock matmul',
+    ...(options.fastMatmul ? ['fast matmul'] : []),
+    ...(options.fastSlice ? ['fast slice'] : []),
     ...(added.length > 0 ? [`+${added.length} kernels`] : []),
   ];
+  const names = replaced.map((k) => k.kernelName);
+  const group = (label: string, members: readonly string[]): string[] => {
+    const present = names.filter((n) => members.includes(n));
+    return present.length > 0 ? [`${label} (${present.join(', ')})`] : [];
+  };
   const parts = [
     threadText,
-    options.fastMatmul ? `fast matmul (${replaced.map((k) => k.kernelName).join(', ')} replaced)` : 'stock matmul',
+    ...group('fast matmul', ['BatchMatMul', '_FusedMatMul']),
+    ...group('fast slice', ['Slice', 'StridedSlice', 'SplitV', 'Unpack']),
     ...(added.length > 0
       ? [`added ${added.map((k) => (k.via === 'wasm' ? k.name : `${k.name} [cpu fallback]`)).join(', ')}`]
       : []),
   ];
   return {
     fastMatmul: options.fastMatmul,
+    fastSlice: options.fastSlice,
     replacedKernels: replaced.map((k) => k.kernelName),
     addedKernels: added.map((k) => ({ name: k.name, via: k.via })),
     threads: threads.threads,

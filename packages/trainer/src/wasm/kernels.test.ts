@@ -103,7 +103,7 @@ function operands(outerA: number[], outerB: number[], m: number, k: number, n: n
 beforeAll(async () => {
   // Kernel checks run on the single-threaded build; threads.test.ts compares threads with it.
   const report = await installWasmImprovements({ threads: false });
-  expect(report.replacedKernels).toEqual(['BatchMatMul', '_FusedMatMul']);
+  expect(report.replacedKernels).toEqual(['BatchMatMul', '_FusedMatMul', 'Slice', 'StridedSlice', 'SplitV', 'Unpack']);
 });
 
 afterAll(async () => {
@@ -261,6 +261,61 @@ describe('_FusedMatMul on wasm', () => {
       return out;
     };
     await expectMatchesCpu(run);
+  });
+});
+
+describe('Slice, StridedSlice, SplitV and Unpack on wasm', () => {
+  it('slices of every rank, contiguous or not, and their gradients', async () => {
+    const cases: [number[], number[], number[]][] = [
+      [[10], [3], [4]],
+      [[6, 5], [2, 0], [3, 5]], // whole rows: one contiguous copy
+      [[6, 5], [1, 2], [4, 2]],
+      [[4, 5, 6], [1, 0, 2], [2, 5, 3]],
+      [[3, 4, 5, 6], [0, 1, 1, 0], [3, 2, 3, 6]],
+      [[2, 3, 4, 5, 6], [1, 0, 1, 2, 3], [1, 3, 2, 2, 3]], // rank 5
+      [[5, 4], [2, 1], [-1, -1]],
+      [[5, 4], [0, 0], [0, 4]], // empty
+    ];
+    for (const [shape, begin, size] of cases) {
+      await expectMatchesCpu(() => valueAndGrads((x) => tf.slice(x!, begin, size), [rand(shape)]));
+    }
+    await expectMatchesCpu(() => tf.slice(tf.tensor1d([1, 2, 3, 4], 'int32'), [1], [2]));
+  });
+
+  it('a batch slice reads only the slice, not the whole input (no readSync of it)', async () => {
+    await tf.setBackend('wasm');
+    const data = rand([1000, 784]);
+    const backend = tf.backend() as unknown as { readSync(...args: unknown[]): unknown };
+    const readSync = backend.readSync.bind(backend);
+    let read = 0;
+    backend.readSync = (...args: unknown[]) => {
+      read++;
+      return readSync(...args);
+    };
+    try {
+      const batch = tf.tidy(() => data.slice([64, 0], [64, 784]).add(0));
+      expect(read).toBe(0);
+      expect(Array.from(batch.dataSync().slice(0, 3))).toEqual(Array.from(data.dataSync().slice(64 * 784, 64 * 784 + 3)));
+      batch.dispose();
+    } finally {
+      delete (backend as { readSync?: unknown }).readSync;
+      data.dispose();
+    }
+  });
+
+  it('strided slices (simple ones go through the heap copy, the rest through tfjs)', async () => {
+    await expectMatchesCpu(() => tf.stridedSlice(rand([6, 5]), [1, 0], [4, 5], [1, 1]));
+    await expectMatchesCpu(() => tf.stridedSlice(rand([6, 5, 4]), [2], [5], [1]));
+    await expectMatchesCpu(() => tf.stridedSlice(rand([6, 5]), [0, 1], [6, 4], [2, 2]));
+    await expectMatchesCpu(() => tf.stridedSlice(rand([6, 5]), [1, 1], [2, 4], [1, 1], 0, 0, 0, 0, 1)); // shrink
+    await expectMatchesCpu(() => tf.stridedSlice(rand([6, 5]), [5, 0], [1, 5], [-1, 1]));
+  });
+
+  it('split and unstack, with gradients', async () => {
+    await expectMatchesCpu(() => valueAndGrads((x) => tf.concat(tf.split(x!, 3, 1).map((p, i) => p.mul(i + 1)), 1), [rand([4, 9])]));
+    await expectMatchesCpu(() => tf.split(rand([7, 4, 2]), [2, -1, 1], 0));
+    await expectMatchesCpu(() => valueAndGrads((x) => tf.stack(tf.unstack(x!, 1).reverse(), 1), [rand([3, 5, 2])]));
+    await expectMatchesCpu(() => tf.unstack(rand([4, 3]), -1));
   });
 });
 

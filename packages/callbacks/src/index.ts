@@ -4,6 +4,22 @@ export { EarlyStopping, earlyStoppingOptionsSchema } from './early-stopping.js';
 export type { EarlyStoppingOptions, EarlyStoppingTrigger } from './early-stopping.js';
 export { ModelCheckpoint, modelCheckpointOptionsSchema, LAST_CHECKPOINT_NAME } from './model-checkpoint.js';
 export type { ModelCheckpointOptions } from './model-checkpoint.js';
+export {
+  ClosedFormLRScheduler,
+  StepLR,
+  ExponentialLR,
+  CosineAnnealingLR,
+  OneCycleLR,
+  stepLROptionsSchema,
+  exponentialLROptionsSchema,
+  cosineAnnealingLROptionsSchema,
+  oneCycleLROptionsSchema,
+} from './lr-schedulers.js';
+export type { StepLROptions, ExponentialLROptions, CosineAnnealingLROptions, OneCycleLROptions } from './lr-schedulers.js';
+export { ReduceLROnPlateau, reduceLROnPlateauOptionsSchema } from './reduce-lr-on-plateau.js';
+export type { ReduceLROnPlateauOptions } from './reduce-lr-on-plateau.js';
+export { LearningRateMonitor, learningRateMonitorOptionsSchema } from './learning-rate-monitor.js';
+export type { LearningRateMonitorOptions } from './learning-rate-monitor.js';
 export { LambdaCallback, lambdaCallbackOptionsSchema } from './lambda-callback.js';
 export type { LambdaCallbackOptions } from './lambda-callback.js';
 export { Timer, timerOptionsSchema } from './timer.js';

@@ -4,6 +4,8 @@ export { EarlyStopping, earlyStoppingOptionsSchema } from './early-stopping.js';
 export type { EarlyStoppingOptions, EarlyStoppingTrigger } from './early-stopping.js';
 export { ModelCheckpoint, modelCheckpointOptionsSchema, LAST_CHECKPOINT_NAME } from './model-checkpoint.js';
 export type { ModelCheckpointOptions } from './model-checkpoint.js';
+export { DropoutScheduler, dropoutSchedulerOptionsSchema, dropoutScheduleSchema, findDropoutLayers, scheduledRate } from './dropout-scheduler.js';
+export type { DropoutSchedulerOptions, DropoutSchedule, DropoutScheduleFn } from './dropout-scheduler.js';
 export {
   ClosedFormLRScheduler,
   StepLR,

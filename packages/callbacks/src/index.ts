@@ -22,6 +22,8 @@ export { ReduceLROnPlateau, reduceLROnPlateauOptionsSchema } from './reduce-lr-o
 export type { ReduceLROnPlateauOptions } from './reduce-lr-on-plateau.js';
 export { LearningRateMonitor, learningRateMonitorOptionsSchema } from './learning-rate-monitor.js';
 export type { LearningRateMonitorOptions } from './learning-rate-monitor.js';
+export { OverfittingMonitor, overfittingMonitorOptionsSchema, judgeFit, generalizationGap } from './overfitting-monitor.js';
+export type { OverfittingMonitorOptions, EpochFit, FitVerdict, JudgeSettings } from './overfitting-monitor.js';
 export { LambdaCallback, lambdaCallbackOptionsSchema } from './lambda-callback.js';
 export type { LambdaCallbackOptions } from './lambda-callback.js';
 export { Timer, timerOptionsSchema } from './timer.js';

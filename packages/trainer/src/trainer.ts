@@ -329,26 +329,21 @@ export class Trainer implements TrainerContext {
 
   /** Runs the validation loop once and returns the epoch-level validation metrics. */
   async validate<B>(module: LightningModule<B>, data: DataInput<B>, options: EvalOptions = {}): Promise<Metrics> {
-    const m = module as LightningModule;
-    let result: Metrics = {};
-    await this.run(m, 'validate', async () => {
-      const loader = await this.resolveEvalData(data, 'validate');
-      await this.callSetup('validate');
-      if (options.ckptPath !== undefined) await this.restoreCheckpoint(m, options.ckptPath, true);
-      result = await this.evaluationLoop(m, loader, 'validate');
-    });
-    return result;
+    return this.evaluate(module as LightningModule, data, 'validate', options);
   }
 
   /** Runs the test loop once and returns the epoch-level test metrics. */
   async test<B>(module: LightningModule<B>, data: DataInput<B>, options: EvalOptions = {}): Promise<Metrics> {
-    const m = module as LightningModule;
+    return this.evaluate(module as LightningModule, data, 'test', options);
+  }
+
+  private async evaluate<B>(m: LightningModule, data: DataInput<B>, stage: 'validate' | 'test', options: EvalOptions): Promise<Metrics> {
     let result: Metrics = {};
-    await this.run(m, 'test', async () => {
-      const loader = await this.resolveEvalData(data, 'test');
-      await this.callSetup('test');
+    await this.run(m, stage, async () => {
+      const loader = await this.resolveEvalData(data, stage);
+      await this.callSetup(stage);
       if (options.ckptPath !== undefined) await this.restoreCheckpoint(m, options.ckptPath, true);
-      result = await this.evaluationLoop(m, loader, 'test');
+      result = await this.evaluationLoop(m, loader as DataLoader<unknown>, stage);
     });
     return result;
   }

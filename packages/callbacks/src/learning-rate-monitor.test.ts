@@ -33,7 +33,8 @@ describe('LearningRateMonitor', () => {
   });
 
   it('without trainer.logMetrics, the values go to the loggers at the global step', async () => {
-    const t = Object.assign(new FakeTrainer(), { logMetrics: undefined });
+    const t = new FakeTrainer();
+    t.logMetrics = undefined;
     const logger = new MemoryLogger();
     t.loggers = [logger];
     t.globalStep = 7;

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { CheckpointError, DataLoader, loadCheckpointFile, MisconfigurationError, seedEverything } from '@flint/core';
 import { BoringModule, expectNoLeak, randomClassificationDataset } from '@flint/core/testing';
 import { Trainer, type TrainerOptions } from '@flint/trainer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LambdaCallback, ModelCheckpoint } from './index.js';
 import { FakeTrainer } from './test-utils/fake-trainer.js';
 import { Net, weightsOf } from './test-utils/net.js';
@@ -184,21 +184,31 @@ describe('ModelCheckpoint with a fake trainer', () => {
   });
 
   it('trainTimeInterval saves after the first batch that ends past the interval', async () => {
-    const dir = await freshDir();
-    const t = new FakeTrainer(dir);
-    const mc = new ModelCheckpoint({ dirpath: dir, trainTimeInterval: 0.05, saveTopK: -1, filename: '{step}' });
-    await mc.onFitStart(t);
-    const module = new BoringModule();
-    t.globalStep = 1;
-    await mc.onTrainBatchEnd(t, module, {}, undefined, 0);
-    expect(t.saved).toEqual([]);
-    await new Promise((r) => setTimeout(r, 60));
-    t.globalStep = 2;
-    await mc.onTrainBatchEnd(t, module, {}, undefined, 1);
-    expect(t.saved).toEqual([path.join(dir, 'step=2.ckpt')]);
-    t.globalStep = 3;
-    await mc.onTrainBatchEnd(t, module, {}, undefined, 2);
-    expect(t.saved).toHaveLength(1);
+    let now = 1000;
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => now);
+    try {
+      const dir = await freshDir();
+      const t = new FakeTrainer(dir);
+      t.numTrainingBatches = 100;
+      const mc = new ModelCheckpoint({ dirpath: dir, trainTimeInterval: { minutes: 1 }, saveTopK: -1, filename: '{step}' });
+      await mc.onFitStart(t);
+      const module = new BoringModule();
+      const batch = async (step: number, seconds: number) => {
+        now += seconds * 1000;
+        t.globalStep = step;
+        await mc.onTrainBatchEnd(t, module, {}, undefined, step - 1);
+      };
+      await batch(1, 59);
+      expect(t.saved).toEqual([]);
+      await batch(2, 2);
+      expect(t.saved).toEqual([path.join(dir, 'step=2.ckpt')]);
+      await batch(3, 30);
+      expect(t.saved).toHaveLength(1);
+      await batch(4, 30);
+      expect(t.saved).toEqual([path.join(dir, 'step=2.ckpt'), path.join(dir, 'step=4.ckpt')]);
+    } finally {
+      clock.mockRestore();
+    }
   });
 
   it('state round-trips; in a new process with the same dirpath, "last" and "best" are found on disk', async () => {

@@ -7,7 +7,7 @@ import { FakeTrainer } from './test-utils/fake-trainer.js';
 
 const data = randomClassificationDataset({ n: 64, features: 4, classes: 2, seed: 1 });
 afterAll(() => data.dispose());
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 describe('Timer', () => {
   it('options: durations as seconds, "DD:HH:MM:SS" or parts; bad ones are errors', () => {

@@ -85,9 +85,10 @@ export class FakeTrainer implements TrainerContext {
     this.printed.push(message);
   }
 
-  async logMetrics(metrics: Metrics, step?: number): Promise<void> {
+  /** The proposed TrainerContext.logMetrics; set it to undefined to test the fallback to the loggers. */
+  logMetrics: ((metrics: Metrics, step?: number) => Promise<void>) | undefined = async (metrics, step) => {
     this.logged.push({ metrics: { ...metrics }, step });
-  }
+  };
 
   /** Ends an epoch the way the trainer does: its metrics into callbackMetrics and history. */
   record(metrics: Record<string, number>, epoch = this.currentEpoch): void {

@@ -232,6 +232,20 @@ describe('EarlyStopping in a fit', () => {
     );
   });
 
+  it('says so at the end of fit when it never checked, e.g. no validation ran (a silent no-op confuses users)', async () => {
+    const es = new EarlyStopping({ monitor: 'train_loss' });
+    const trainer = new Trainer({ ...quiet, maxEpochs: 2, callbacks: [es] });
+    const printed: string[] = [];
+    trainer.events.on('message', (m) => printed.push(m));
+    await trainer.fit(new BoringModule(), loaders()[0]);
+    expect(printed).toContain(
+      "EarlyStopping made no check of 'train_loss' in this fit: it checks after each validation run and none ran (no validation data, or checkValEveryNEpoch larger than the epochs trained); pass checkOnTrainEpochEnd: true to check a training metric after every epoch.",
+    );
+    const onTrain = new EarlyStopping({ monitor: 'train_loss', checkOnTrainEpochEnd: true });
+    await new Trainer({ ...quiet, maxEpochs: 2, callbacks: [onTrain] }).fit(new BoringModule(), loaders()[0]);
+    expect(onTrain.checks).toBe(2);
+  });
+
   it('does nothing in fastDevRun', async () => {
     const es = new EarlyStopping({ monitor: 'val_loss', patience: 0 });
     await new Trainer({ ...quiet, fastDevRun: true, callbacks: [es] }).fit(new BoringModule(), ...loaders());

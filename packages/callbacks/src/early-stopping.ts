@@ -69,6 +69,7 @@ export class EarlyStopping extends MonitorCallback {
   /** Checks made so far (skipped ones not counted). */
   checks = 0;
   private bestWeights: Map<string, tf.Tensor> | undefined;
+  private validationRuns = 0;
 
   constructor(options: EarlyStoppingOptions) {
     const parsed = parseOptions('EarlyStopping', earlyStoppingOptionsSchema, options);
@@ -81,7 +82,12 @@ export class EarlyStopping extends MonitorCallback {
     return stateKeyOf('EarlyStopping', { monitor: this.monitor, mode: this.mode });
   }
 
+  override onFitStart(): void {
+    this.validationRuns = 0;
+  }
+
   override onValidationEnd(trainer: TrainerContext, module: LightningModule): void {
+    if (trainer.stage === 'fit' && !trainer.sanityChecking) this.validationRuns += 1;
     if (this.options.checkOnTrainEpochEnd || this.skip(trainer)) return;
     this.check(trainer, module);
   }
@@ -92,7 +98,9 @@ export class EarlyStopping extends MonitorCallback {
   }
 
   override onTrainEnd(trainer: TrainerContext, module: LightningModule): void {
-    if (this.bestWeights === undefined || trainer.fastDevRun) return;
+    if (trainer.fastDevRun) return;
+    if (this.checks === 0) trainer.print(`EarlyStopping made no check of '${this.monitor}' in this fit: ${this.whyNoCheck(trainer)}.`);
+    if (this.bestWeights === undefined) return;
     const params = new Map(module.namedParameters().map((p) => [p.name, p.variable]));
     for (const [name, value] of this.bestWeights) params.get(name)?.assign(value);
     trainer.print(
@@ -130,6 +138,15 @@ export class EarlyStopping extends MonitorCallback {
     if (weights !== undefined && this.options.restoreBestWeights) {
       this.bestWeights = new Map(Object.entries(weights).map(([name, h]) => [name, tf.keep(h.toTensor())]));
     }
+  }
+
+  private whyNoCheck(trainer: TrainerContext): string {
+    const o = this.options;
+    if (trainer.currentEpoch <= o.startFromEpoch) return `startFromEpoch=${o.startFromEpoch} was not reached (${trainer.currentEpoch} epoch(s) trained)`;
+    if (!o.checkOnTrainEpochEnd && this.validationRuns === 0) {
+      return 'it checks after each validation run and none ran (no validation data, or checkValEveryNEpoch larger than the epochs trained); pass checkOnTrainEpochEnd: true to check a training metric after every epoch';
+    }
+    return 'the metric was never logged (strict: false)';
   }
 
   private skip(trainer: TrainerContext): boolean {

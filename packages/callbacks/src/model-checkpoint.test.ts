@@ -183,6 +183,30 @@ describe('ModelCheckpoint with a fake trainer', () => {
     ]);
   });
 
+  it('a step save before the first validation is not ranked by a validation metric (said once); after one, a missing metric is an error', async () => {
+    const dir = await freshDir();
+    const t = new FakeTrainer(dir);
+    t.numTrainingBatches = 100;
+    const mc = new ModelCheckpoint({ dirpath: dir, monitor: 'val_loss', everyNTrainSteps: 1, saveLast: true, filename: '{step}-{val_loss:.2f}' });
+    await mc.onFitStart(t);
+    const module = new BoringModule();
+    for (const step of [1, 2]) {
+      t.globalStep = step;
+      await mc.onTrainBatchEnd(t, module, {}, undefined, step - 1);
+    }
+    expect(await ckpts(dir)).toEqual(['last.ckpt']);
+    expect(t.printed).toEqual([
+      "ModelCheckpoint: 'val_loss' is not logged yet at step 1 (no validation has run in this fit): checkpoints saved before it is are not ranked (last.ckpt is written). This note is printed once.",
+    ]);
+    mc.onValidationEnd(t);
+    t.globalStep = 3;
+    await expect(mc.onTrainBatchEnd(t, module, {}, undefined, 2)).rejects.toThrow("ModelCheckpoint: the monitored metric 'val_loss' is not among the metrics logged so far");
+    t.callbackMetrics.val_loss = 0.5;
+    t.globalStep = 4;
+    await mc.onTrainBatchEnd(t, module, {}, undefined, 3);
+    expect(await ckpts(dir)).toEqual(['last.ckpt', 'step=4-val_loss=0.50.ckpt']);
+  });
+
   it('trainTimeInterval saves after the first batch that ends past the interval', async () => {
     let now = 1000;
     const clock = vi.spyOn(performance, 'now').mockImplementation(() => now);

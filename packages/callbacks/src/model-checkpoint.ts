@@ -103,6 +103,8 @@ export class ModelCheckpoint extends MonitorCallback {
   private lastTimeSaved = 0;
   private pendingSave = false;
   private resumed = false;
+  private validationRuns = 0;
+  private warnedUnranked = false;
 
   constructor(options: ModelCheckpointOptions = {}) {
     const parsed = parseOptions('ModelCheckpoint', modelCheckpointOptionsSchema, options);
@@ -131,8 +133,13 @@ export class ModelCheckpoint extends MonitorCallback {
   override async onFitStart(trainer: TrainerContext): Promise<void> {
     this.lastTimeSaved = performance.now();
     this.pendingSave = false;
+    this.validationRuns = 0;
     if (trainer.fastDevRun || this.resumed || this.latestModelPath !== undefined || this.dirpath === undefined) return;
     await this.warnIfNotEmpty(trainer, this.dirpath);
+  }
+
+  override onValidationEnd(trainer: TrainerContext): void {
+    if (trainer.stage === 'fit' && !trainer.sanityChecking) this.validationRuns += 1;
   }
 
   override onTrainBatchEnd(trainer: TrainerContext, module: LightningModule, _outputs: Metrics, _batch: unknown, batchIdx: number): Promise<void> | void {
@@ -232,7 +239,7 @@ export class ModelCheckpoint extends MonitorCallback {
         target = await this.freePath(dir, this.template.format(metrics), previous);
         if (previous !== undefined && previous !== target) evicted.push(previous);
       } else {
-        const current = when === 'epoch' && this.isStale(trainer) ? undefined : this.readMonitor(trainer);
+        const current = when === 'epoch' ? (this.isStale(trainer) ? undefined : this.readMonitor(trainer)) : this.readMonitorMidEpoch(trainer);
         if (current !== undefined && this.entersTopK(current)) {
           const full = o.saveTopK > 0 && Object.keys(this.bestKModels).length >= o.saveTopK;
           const out = full ? this.kthBestModelPath : undefined;
@@ -264,6 +271,23 @@ export class ModelCheckpoint extends MonitorCallback {
       if (file === last || file in this.bestKModels) continue;
       await fs.rm(file, { force: true });
     }
+  }
+
+  /**
+   * A step or time save before the first validation of the fit cannot rank by a validation metric:
+   * it is not ranked (said once), as in Lightning. After a validation run, a missing metric is the
+   * usual error.
+   */
+  private readMonitorMidEpoch(trainer: TrainerContext): number | undefined {
+    const monitor = this.monitor!;
+    if (trainer.callbackMetrics[monitor] !== undefined || this.validationRuns > 0) return this.readMonitor(trainer);
+    if (!this.warnedUnranked) {
+      this.warnedUnranked = true;
+      trainer.print(
+        `ModelCheckpoint: '${monitor}' is not logged yet at step ${trainer.globalStep} (no validation has run in this fit): checkpoints saved before it is are not ranked${this.options.saveLast ? ' (last.ckpt is written)' : ''}. This note is printed once.`,
+      );
+    }
+    return undefined;
   }
 
   /** Whether a checkpoint with this value belongs among the top k. */

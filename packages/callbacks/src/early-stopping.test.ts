@@ -227,9 +227,11 @@ describe('EarlyStopping in a fit', () => {
 
   it('a misspelt monitor fails the fit with the metric names that exist', async () => {
     const trainer = new Trainer({ ...quiet, maxEpochs: 2, callbacks: [new EarlyStopping({ monitor: 'val_los' })] });
-    await expect(trainer.fit(new BoringModule(), ...loaders())).rejects.toThrow(
+    const module = new BoringModule();
+    // A failed fit leaks nothing either.
+    await expectNoLeak(() => expect(trainer.fit(module, ...loaders())).rejects.toThrow(
       "EarlyStopping: the monitored metric 'val_los' is not among the metrics logged so far: train_loss, train_loss_step, val_acc, val_loss. Log it with this.log('val_los', value)",
-    );
+    ), 'failed fit');
   });
 
   it('says so at the end of fit when it never checked, e.g. no validation ran (a silent no-op confuses users)', async () => {
@@ -237,18 +239,21 @@ describe('EarlyStopping in a fit', () => {
     const trainer = new Trainer({ ...quiet, maxEpochs: 2, callbacks: [es] });
     const printed: string[] = [];
     trainer.events.on('message', (m) => printed.push(m));
-    await trainer.fit(new BoringModule(), loaders()[0]);
+    const module = new BoringModule();
+    await expectNoLeak(() => trainer.fit(module, loaders()[0]), 'fit');
     expect(printed).toContain(
       "EarlyStopping made no check of 'train_loss' in this fit: it checks after each validation run and none ran (no validation data, or checkValEveryNEpoch larger than the epochs trained); pass checkOnTrainEpochEnd: true to check a training metric after every epoch.",
     );
     const onTrain = new EarlyStopping({ monitor: 'train_loss', checkOnTrainEpochEnd: true });
-    await new Trainer({ ...quiet, maxEpochs: 2, callbacks: [onTrain] }).fit(new BoringModule(), loaders()[0]);
+    const other = new BoringModule();
+    await expectNoLeak(() => new Trainer({ ...quiet, maxEpochs: 2, callbacks: [onTrain] }).fit(other, loaders()[0]), 'fit');
     expect(onTrain.checks).toBe(2);
   });
 
   it('does nothing in fastDevRun', async () => {
     const es = new EarlyStopping({ monitor: 'val_loss', patience: 0 });
-    await new Trainer({ ...quiet, fastDevRun: true, callbacks: [es] }).fit(new BoringModule(), ...loaders());
+    const module = new BoringModule();
+    await expectNoLeak(() => new Trainer({ ...quiet, fastDevRun: true, callbacks: [es] }).fit(module, ...loaders()), 'fastDevRun fit');
     expect(es.checks).toBe(0);
   });
 });

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { CheckpointError, DataLoader, loadCheckpointFile, MisconfigurationError, seedEverything } from '@flint/core';
+import { DataLoader, loadCheckpointFile, MisconfigurationError, seedEverything } from '@flint/core';
 import { BoringModule, expectNoLeak, randomClassificationDataset } from '@flint/core/testing';
 import { Trainer, type TrainerOptions } from '@flint/trainer';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -301,13 +301,14 @@ describe('ModelCheckpoint in a fit', () => {
   it("fit(..., { ckptPath: 'last' }) in a new trainer resumes exactly: the weights of an uninterrupted run", async () => {
     seedEverything(0);
     const full = new Net();
-    await new Trainer({ ...quiet, maxEpochs: 4 }).fit(full, ...loaders());
+    await expectNoLeak(() => new Trainer({ ...quiet, maxEpochs: 4 }).fit(full, ...loaders()), 'uninterrupted fit');
 
     const dir = await freshDir();
     seedEverything(0);
     const killAt1 = new LambdaCallback({ onTrainEpochEnd: (t) => (t.currentEpoch === 1 ? t.requestStop({ rule: 'test', message: 'killed' }) : undefined) });
     const first = new Trainer({ ...quiet, maxEpochs: 4, callbacks: [killAt1, new ModelCheckpoint({ dirpath: dir, saveLast: true })] });
-    await first.fit(new Net(), ...loaders());
+    const killed = new Net();
+    await expectNoLeak(() => first.fit(killed, ...loaders()), 'killed fit');
     expect(await ckpts(dir)).toEqual(['epoch=1-step=12.ckpt', 'last.ckpt']);
 
     seedEverything(999); // a new process: other initial weights and random state
@@ -323,7 +324,7 @@ describe('ModelCheckpoint in a fit', () => {
     seedEverything(0);
     const full = new Net();
     const fullTrainer = new Trainer({ ...quiet, maxEpochs: 3 });
-    await fullTrainer.fit(full, ...loaders());
+    await expectNoLeak(() => fullTrainer.fit(full, ...loaders()), 'uninterrupted fit');
 
     for (const killStep of [8, 12]) {
       // 6 batches per epoch: step 8 is batch 1 of epoch 1; step 12 is the last batch of epoch 1 (saved at its end).
@@ -331,7 +332,8 @@ describe('ModelCheckpoint in a fit', () => {
       seedEverything(0);
       const kill = new LambdaCallback({ onTrainBatchEnd: (t) => (t.globalStep === killStep ? t.requestStop({ rule: 'test', message: 'killed' }) : undefined) });
       const mc = new ModelCheckpoint({ dirpath: dir, everyNTrainSteps: 4, saveLast: true, filename: '{step}' });
-      await new Trainer({ ...quiet, maxEpochs: 3, callbacks: [mc, kill] }).fit(new Net(), ...loaders());
+      const killed = new Net();
+      await expectNoLeak(() => new Trainer({ ...quiet, maxEpochs: 3, callbacks: [mc, kill] }).fit(killed, ...loaders()), 'killed fit');
       const last = await loadCheckpointFile(path.join(dir, 'last.ckpt'));
       expect(last.globalStep).toBe(killStep);
       expect(last.resume).toEqual(killStep === 8 ? { epoch: 1, batch: 2 } : { epoch: 2, batch: 0 });
@@ -354,7 +356,7 @@ describe('ModelCheckpoint in a fit', () => {
     const mc = new ModelCheckpoint({ dirpath: dir, monitor: 'val_loss', filename: '{epoch}' });
     const module = new Net({ lr: 0.05 });
     const trainer = new Trainer({ ...quiet, maxEpochs: 4, callbacks: [spy, mc] });
-    await trainer.fit(module, ...loaders());
+    await expectNoLeak(() => trainer.fit(module, ...loaders()), 'fit');
     const vals = trainer.history.map((r) => r.metrics.val_loss!);
     const best = vals.indexOf(Math.min(...vals));
     const metrics = await expectNoLeak(() => trainer.test(module, loaders()[1], { ckptPath: 'best' }), 'test from best');
@@ -365,14 +367,18 @@ describe('ModelCheckpoint in a fit', () => {
   it('saveWeightsOnly files can be tested but not resumed; fastDevRun writes nothing', async () => {
     const dir = await freshDir();
     seedEverything(6);
-    await new Trainer({ ...quiet, maxEpochs: 1, callbacks: [new ModelCheckpoint({ dirpath: dir, saveWeightsOnly: true, filename: 'w' })] }).fit(new Net(), ...loaders());
+    const module = new Net();
+    await expectNoLeak(() => new Trainer({ ...quiet, maxEpochs: 1, callbacks: [new ModelCheckpoint({ dirpath: dir, saveWeightsOnly: true, filename: 'w' })] }).fit(module, ...loaders()), 'fit');
     const file = path.join(dir, 'w.ckpt');
     expect((await loadCheckpointFile(file)).weightsOnly).toBe(true);
-    await expect(new Trainer({ ...quiet, maxEpochs: 2 }).fit(new Net(), ...loaders(), { ckptPath: file })).rejects.toThrow(CheckpointError);
-    await expect(new Trainer({ ...quiet }).test(new Net(), loaders()[1], { ckptPath: file })).resolves.toHaveProperty('test_loss');
+    await expectNoLeak(
+      () => expect(new Trainer({ ...quiet, maxEpochs: 2 }).fit(module, ...loaders(), { ckptPath: file })).rejects.toThrow('holds weights only (saveWeightsOnly): it can initialize a module or be tested, not resume a fit.'),
+      'refused resume',
+    );
+    await expectNoLeak(() => expect(new Trainer({ ...quiet }).test(module, loaders()[1], { ckptPath: file })).resolves.toHaveProperty('test_loss'), 'test');
 
     const fastDir = await freshDir();
-    await new Trainer({ ...quiet, fastDevRun: true, callbacks: [new ModelCheckpoint({ dirpath: fastDir })] }).fit(new Net(), ...loaders());
+    await expectNoLeak(() => new Trainer({ ...quiet, fastDevRun: true, callbacks: [new ModelCheckpoint({ dirpath: fastDir })] }).fit(module, ...loaders()), 'fastDevRun fit');
     expect(await ckpts(fastDir)).toEqual([]);
   });
 });

@@ -52,7 +52,7 @@ describe('every stateful callback round-trips through a checkpoint on resume', (
     const fullModule = new Net();
     const fullTrainer = new Trainer({ ...quiet, maxEpochs: 4, callbacks: list(full) });
     fullTrainer.events.on('message', () => undefined);
-    await fullTrainer.fit(fullModule, ...loaders());
+    await expectNoLeak(() => fullTrainer.fit(fullModule, ...loaders()), 'uninterrupted fit');
 
     const dir = path.join(root, 'run');
     seedEverything(0);
@@ -60,7 +60,8 @@ describe('every stateful callback round-trips through a checkpoint on resume', (
     const kill = new LambdaCallback({ onTrainEpochEnd: (t) => (t.currentEpoch === 1 ? t.requestStop({ rule: 'test', message: 'killed' }) : undefined) });
     const firstTrainer = new Trainer({ ...quiet, maxEpochs: 4, callbacks: [kill, ...list(first)] });
     firstTrainer.events.on('message', () => undefined);
-    await firstTrainer.fit(new Net(), ...loaders());
+    const killed = new Net();
+    await expectNoLeak(() => firstTrainer.fit(killed, ...loaders()), 'killed fit');
     const firstElapsed = first.timer.timeElapsed();
 
     seedEverything(31337); // a new process

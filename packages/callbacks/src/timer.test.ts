@@ -1,7 +1,7 @@
 import { DataLoader } from '@flint/core';
 import { BoringModule, expectNoLeak, randomClassificationDataset } from '@flint/core/testing';
 import { Trainer } from '@flint/trainer';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { LambdaCallback, Timer } from './index.js';
 import { FakeTrainer } from './test-utils/fake-trainer.js';
 
@@ -32,36 +32,53 @@ describe('Timer', () => {
     expect(timer.timeRemaining()).toBeLessThanOrEqual(0);
   });
 
-  it('the elapsed training time goes into checkpoints: a resumed run only gets what is left', async () => {
-    const t = new FakeTrainer();
-    const timer = new Timer({ duration: 10, interval: 'epoch' });
-    timer.onTrainStart();
-    await sleep(20);
-    const state = timer.stateDict() as { timeElapsed: { train: number } };
-    expect(state.timeElapsed.train).toBeGreaterThanOrEqual(0.02);
-    const resumed = new Timer({ duration: 10, interval: 'epoch' });
-    resumed.loadStateDict({ timeElapsed: { train: 9.99 } });
-    resumed.onTrainStart();
-    await sleep(20);
-    resumed.onTrainEpochEnd(t, new BoringModule());
-    expect(t.stopReason).toMatchObject({ rule: 'max_time' });
-    expect(resumed.timeElapsed()).toBeGreaterThan(10);
+  it('the elapsed training time goes into checkpoints: a resumed run only gets what is left', () => {
+    let now = 5000;
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => now);
+    try {
+      const t = new FakeTrainer();
+      const timer = new Timer({ duration: 10, interval: 'epoch' });
+      timer.onTrainStart();
+      now += 4000;
+      expect(timer.stateDict()).toEqual({ timeElapsed: { train: 4, validate: 0, test: 0 } });
+      const resumed = new Timer({ duration: 10, interval: 'epoch' });
+      resumed.loadStateDict({ timeElapsed: { train: 9 } });
+      resumed.onTrainStart();
+      now += 500;
+      resumed.onTrainEpochEnd(t, new BoringModule());
+      expect(t.shouldStop).toBe(false);
+      expect(resumed.timeRemaining()).toBe(0.5);
+      now += 600;
+      resumed.onTrainEpochEnd(t, new BoringModule());
+      expect(t.stopReason).toMatchObject({ rule: 'max_time', values: { elapsedSeconds: 10.1, durationSeconds: 10 } });
+      expect(t.printed).toEqual(['Timer: time is up after 10.1 s of training (duration 10 s) at epoch 0, step 0.']);
+    } finally {
+      clock.mockRestore();
+    }
   });
 
-  it('measures validation runs separately and adds them up; the sanity check does not count', async () => {
-    const t = new FakeTrainer();
-    const timer = new Timer();
-    t.runningStage = 'sanity_check';
-    timer.onValidationStart(t);
-    await sleep(30);
-    timer.onValidationEnd(t);
-    expect(timer.timeElapsed('validate')).toBe(0);
-    t.runningStage = 'validate';
-    for (let i = 0; i < 2; i++) {
+  it('measures validation runs separately and adds them up; the sanity check does not count', () => {
+    let now = 0;
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => now);
+    try {
+      const t = new FakeTrainer();
+      const timer = new Timer();
+      t.runningStage = 'sanity_check';
       timer.onValidationStart(t);
-      await sleep(15);
+      now += 3000;
       timer.onValidationEnd(t);
+      expect(timer.timeElapsed('validate')).toBe(0);
+      t.runningStage = 'validate';
+      for (let i = 0; i < 2; i++) {
+        timer.onValidationStart(t);
+        now += 1500;
+        timer.onValidationEnd(t);
+        now += 10_000;
+      }
+      expect(timer.timeElapsed('validate')).toBe(3);
+      expect(timer.endTime('validate')).toBe(now - 10_000);
+    } finally {
+      clock.mockRestore();
     }
-    expect(timer.timeElapsed('validate')).toBeGreaterThanOrEqual(0.028);
   });
 });

@@ -31,6 +31,8 @@ export {
   globalNorm,
 } from './optimization.js';
 export type { LRScheduler, LRSchedulerConfig, LRSchedulerConfigInput, OptimizerConfig, OptimizersReturn } from './optimization.js';
+export { FlintAdam, adam, adamOptionsSchema } from './optim/adam.js';
+export type { AdamOptions } from './optim/adam.js';
 export { MetricCollector } from './metric-collector.js';
 export type { Reduce, HookKind, ResultLoop, CollectedMetrics } from './metric-collector.js';
 export { parseOptions } from './options.js';

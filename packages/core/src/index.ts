@@ -40,6 +40,8 @@ export * from './seed.js';
 export * from './data/index.js';
 export { Linear, Dropout, Sequential } from './nn.js';
 export type { Activation, SequentialItem } from './nn.js';
+export { crossEntropy, crossEntropyOptionsSchema, SOFTMAX_CROSS_ENTROPY_KERNEL } from './losses.js';
+export type { CrossEntropyOptions } from './losses.js';
 export {
   HostTensor,
   encodeCheckpoint,

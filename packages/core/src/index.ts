@@ -38,8 +38,8 @@ export type { Reduce, HookKind, ResultLoop, CollectedMetrics } from './metric-co
 export { parseOptions } from './options.js';
 export * from './seed.js';
 export * from './data/index.js';
-export { Linear, Dropout, Sequential } from './nn.js';
-export type { Activation, SequentialItem } from './nn.js';
+export { Linear, Dropout, Sequential, DENSE_KERNEL, ACTIVATION_GRAD_KERNEL } from './nn.js';
+export type { Activation, DenseActivation, SequentialItem } from './nn.js';
 export { crossEntropy, crossEntropyOptionsSchema, SOFTMAX_CROSS_ENTROPY_KERNEL } from './losses.js';
 export type { CrossEntropyOptions } from './losses.js';
 export {

@@ -7,6 +7,54 @@ export type Activation = 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'elu' | 'relu6
 
 const FUSED: ReadonlySet<Activation> = new Set(['linear', 'relu', 'sigmoid', 'elu', 'relu6', 'leakyrelu']);
 
+/**
+ * Name of the kernel `Linear` runs when the active backend registers it (`@flint/trainer` does for
+ * the native backend): inputs `{ x: [batch, in], weight: [in, out], bias?: [out] }`, attribute
+ * `activation` ('linear' | 'relu' | 'sigmoid' | 'tanh'), output `act(x W + b)`. One tape entry with
+ * a gradient of its own (below): the tfjs ops Linear runs otherwise record matmul, add and the
+ * activation separately while training, because tfjs fuses only without a gradient tape.
+ */
+export const DENSE_KERNEL = 'FlintDense';
+
+/**
+ * Name of the kernel for the activation's backward step from the layer's output `y`: inputs
+ * `{ dy, y }`, attribute `activation` ('relu' | 'sigmoid' | 'tanh'), output `dy · act'(y)`.
+ * Optional: without it the gradient uses tfjs ops.
+ */
+export const ACTIVATION_GRAD_KERNEL = 'FlintActivationGrad';
+
+/** The activations the dense kernel computes, whose derivative follows from the output alone. */
+export type DenseActivation = 'linear' | 'relu' | 'sigmoid' | 'tanh';
+const DENSE_ACTIVATIONS: ReadonlySet<Activation> = new Set<DenseActivation>(['linear', 'relu', 'sigmoid', 'tanh']);
+
+/** `dy · act'(z)` from the output `y = act(z)`. */
+function activationGrad(dy: tf.Tensor, y: tf.Tensor, activation: DenseActivation): tf.Tensor {
+  if (activation === 'linear') return dy;
+  if (tf.getKernel(ACTIVATION_GRAD_KERNEL, tf.getBackend()) !== undefined) {
+    return tf.engine().runKernel(ACTIVATION_GRAD_KERNEL, { dy, y }, { activation }) as tf.Tensor;
+  }
+  if (activation === 'relu') return tf.mul(dy, tf.step(y));
+  if (activation === 'sigmoid') return tf.mul(dy, tf.mul(y, tf.sub(1, y)));
+  return tf.mul(dy, tf.sub(1, tf.square(y)));
+}
+
+// The gradient of the dense kernel: the activation's backward step once, then each input's
+// gradient only when the tape asks for it (the first layer's input needs none).
+tf.registerGradient({
+  kernelName: DENSE_KERNEL,
+  inputsToSave: ['x', 'weight'],
+  outputsToSave: [true],
+  gradFunc: (dy, saved, attrs) => {
+    const [x, weight, y] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+    const dz = activationGrad(dy as tf.Tensor, y, (attrs as unknown as { activation: DenseActivation }).activation) as tf.Tensor2D;
+    return {
+      x: () => tf.matMul(dz, weight, false, true),
+      weight: () => tf.matMul(x, dz, true, false),
+      bias: () => tf.sum(dz, 0),
+    };
+  },
+});
+
 /** Glorot-uniform initial values drawn from Math.random (seeded by seedEverything). */
 function glorotUniform(fanIn: number, fanOut: number): tf.Tensor2D {
   const limit = Math.sqrt(6 / (fanIn + fanOut));
@@ -18,7 +66,9 @@ function glorotUniform(fanIn: number, fanOut: number): tf.Tensor2D {
 
 /**
  * A dense layer `y = act(x W + b)` with its weights as plain tf.Variables, computed with one fused
- * matmul + bias + activation op (as `torch.nn.Linear` followed by an activation).
+ * matmul + bias + activation op (as `torch.nn.Linear` followed by an activation). Where the backend
+ * registers `DENSE_KERNEL` (the native backend with `@flint/trainer`), linear/relu/sigmoid/tanh
+ * layers run it: one kernel forward and the activation's backward plus two matmuls and a sum back.
  */
 export class Linear extends Module {
   readonly weight: tf.Variable;
@@ -42,6 +92,10 @@ export class Linear extends Module {
       throw new MisconfigurationError(
         `Linear expects input of shape [batch, ${this.weight.shape[0]}] (received [${x.shape.join(', ')}]).`,
       );
+    }
+    if (DENSE_ACTIVATIONS.has(this.activation) && tf.getKernel(DENSE_KERNEL, tf.getBackend()) !== undefined) {
+      const inputs: tf.NamedTensorMap = this.bias === undefined ? { x, weight: this.weight } : { x, weight: this.weight, bias: this.bias };
+      return tf.engine().runKernel(DENSE_KERNEL, inputs, { activation: this.activation }) as tf.Tensor;
     }
     if (FUSED.has(this.activation)) {
       return tf.fused.matMul({

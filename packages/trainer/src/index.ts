@@ -10,3 +10,5 @@ export type { TrainerEvents } from './events.js';
 export type { HookTiming } from './internal/hook-dispatcher.js';
 export { setupNative, setupNativeOptionsSchema, probeNativeBackend, quietTensorFlowEnv } from './native/index.js';
 export type { SetupNativeOptions, SetupNativeReport, NativeProbeResult, ProbeNativeOptions } from './native/index.js';
+export { installNativeKernels, uninstallNativeKernels, nativeKernelsInstalled } from './native-kernels/index.js';
+export type { NativeKernelsReport } from './native-kernels/index.js';

@@ -1,0 +1,2 @@
+export { installNativeKernels, uninstallNativeKernels, nativeKernelsInstalled } from './install.js';
+export type { NativeKernelsReport } from './install.js';

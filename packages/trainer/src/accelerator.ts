@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, MisconfigurationError } from '@flint/core';
 import { probeNativeBackend } from './native/index.js';
+import { installNativeKernels } from './native-kernels/index.js';
 import { installWasmImprovements, uninstallWasmImprovements, type WasmImprovementsOptions } from './wasm/index.js';
 
 export type AcceleratorName = 'auto' | 'cpu' | 'gpu';
@@ -111,7 +112,9 @@ function nativeCandidate(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-g
         return { ok: false, reason: `${pkg} is installed but TensorFlow sees no GPU` };
       }
       const version = backend.binding?.TF_Version;
-      return { ok: true, details: version === undefined ? [] : [`TensorFlow ${version}`] };
+      // Flint's kernels for this backend (dense layer, cross-entropy, cheaper Cast/Reshape/Step/_FusedMatMul).
+      installNativeKernels();
+      return { ok: true, details: [...(version === undefined ? [] : [`TensorFlow ${version}`]), 'Flint kernels'] };
     },
   };
 }

@@ -80,6 +80,8 @@ export interface TrainerContext {
   dumpCheckpoint(weightsOnly?: boolean): Promise<CheckpointData>;
   /** Writes a checkpoint atomically. */
   saveCheckpoint(path: string, weightsOnly?: boolean): Promise<void>;
+  /** Sends metrics to every logger (with `epoch`), at `step` (default: the global step). */
+  logMetrics(metrics: Metrics, step?: number): Promise<void>;
   /** Prints a line the way the trainer does (above the progress bar). */
   print(message: string): void;
 }

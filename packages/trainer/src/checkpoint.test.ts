@@ -118,6 +118,19 @@ describe('checkpoints and exact resume (cpu backend, seeded)', () => {
     expect(trainer.history.map((r) => r.metrics.train_loss)).toEqual(full.trainer.history.map((r) => r.metrics.train_loss));
   });
 
+  it("a checkpoint on an epoch's last batch resumes with that epoch's validation and end", async () => {
+    const full = await uninterrupted(3);
+    const file = path.join(dir, 'last-batch.ckpt');
+    seedEverything(0);
+    await new Trainer({ ...quiet, maxEpochs: 3, callbacks: [new SaveAndStop(file, { epoch: 1, batch: 5 })] }).fit(new Net(), ...loaders());
+    seedEverything(99);
+    const resumed = new Net();
+    const trainer = new Trainer({ ...quiet, maxEpochs: 3 });
+    await trainer.fit(resumed, ...loaders(), { ckptPath: file });
+    expect(weights(resumed)).toEqual(weights(full.module));
+    expect(trainer.history).toEqual(full.trainer.history);
+  });
+
   it('loadFromCheckpoint builds the module for inference, and test() can load weights', async () => {
     const file = path.join(dir, 'epoch0.ckpt');
     seedEverything(1);

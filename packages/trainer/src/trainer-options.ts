@@ -75,7 +75,7 @@ export const trainerOptionsSchema = z.strictObject({
   /** Send step-level metrics to the loggers every N optimizer steps. */
   logEveryNSteps: z.number().int().min(1).default(50),
   enableProgressBar: z.boolean().default(true),
-  /** Add a ModelCheckpoint (last and best by val loss) when no checkpoint callback is given. */
+  /** Add a ModelCheckpoint({ saveLast: true, saveTopK: 0 }) (one last.ckpt under <logDir>/checkpoints) when no callback offers checkpoints. */
   enableCheckpointing: z.boolean().default(true),
   /** Print the module's summary at fit start. */
   enableModelSummary: z.boolean().default(true),

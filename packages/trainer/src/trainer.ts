@@ -43,6 +43,7 @@ import {
   type StopReason,
   type TrainerContext,
 } from '@flint/core';
+import { ModelCheckpoint } from '@flint/callbacks';
 import { TensorBoardLogger } from '@flint/loggers';
 import { EventEmitter } from 'eventemitter3';
 import { describeChoice, selectBackend, type BackendChoice, type BackendName } from './accelerator.js';
@@ -144,11 +145,18 @@ export class Trainer implements TrainerContext {
   private readonly collector = new MetricCollector();
   private module: LightningModule | undefined;
   private fitStarted = 0;
+  /** True from the end of an epoch's end phase until the next epoch starts. */
+  private epochEndDone = false;
 
   constructor(options: TrainerOptions = {}) {
     this.options = parseOptions('Trainer', trainerOptionsSchema, options);
     const fast = this.fastDevRunBatches;
     this.callbacks = [...this.options.callbacks];
+    // Lightning's default checkpointing: one last.ckpt under <logDir>/checkpoints, replaced each
+    // epoch, so that fit(..., { ckptPath: 'last' }) works; no monitor is guessed.
+    if (this.options.enableCheckpointing && fast === 0 && !this.callbacks.some((cb) => typeof cb.checkpointPath === 'function')) {
+      this.callbacks.push(new ModelCheckpoint({ saveLast: true, saveTopK: 0 }));
+    }
     const logger = this.options.logger;
     // Lightning's default: a TensorBoard run under defaultRootDir (flint_logs/version_N).
     this.loggers =
@@ -253,7 +261,9 @@ export class Trainer implements TrainerContext {
     const module = this.module;
     if (module === undefined) throw new MisconfigurationError('dumpCheckpoint() works while the trainer runs a module (inside fit/validate/test).');
     const params = module.namedParameters();
-    const complete = this._progress.batchInEpoch >= this._numTrainingBatches;
+    // An epoch is complete once its end phase has run (validation, epoch metrics, schedulers):
+    // a checkpoint taken on the last batch resumes with that epoch's end.
+    const complete = this.epochEndDone;
     const checkpoint: CheckpointObject = {
       format: CHECKPOINT_FORMAT,
       formatVersion: CHECKPOINT_FORMAT_VERSION,
@@ -275,10 +285,12 @@ export class Trainer implements TrainerContext {
       checkpoint.lrSchedulers = this._lrSchedulers.map((c) => c.scheduler.stateDict());
       const callbacks: Record<string, unknown> = {};
       for (const cb of this.callbacks) {
+        const state = cb.stateDict();
+        if (Object.keys(state).length === 0) continue; // stateless callbacks may share a key
         if (cb.stateKey in callbacks) {
           throw new MisconfigurationError(`Two callbacks share the stateKey '${cb.stateKey}': give each a distinct stateKey so that their states can be told apart in checkpoints.`);
         }
-        callbacks[cb.stateKey] = cb.stateDict();
+        callbacks[cb.stateKey] = state;
       }
       checkpoint.callbacks = callbacks;
       checkpoint.loggers = Object.fromEntries(this.loggers.filter((l) => typeof l.stateDict === 'function').map((l) => [l.name, l.stateDict!()]));
@@ -675,6 +687,7 @@ export class Trainer implements TrainerContext {
     while (this.maxEpochs === -1 || this._progress.epoch < this.maxEpochs) {
       const epoch = this._progress.epoch;
       const valEpoch = evalLoader !== undefined && valLimit > 0 && (epoch + 1) % o.checkValEveryNEpoch === 0;
+      this.epochEndDone = false;
       this._runningStage = 'train';
       module.train();
       this.collector.loop = 'train';
@@ -747,6 +760,7 @@ export class Trainer implements TrainerContext {
         // Before the callbacks that read epoch metrics, so that an epoch-end checkpoint holds the
         // scheduler state after this epoch's step.
         await this.stepSchedulers('epoch');
+        this.epochEndDone = true;
       });
       this.collector.hookKind = 'none';
       for (const logger of this.loggers) await logger.save();
@@ -991,7 +1005,7 @@ export class Trainer implements TrainerContext {
     Object.assign(this._progressBarMetrics, collected.progBar);
   }
 
-  private async logMetrics(metrics: Record<string, number>, step: number): Promise<void> {
+  async logMetrics(metrics: Metrics, step: number = this.globalStep): Promise<void> {
     const withEpoch = { ...metrics, epoch: this.currentEpoch };
     Object.assign(this._loggedMetrics, withEpoch);
     for (const logger of this.loggers) await logger.logMetrics(withEpoch, step);

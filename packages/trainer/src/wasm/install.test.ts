@@ -15,7 +15,7 @@ describe('installWasmImprovements options', () => {
   it('defaults: everything on, threads auto, cache in the temp folder', () => {
     expect(wasmImprovementsOptionsSchema.parse({})).toEqual({
       fastMatmul: true,
-      fastSlice: true,
+      fewerCopies: true,
       threads: 'auto',
       fallbackKernels: true,
       cacheDir: os.tmpdir(),
@@ -42,8 +42,8 @@ describe('installWasmImprovements', () => {
     const report = await installWasmImprovements({ threads: false });
     expect(report).toMatchObject({
       fastMatmul: true,
-      fastSlice: true,
-      replacedKernels: ['BatchMatMul', '_FusedMatMul', 'Slice', 'StridedSlice', 'SplitV', 'Unpack'],
+      fewerCopies: true,
+      replacedKernels: ['BatchMatMul', '_FusedMatMul', 'Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack'],
       addedKernels: [
         { name: 'UnsortedSegmentSum', via: 'wasm' },
         { name: 'Conv2DBackpropFilter', via: 'wasm' },
@@ -54,10 +54,10 @@ describe('installWasmImprovements', () => {
       threads: 1,
       threadsRequested: false,
       wasmBinary: 'tfjs-backend-wasm-simd.wasm',
-      details: ['1 thread', 'fast matmul', 'fast slice', '+5 kernels'],
+      details: ['1 thread', 'fast matmul', 'fewer copies', '+5 kernels'],
     });
     expect(report.summary).toBe(
-      'wasm: 1 thread, fast matmul (BatchMatMul, _FusedMatMul), fast slice (Slice, StridedSlice, SplitV, Unpack), ' +
+      'wasm: 1 thread, fast matmul (BatchMatMul, _FusedMatMul), fewer copies (Identity, Slice, StridedSlice, SplitV, Unpack), ' +
         'added UnsortedSegmentSum, Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter [cpu fallback], ' +
         'DepthwiseConv2dNativeBackpropInput [cpu fallback], Einsum [cpu fallback]',
     );
@@ -75,12 +75,12 @@ describe('installWasmImprovements', () => {
   });
 
   it('each improvement can be switched off, and uninstall restores the stock kernels', async () => {
-    const replaceable = ['BatchMatMul', '_FusedMatMul', 'Slice', 'StridedSlice', 'SplitV', 'Unpack'];
+    const replaceable = ['BatchMatMul', '_FusedMatMul', 'Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack'];
     const stock = Object.fromEntries(replaceable.map((n) => [n, kernelFunc(n)]));
     const isStock = (name: string) => kernelFunc(name) === stock[name];
     expect(kernelFunc('UnsortedSegmentSum')).toBeUndefined();
 
-    const none = await installWasmImprovements({ fastMatmul: false, fastSlice: false, fallbackKernels: false, threads: false });
+    const none = await installWasmImprovements({ fastMatmul: false, fewerCopies: false, fallbackKernels: false, threads: false });
     expect(none.replacedKernels).toEqual([]);
     expect(none.addedKernels).toEqual([]);
     expect(none.details).toEqual(['1 thread']);
@@ -88,14 +88,14 @@ describe('installWasmImprovements', () => {
     expect(replaceable.every(isStock)).toBe(true);
     expect(kernelFunc('UnsortedSegmentSum')).toBeUndefined();
 
-    await installWasmImprovements({ fastSlice: false, fallbackKernels: false, threads: false });
-    expect(replaceable.map(isStock)).toEqual([false, false, true, true, true, true]);
+    await installWasmImprovements({ fewerCopies: false, fallbackKernels: false, threads: false });
+    expect(replaceable.map(isStock)).toEqual([false, false, true, true, true, true, true]);
     expect(kernelFunc('Conv2DBackpropFilter')).toBeUndefined();
 
     await installWasmImprovements({ fastMatmul: false, fallbackKernels: false, threads: false });
-    expect(replaceable.map(isStock)).toEqual([true, true, false, false, false, false]);
+    expect(replaceable.map(isStock)).toEqual([true, true, false, false, false, false, false]);
 
-    await installWasmImprovements({ fastMatmul: false, fastSlice: false, threads: false });
+    await installWasmImprovements({ fastMatmul: false, fewerCopies: false, threads: false });
     expect(replaceable.every(isStock)).toBe(true);
     expect(kernelFunc('Conv2DBackpropFilter')).toBeDefined();
 

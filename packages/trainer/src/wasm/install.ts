@@ -5,7 +5,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { BackendError, parseOptions } from '@flint/core';
 import { cpuCanRun } from './cpu-fallback.js';
 import { fastMatmulKernels } from './fast-matmul.js';
-import { fastSliceKernels } from './fast-slice.js';
+import { fewerCopiesKernels } from './fewer-copies.js';
 import { missingKernelConfigs } from './gradient-kernels.js';
 import {
   AUTO_WASM_THREADS_CAP,
@@ -86,7 +86,7 @@ export function uninstallWasmImprovements(): Promise<void> {
 function sameOptions(a: ResolvedWasmImprovementsOptions, b: ResolvedWasmImprovementsOptions): boolean {
   return (
     a.fastMatmul === b.fastMatmul &&
-    a.fastSlice === b.fastSlice &&
+    a.fewerCopies === b.fewerCopies &&
     a.threads === b.threads &&
     a.fallbackKernels === b.fallbackKernels &&
     a.cacheDir === b.cacheDir
@@ -108,9 +108,9 @@ async function install(options: ResolvedWasmImprovementsOptions): Promise<WasmSe
       const originals = stockKernels('fastMatmul', pkg, ['BatchMatMul', '_FusedMatMul'] as const);
       replaceKernels(fastMatmulKernels(originals.BatchMatMul, originals._FusedMatMul), replaced);
     }
-    if (options.fastSlice) {
-      const originals = stockKernels('fastSlice', pkg, ['Slice', 'StridedSlice', 'SplitV', 'Unpack'] as const);
-      replaceKernels(fastSliceKernels(originals), replaced);
+    if (options.fewerCopies) {
+      const originals = stockKernels('fewerCopies', pkg, ['Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack'] as const);
+      replaceKernels(fewerCopiesKernels(originals), replaced);
     }
     if (options.fallbackKernels) {
       for (const { config, via } of missingKernelConfigs()) {
@@ -300,7 +300,7 @@ function makeReport(
   const details = [
     threadText,
     ...(options.fastMatmul ? ['fast matmul'] : []),
-    ...(options.fastSlice ? ['fast slice'] : []),
+    ...(options.fewerCopies ? ['fewer copies'] : []),
     ...(added.length > 0 ? [`+${added.length} kernels`] : []),
   ];
   const names = replaced.map((k) => k.kernelName);
@@ -311,14 +311,14 @@ function makeReport(
   const parts = [
     threadText,
     ...group('fast matmul', ['BatchMatMul', '_FusedMatMul']),
-    ...group('fast slice', ['Slice', 'StridedSlice', 'SplitV', 'Unpack']),
+    ...group('fewer copies', ['Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack']),
     ...(added.length > 0
       ? [`added ${added.map((k) => (k.via === 'wasm' ? k.name : `${k.name} [cpu fallback]`)).join(', ')}`]
       : []),
   ];
   return {
     fastMatmul: options.fastMatmul,
-    fastSlice: options.fastSlice,
+    fewerCopies: options.fewerCopies,
     replacedKernels: replaced.map((k) => k.kernelName),
     addedKernels: added.map((k) => ({ name: k.name, via: k.via })),
     threads: threads.threads,

@@ -103,7 +103,7 @@ function operands(outerA: number[], outerB: number[], m: number, k: number, n: n
 beforeAll(async () => {
   // Kernel checks run on the single-threaded build; threads.test.ts compares threads with it.
   const report = await installWasmImprovements({ threads: false });
-  expect(report.replacedKernels).toEqual(['BatchMatMul', '_FusedMatMul', 'Slice', 'StridedSlice', 'SplitV', 'Unpack']);
+  expect(report.replacedKernels).toEqual(['BatchMatMul', '_FusedMatMul', 'Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack']);
 });
 
 afterAll(async () => {
@@ -261,6 +261,33 @@ describe('_FusedMatMul on wasm', () => {
       return out;
     };
     await expectMatchesCpu(run);
+  });
+});
+
+describe('Identity on wasm', () => {
+  it('clones share the buffer instead of copying it, and the buffer lives until the last one goes', async () => {
+    await tf.setBackend('wasm');
+    const buffersBefore = tf.backend().numDataIds();
+    const x = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ]);
+    const clone = x.clone(); // tfjs also clones every input it saves for a gradient
+    expect(tf.backend().numDataIds()).toBe(buffersBefore + 1); // one buffer for both
+    x.dispose();
+    expect(Array.from(clone.dataSync())).toEqual([1, 2, 3, 4]);
+    clone.dispose();
+    expect(tf.backend().numDataIds()).toBe(buffersBefore);
+  });
+
+  it('values through clones and saved gradient inputs agree with cpu, strings included', async () => {
+    await expectMatchesCpu(() => valueAndGrads((x) => x!.clone().mul(x!).sum(1), [rand([5, 7])]));
+    await tf.setBackend('wasm');
+    const s = tf.tensor(['a', 'bc']);
+    const c = s.clone();
+    s.dispose();
+    expect(c.dataSync()).toEqual(['a', 'bc']);
+    c.dispose();
   });
 });
 

@@ -20,11 +20,12 @@ export const wasmImprovementsOptionsSchema = z.strictObject({
    */
   fastMatmul: z.boolean({ error: 'must be true or false' }).default(true),
   /**
-   * Replace the wasm `Slice`, `StridedSlice`, `SplitV` and `Unpack` kernels, which copy the whole input
-   * out of the wasm heap on every call (a batch sliced from a 60k-sample tensor copied all of it), by
-   * ones that copy only the slice.
+   * Replace wasm kernels that copy whole tensors for nothing: `Slice`, `StridedSlice`, `SplitV` and
+   * `Unpack` copy their entire input out of the heap on every call (a batch sliced from a 60k-sample
+   * tensor copied all of it), and `Identity`, which tfjs runs on every input it saves for the backward
+   * pass, copies instead of sharing the buffer.
    */
-  fastSlice: z.boolean({ error: 'must be true or false' }).default(true),
+  fewerCopies: z.boolean({ error: 'must be true or false' }).default(true),
   /**
    * XNNPACK threads on the wasm backend in Node. 'auto': as many as this machine has CPUs, at most 4;
    * false or 1: the stock single-threaded build; a number: exactly that many (error if impossible).
@@ -65,8 +66,8 @@ export type AddedKernelSource = 'wasm' | 'cpu-fallback';
 export interface WasmSetupReport {
   /** Whether the transposed/batched matmul fix is installed. */
   readonly fastMatmul: boolean;
-  /** Whether the copy-only-the-slice kernels are installed. */
-  readonly fastSlice: boolean;
+  /** Whether the kernels that avoid whole-tensor copies are installed. */
+  readonly fewerCopies: boolean;
   /** Kernels of the wasm backend that were replaced by Flint's. */
   readonly replacedKernels: readonly string[];
   /** Kernels that wasm lacked and Flint added, with how each runs. */
@@ -81,7 +82,7 @@ export interface WasmSetupReport {
   readonly wasmBinary: 'tfjs-backend-wasm-threaded-simd.wasm' | 'tfjs-backend-wasm-simd.wasm' | 'tfjs-backend-wasm.wasm';
   /** The cached emscripten worker script (threads only). */
   readonly workerScript?: string;
-  /** Short facts, e.g. ['2 threads', 'fast matmul', 'fast slice', '+5 kernels']. */
+  /** Short facts, e.g. ['2 threads', 'fast matmul', 'fewer copies', '+5 kernels']. */
   readonly details: readonly string[];
   /** One line for the console, e.g. "wasm: 2 threads, fast matmul (BatchMatMul, _FusedMatMul), ...". */
   readonly summary: string;

@@ -4,12 +4,17 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { sizeOf } from './kernel-scope.js';
 
 /*
- * tfjs-backend-wasm 4.22's Slice kernel starts with `backend.readSync(x.dataId)`, which copies the
- * *whole* input out of the wasm heap into a new JS array, then copies the slice from that. Taking a
- * batch of 64 rows out of the 60,000-row MNIST tensor therefore copies 188 MB per batch, and
- * StridedSlice (simple cases), SplitV (tf.split) and Unpack (tf.unstack, used by every RNN over time
- * steps) call the same function once per output. The replacements copy only the slice, straight from
- * the heap.
+ * Copies tfjs-backend-wasm 4.22 makes for nothing:
+ * - Its Slice kernel starts with `backend.readSync(x.dataId)`, which copies the *whole* input out of
+ *   the wasm heap into a new JS array, then copies the slice from that. Taking a batch of 64 rows out
+ *   of the 60,000-row MNIST tensor therefore copies 188 MB per batch; StridedSlice (simple cases),
+ *   SplitV (tf.split) and Unpack (tf.unstack, used by every RNN over time steps) call the same function
+ *   once per output. The replacements copy only the slice, straight from the heap.
+ * - Its Identity kernel copies its input. tfjs calls Identity (engine.clone) for every input a
+ *   gradient needs, on every op recorded on the tape: the 188 MB MNIST tensor again (Slice saves its
+ *   input), every weight and activation. tfjs tensors are immutable and wasm buffers are
+ *   reference-counted (Reshape already shares them), so Identity shares the buffer, as the cpu
+ *   backend's does.
  */
 
 /** Copies `x[begin : begin + size]` into a new wasm tensor, reading the heap in place. */
@@ -55,7 +60,8 @@ function withShape(t: TensorInfo, shape: number[]): TensorInfo {
 }
 
 /** The replacement kernel configs; strings and StridedSlice's general case keep tfjs's kernels. */
-export function fastSliceKernels(originals: {
+export function fewerCopiesKernels(originals: {
+  Identity: KernelConfig;
   Slice: KernelConfig;
   StridedSlice: KernelConfig;
   SplitV: KernelConfig;
@@ -64,6 +70,15 @@ export function fastSliceKernels(originals: {
   const slice = (backend: BackendWasm, x: TensorInfo, begin: number[] | number, size?: number[] | number): TensorInfo => {
     const [b = [], s = []] = slice_util.parseSliceParams(x, begin, size);
     return sliceOnHeap(backend, x, b, s);
+  };
+
+  const identityKernel: KernelFunc = (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    if (x.dtype === 'string') return originals.Identity.kernelFunc(args);
+    const backend = args.backend as BackendWasm;
+    backend.dataIdMap.get(x.dataId); // moves x here first if it lives in another backend
+    backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   };
 
   const sliceKernel: KernelFunc = (args) => {
@@ -128,6 +143,7 @@ export function fastSliceKernels(originals: {
   };
 
   return [
+    { ...originals.Identity, kernelFunc: identityKernel },
     { ...originals.Slice, kernelFunc: sliceKernel },
     { ...originals.StridedSlice, kernelFunc: stridedSliceKernel },
     { ...originals.SplitV, kernelFunc: splitVKernel },

@@ -102,6 +102,7 @@ function commandArgs(
 }
 
 async function main(): Promise<void> {
+  const loadAtStart = os.loadavg();
   let options: BenchOptions;
   try {
     options = parseBenchArgs(process.argv.slice(2));
@@ -188,7 +189,7 @@ async function main(): Promise<void> {
   const report: BenchReport = {
     date: new Date().toISOString(),
     command: ['pnpm bench', ...process.argv.slice(2)].join(' '),
-    machine: { cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', node: process.version, loadAverage: os.loadavg() },
+    machine: { cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', node: process.version, loadAverage: loadAtStart, loadAverageEnd: os.loadavg() },
     samples: options.samples,
     warmupSteps: options.warmupSteps,
     runs: options.runs,

@@ -38,7 +38,14 @@ export interface Failure {
 export interface BenchReport {
   readonly date: string;
   readonly command: string;
-  readonly machine: { readonly cpus: number; readonly cpuModel: string; readonly node: string; readonly loadAverage: readonly number[] };
+  readonly machine: {
+    readonly cpus: number;
+    readonly cpuModel: string;
+    readonly node: string;
+    /** 1, 5 and 15 minute load averages at the start and at the end: above ~2 on 2 cores, other work competed. */
+    readonly loadAverage: readonly number[];
+    readonly loadAverageEnd?: readonly number[];
+  };
   readonly samples: number;
   readonly warmupSteps: number;
   readonly runs: number;
@@ -118,7 +125,8 @@ export function toMarkdown(report: BenchReport): string {
   lines.push('# Flint benchmark results', '');
   lines.push(
     `${report.date}; \`${report.command}\`; ${report.machine.cpus} CPUs (${report.machine.cpuModel}), Node ${report.machine.node}, ` +
-      `load average at start ${report.machine.loadAverage.map((l) => l.toFixed(2)).join(' ')}.`,
+      `load average at start ${report.machine.loadAverage.map((l) => l.toFixed(2)).join(' ')}` +
+      (report.machine.loadAverageEnd === undefined ? '.' : `, at end ${report.machine.loadAverageEnd.map((l) => l.toFixed(2)).join(' ')}.`),
   );
   lines.push(
     `Workload: real MNIST, ${int.format(report.samples)} samples per timed epoch, no shuffle, last partial batch kept, ` +

@@ -8,6 +8,10 @@ export interface PeerContext {
   readonly x: tf.Tensor2D;
   /** One-hot labels, [samples, 10] float32. */
   readonly y: tf.Tensor2D;
+  /** The same pixels as a typed array (row-major), for peers that build batch tensors themselves. */
+  readonly images: Float32Array;
+  /** The same one-hot labels as a typed array (row-major). */
+  readonly oneHot: Float32Array;
   readonly samples: number;
   readonly warmupSteps: number;
   readonly backend: BackendInfo;

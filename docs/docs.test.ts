@@ -29,7 +29,7 @@ const PRELUDE: Record<string, string> = {
   pixels: 'declare const pixels: Float32Array;',
   labelData: 'declare const labelData: Int32Array;',
   xs: `declare const xs: ${T('Tensor2D')};`,
-  ys: `declare const ys: ${T('Tensor2D')};`,
+  ys: `declare const ys: ${T('Tensor2D')}; // one-hot labels`,
   seed: 'declare const seed: number;',
   source: `declare const source: import('@flint/core').TensorDataset<${Batch}>;`,
   module: `declare const module: import('@flint/core').LightningModule<${Batch}>;`,

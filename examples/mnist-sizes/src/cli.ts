@@ -21,7 +21,7 @@ const { values } = parseArgs({
 if (values.help === true) {
   console.log(
     'Usage: pnpm mnist-sizes [--configs a,b] [--train-size 2000] [--val-size 5000] [--test-size 10000] [--max-epochs 40] [--patience 6] ' +
-      '[--batch-size 64] [--weight-decay 0.001] [--log-dir flint_logs] [--backend wasm|cpu|tensorflow]\n' +
+      '[--batch-size 64] [--weight-decay 0.005] [--log-dir flint_logs] [--backend wasm|cpu|tensorflow]\n' +
       `Configurations: ${CONFIGS.map((c) => c.name).join(', ')}`,
   );
   process.exit(0);

@@ -58,7 +58,7 @@ export interface MnistSizesOptions {
   learningRate?: number;
   /** The dropout schedule of the `+dropout` runs. Default linear from 0.2 to 0.5 over the first 10 epochs. */
   dropoutSchedule?: DropoutSchedule;
-  /** The L2 coefficient of the `+weight_decay` runs. Default 1e-3. */
+  /** The L2 coefficient of the `+weight_decay` runs. Default 5e-3. */
   weightDecay?: number;
   seed?: number;
   backend?: BackendName;
@@ -172,7 +172,7 @@ export async function main(options: MnistSizesOptions = {}): Promise<MnistSizesR
   const monitorPatience = options.monitorPatience ?? 5;
   const maxEpochs = options.maxEpochs ?? 40;
   const learningRate = options.learningRate ?? 1e-3;
-  const weightDecay = options.weightDecay ?? 1e-3;
+  const weightDecay = options.weightDecay ?? 5e-3;
   const dropoutSchedule: DropoutSchedule = options.dropoutSchedule ?? { type: 'linear', start: 0.2, end: 0.5, duration: 10 };
   const saveDir = options.logDir ?? 'flint_logs';
   const name = 'mnist-sizes';
@@ -206,8 +206,10 @@ export async function main(options: MnistSizesOptions = {}): Promise<MnistSizesR
       const withDropout = config.regularization === 'dropout' || config.regularization === 'dropout+weight_decay';
       const withDecay = config.regularization === 'weight_decay' || config.regularization === 'dropout+weight_decay';
       seedEverything(seed);
-      // The dropout runs build their Dropout layers at the schedule's first rate; DropoutScheduler sets it each epoch.
-      const dropout = withDropout ? firstRate(dropoutSchedule) : 0;
+      // MnistClassifier builds Dropout layers only for a rate > 0: the dropout runs build them at a
+      // placeholder 0.5, and DropoutScheduler sets the scheduled rate at every epoch start (also when
+      // the schedule starts at 0). Validation and test run in eval mode, without dropout.
+      const dropout = withDropout ? 0.5 : 0;
       const module = withDecay
         ? new WeightDecayClassifier({ hidden, dropout, learningRate, weightDecay })
         : new MnistClassifier({ hidden, dropout, learningRate });
@@ -278,13 +280,6 @@ export async function main(options: MnistSizesOptions = {}): Promise<MnistSizesR
   print(`\n${table}\n`);
   print(`Total ${seconds.toFixed(0)} s. Open the runs in TensorBoard:\n  ${tensorboardCommand}`);
   return { rows, table, tensorboardCommand, seconds };
-}
-
-function firstRate(schedule: DropoutSchedule): number {
-  if (typeof schedule === 'function') return schedule(0, 0);
-  if (schedule.type === 'constant') return schedule.rate;
-  if (schedule.type === 'warmup') return schedule.start ?? 0;
-  return schedule.start;
 }
 
 function describeRegularization(r: Regularization, schedule: DropoutSchedule, weightDecay: number): string {

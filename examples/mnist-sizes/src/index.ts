@@ -79,6 +79,8 @@ export interface SizeRow {
   readonly params: number;
   /** Epochs trained (EarlyStopping may stop before maxEpochs). */
   readonly epochs: number;
+  /** The rule that ended the fit: `early_stopping` or `max_epochs`. */
+  readonly stoppedBy: string;
   /** Epoch (0-based) of the lowest val_loss: the weights EarlyStopping restored and the `best` checkpoint. */
   readonly bestEpoch: number;
   /** The highest val_acc of any epoch. */
@@ -234,6 +236,7 @@ export async function main(options: MnistSizesOptions = {}): Promise<MnistSizesR
       const t0 = performance.now();
       try {
         await trainer.fit(module, new DataLoader(trainSet, { batchSize, shuffle: true, seed }), new DataLoader(valSet, { batchSize: 1000 }));
+        const stoppedBy = trainer.stopReason?.rule ?? 'unknown'; // read before test(), which starts a new stage and clears it
         const testMetrics = await trainer.test(module, new DataLoader(testSet, { batchSize: 1000 }));
         const seconds = (performance.now() - t0) / 1000;
         const history = trainer.history;
@@ -248,6 +251,7 @@ export async function main(options: MnistSizesOptions = {}): Promise<MnistSizesR
           hidden,
           params,
           epochs: trainer.currentEpoch,
+          stoppedBy,
           bestEpoch: earlyStopping.bestEpoch,
           bestValAcc: Math.max(...history.map((h) => h.metrics.val_acc ?? Number.NaN)),
           valAccAtBest: valAcc(earlyStopping.bestEpoch),

@@ -36,6 +36,7 @@ describe('examples/mnist-sizes main (small)', () => {
     expect(result.rows[0]!.params).toBe(784 * 4 + 4 + 4 * 10 + 10);
     for (const r of result.rows) {
       expect(r.epochs).toBe(2);
+      expect(r.stoppedBy).toBe('max_epochs');
       expect([0, 1]).toContain(r.bestEpoch);
       for (const x of [r.bestValAcc, r.valAccAtBest, r.testAcc, r.bestValLoss, r.lastTrainLoss, r.lastValLoss, r.lastGap, r.seconds]) expect(Number.isFinite(x)).toBe(true);
       expect(r.testAcc).toBeGreaterThanOrEqual(0);
@@ -88,7 +89,8 @@ describe('examples/mnist-sizes main (small)', () => {
     const [row] = result.rows;
     expect(row!.verdict.kind).toBe('overfitting');
     expect(row!.verdict.onsetEpoch).toBe(row!.bestEpoch + 1);
-    expect(row!.epochs).toBeLessThan(20); // EarlyStopping ended it
+    expect(row!.epochs).toBeLessThan(20);
+    expect(row!.stoppedBy).toBe('early_stopping');
     // train loss fell after the best epoch while val loss rose: the gap grew
     expect(row!.verdict.last!.train).toBeLessThan(row!.verdict.best!.train);
     expect(row!.verdict.last!.val).toBeGreaterThan(row!.verdict.best!.val);

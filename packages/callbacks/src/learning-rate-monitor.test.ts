@@ -32,18 +32,6 @@ describe('LearningRateMonitor', () => {
     [adam, adam2, sgd].forEach((o) => o.dispose());
   });
 
-  it('without trainer.logMetrics, the values go to the loggers at the global step', async () => {
-    const t = new FakeTrainer();
-    t.logMetrics = undefined;
-    const logger = new MemoryLogger();
-    t.loggers = [logger];
-    t.globalStep = 7;
-    const opt = tf.train.sgd(0.3);
-    t.optimizers = [new OptimizerWrapper(opt, () => [], new GradStore(), 0)];
-    await new LearningRateMonitor().onTrainEpochStart(t, undefined as never);
-    expect(logger.rows).toEqual([{ metrics: { 'lr-SGD': 0.3 }, step: 7 }]);
-    opt.dispose();
-  });
 
   it("logs each step's rate of a one-cycle schedule in a fit, and leaks nothing", async () => {
     class Model extends LightningModule<BoringBatch> {

@@ -11,24 +11,14 @@ export function stateKeyOf(name: string, parts: Readonly<Record<string, unknown>
   return `${name}${JSON.stringify(defined)}`;
 }
 
-/** The optional TrainerContext method callbacks log through (see docs/callbacks.md, "Logging from callbacks"). */
-interface LogsMetrics {
-  logMetrics?(metrics: Metrics, step?: number): void | Promise<void>;
-}
-
 /**
  * Sends values a callback computed (learning rates, dropout rates, the generalization gap) to the
- * loggers at the current global step: through `trainer.logMetrics` when the trainer offers it (so
- * that they also appear in `trainer.loggedMetrics`), else to each logger directly.
+ * loggers at the current global step through `trainer.logMetrics` (so that they also appear in
+ * `trainer.loggedMetrics`).
  */
 export async function logToLoggers(trainer: TrainerContext, metrics: Readonly<Record<string, number>>): Promise<void> {
   if (Object.keys(metrics).length === 0) return;
-  const own = (trainer as TrainerContext & LogsMetrics).logMetrics;
-  if (typeof own === 'function') {
-    await own.call(trainer, metrics, trainer.globalStep);
-    return;
-  }
-  for (const logger of trainer.loggers) await logger.logMetrics(metrics, trainer.globalStep);
+  await trainer.logMetrics(metrics, trainer.globalStep);
 }
 
 const part = z.number({ error: 'must be a number >= 0' }).nonnegative({ error: 'must be a number >= 0' }).optional();

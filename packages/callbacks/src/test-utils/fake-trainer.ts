@@ -85,8 +85,8 @@ export class FakeTrainer implements TrainerContext {
     this.printed.push(message);
   }
 
-  /** The proposed TrainerContext.logMetrics; set it to undefined to test the fallback to the loggers. */
-  logMetrics: ((metrics: Metrics, step?: number) => Promise<void>) | undefined = async (metrics, step) => {
+  /** TrainerContext.logMetrics: records, then sends to the loggers. */
+  logMetrics = async (metrics: Metrics, step?: number): Promise<void> => {
     this.logged.push({ metrics: { ...metrics }, step });
   };
 

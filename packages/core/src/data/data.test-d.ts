@@ -22,7 +22,7 @@ describe('batch types follow the source', () => {
     expectTypeOf(new DataLoader(randomClassificationDataset())).toEqualTypeOf<DataLoader<[tf.Tensor2D, tf.Tensor1D]>>();
     expectTypeOf(new DataLoader(x)).toEqualTypeOf<DataLoader<TensorBatch>>();
     expectTypeOf(new DataLoader(null as unknown as tf.data.Dataset<{ xs: tf.Tensor }>)).toEqualTypeOf<DataLoader<{ xs: tf.Tensor }>>();
-    expectTypeOf(randomSplit(ds, [0.5, 0.5])).toEqualTypeOf<TensorDataset<{ x: tf.Tensor; y: tf.Tensor }>[]>();
+    expectTypeOf(randomSplit(ds, [0.5, 0.5])[0]).toEqualTypeOf<TensorDataset<{ x: tf.Tensor; y: tf.Tensor }>>();
   });
 
   it('DataModule hooks are optional and typed by the batch', () => {
@@ -32,5 +32,16 @@ describe('batch types follow the source', () => {
       }
     }
     expectTypeOf(new Dm().valDataloader).toEqualTypeOf<(() => DataLoader<[tf.Tensor, tf.Tensor]>) | undefined>();
+  });
+});
+
+describe('randomSplit', () => {
+  it('a tuple of lengths gives a tuple of splits (no undefined under noUncheckedIndexedAccess)', () => {
+    const ds = TensorDataset.from([x, y]);
+    const [train, val] = randomSplit(ds, [0.8, 0.2]);
+    expectTypeOf(train).toEqualTypeOf<typeof ds>();
+    expectTypeOf(val).toEqualTypeOf<typeof ds>();
+    const lengths: number[] = [1, 2, 3];
+    expectTypeOf(randomSplit(ds, lengths)).toEqualTypeOf<Array<typeof ds>>();
   });
 });

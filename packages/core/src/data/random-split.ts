@@ -16,11 +16,11 @@ import { TensorDataset, type TensorDatasetSource } from './tensor-dataset.js';
  * tensors created for it are freed once every split is disposed; a `TensorDataset` you pass stays
  * yours to dispose (its tensors live until it and every split are disposed).
  */
-export function randomSplit<B extends TensorBatch = TensorBatch>(
+export function randomSplit<B extends TensorBatch = TensorBatch, const L extends readonly number[] = readonly number[]>(
   source: TensorDataset<B> | TensorDatasetSource,
-  lengths: readonly number[],
+  lengths: L,
   seed?: number,
-): TensorDataset<B>[] {
+): { -readonly [K in keyof L]: TensorDataset<B> } {
   const created = !(source instanceof TensorDataset);
   const dataset = source instanceof TensorDataset ? source : (TensorDataset.from(source) as unknown as TensorDataset<B>);
   try {
@@ -32,11 +32,12 @@ export function randomSplit<B extends TensorBatch = TensorBatch>(
     }
     const order = permutation(n, s);
     let offset = 0;
+    // One split per entry of `lengths`: a tuple of lengths gives a tuple of splits.
     return counts.map((count) => {
       const split = dataset.subset(order.subarray(offset, offset + count));
       offset += count;
       return split;
-    });
+    }) as { -readonly [K in keyof L]: TensorDataset<B> };
   } finally {
     // The splits hold their own reference to the tensors: releasing ours frees them with the last split.
     if (created) dataset.dispose();

@@ -16,7 +16,7 @@ let installed: Installed | undefined;
 
 /** What installNativeKernels did. */
 export interface NativeKernelsReport {
-  /** Kernels of tfjs-node replaced by cheaper ones (Cast, Reshape, Step, _FusedMatMul). */
+  /** Kernels of tfjs-node replaced by cheaper or fixed ones (Cast, Reshape, Step, Round, _FusedMatMul). */
   readonly replaced: readonly string[];
   /** Flint's kernels added for the native backend (dense layer, activation gradient, cross-entropy). */
   readonly added: readonly string[];
@@ -27,8 +27,8 @@ export interface NativeKernelsReport {
  * the dense layer (`Linear`), its activation gradient and the softmax cross-entropy
  * (`crossEntropy`) as TensorFlow ops, and cheaper versions of tfjs-node's Cast (none to the same
  * dtype), Reshape (none to the same shape), Step (2 ops instead of 5 and a host array) and
- * _FusedMatMul (TensorFlow ops directly). Results equal tfjs-node's and the cpu backend's (see the
- * tests). Idempotent; the Trainer calls it when it picks the native backend. Load tfjs-node first.
+ * _FusedMatMul (TensorFlow ops directly), and a Round that returns int32 input unchanged
+ * (TensorFlow 2.21's returns zeros). Results equal the cpu backend's (see the tests). Idempotent; the Trainer calls it when it picks the native backend. Load tfjs-node first.
  */
 export function installNativeKernels(): NativeKernelsReport {
   if (installed !== undefined) return report(installed);

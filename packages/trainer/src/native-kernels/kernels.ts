@@ -165,6 +165,7 @@ export function replacementKernelConfigs(original: (name: string) => KernelConfi
   const reshape = original('Reshape');
   const step = original('Step');
   const fused = original('_FusedMatMul');
+  const round = original('Round');
   return [
     {
       // tfjs-node runs a TensorFlow Cast (a copy) even to the same dtype; the cpu backend shares.
@@ -200,6 +201,16 @@ export function replacementKernelConfigs(original: (name: string) => KernelConfi
         const [id] = b.getInputTensorIds([x]);
         const t = typeAttr(b, 'T', x.dtype);
         return chain(b, id!, [(i) => ['Relu', [t], [i]], (i) => ['Sign', [t], [i]]]);
+      },
+    },
+    {
+      // TensorFlow 2.21's Round returns zeros for int32; rounding an integer changes nothing.
+      kernelName: 'Round',
+      backendName: 'tensorflow',
+      kernelFunc: (args) => {
+        const { x } = args.inputs as { x: TensorInfo };
+        if (x.dtype === 'int32') return shareData(args.backend as unknown as NodeBackend, x, [...x.shape]);
+        return round.kernelFunc(args);
       },
     },
     {

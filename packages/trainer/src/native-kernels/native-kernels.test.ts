@@ -87,7 +87,7 @@ describe.runIf(onNative)('native kernels (tfjs-node)', () => {
   it('install and uninstall swap tfjs-node kernels in and out, idempotently', () => {
     const mine = tf.getKernel('Cast', 'tensorflow');
     expect(installNativeKernels()).toEqual({
-      replaced: ['Cast', 'Reshape', 'Step', '_FusedMatMul'],
+      replaced: ['Cast', 'Reshape', 'Step', 'Round', '_FusedMatMul'],
       added: ['FlintDense', 'FlintActivationGrad', 'FlintSoftmaxCrossEntropyWithLogits'],
     });
     expect(tf.getKernel('Cast', 'tensorflow')).toBe(mine);
@@ -124,6 +124,12 @@ describe.runIf(onNative)('native kernels (tfjs-node)', () => {
       return [tf.step(x), tf.step(x, 0.3)];
     });
     expectClose(native, cpu, 0);
+  });
+
+  it('Round agrees with cpu, int32 included (TensorFlow 2.21 returns zeros for int32)', async () => {
+    const { cpu, native } = await onBoth(() => [tf.round(tf.tensor1d([1, -2, 3, 0], 'int32')), tf.round(tf.tensor1d([1.5, -2.5, 0.49, -0.51]))]);
+    expectClose(native, cpu, 0);
+    expect(native[0]).toEqual([1, -2, 3, 0]);
   });
 
   it('_FusedMatMul agrees with cpu: activations, transposes, bias vector or broadcast, batched', async () => {

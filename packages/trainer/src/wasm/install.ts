@@ -6,6 +6,7 @@ import { BackendError, parseOptions } from '@flint/core';
 import { cpuCanRun } from './cpu-fallback.js';
 import { fastMatmulKernels } from './fast-matmul.js';
 import { fewerCopiesKernels } from './fewer-copies.js';
+import { cpuProbe } from './idle-cpus.js';
 import { missingKernelConfigs } from './gradient-kernels.js';
 import {
   AUTO_WASM_THREADS_CAP,
@@ -205,10 +206,16 @@ async function setUpThreads(options: ResolvedWasmImprovementsOptions, pkg: WasmP
   const requested = options.threads;
   if (requested === false || requested === 1) return stock;
   let wanted: number;
+  let autoNote: string | undefined;
   if (requested === 'auto') {
     const cpus = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-    wanted = Math.min(cpus, AUTO_WASM_THREADS_CAP);
-    if (wanted < 2) return { ...stock, note: `${cpus} CPU available` };
+    if (cpus < 2) return { ...stock, note: `${cpus} CPU available` };
+    // One thread per CPU that is idle now (this one's main thread included), at most 4: on cores busy
+    // with other work, workers only wait to be scheduled.
+    const idle = await cpuProbe.idleCpus();
+    wanted = Math.max(1, Math.min(Math.floor(idle + 0.25), cpus, AUTO_WASM_THREADS_CAP));
+    if (wanted < Math.min(cpus, AUTO_WASM_THREADS_CAP)) autoNote = `${idle.toFixed(1)} of ${cpus} CPUs idle`;
+    if (wanted < 2) return { ...stock, ...(autoNote === undefined ? {} : { note: autoNote }) };
   } else {
     wanted = requested;
   }
@@ -247,6 +254,7 @@ async function setUpThreads(options: ResolvedWasmImprovementsOptions, pkg: WasmP
   return {
     threads: threadsOf(backend),
     wasmBinary: 'tfjs-backend-wasm-threaded-simd.wasm',
+    ...(autoNote === undefined ? {} : { note: autoNote }),
     workerScript,
     stockFactory,
     discardPrebuilt: () => {

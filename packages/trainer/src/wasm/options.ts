@@ -7,7 +7,7 @@ import { z } from 'zod';
  */
 export const MAX_WASM_THREADS = 8;
 
-/** What `threads: 'auto'` uses at most (see docs/wasm-backend.md). */
+/** What `threads: 'auto'` uses at most: tfjs's own former cap; not measured beyond 2 cores here. */
 export const AUTO_WASM_THREADS_CAP = 4;
 
 const threadsMessage = `must be 'auto', false, or a whole number of threads from 1 to ${MAX_WASM_THREADS}`;
@@ -27,8 +27,9 @@ export const wasmImprovementsOptionsSchema = z.strictObject({
    */
   fewerCopies: z.boolean({ error: 'must be true or false' }).default(true),
   /**
-   * XNNPACK threads on the wasm backend in Node. 'auto': as many as this machine has CPUs, at most 4;
-   * false or 1: the stock single-threaded build; a number: exactly that many (error if impossible).
+   * XNNPACK threads on the wasm backend in Node. 'auto': one per CPU idle when installing, at most 4
+   * (a busy core only makes the workers wait); false or 1: the stock single-threaded build; a number:
+   * exactly that many (error if the threaded build cannot start).
    */
   threads: z
     .union(
@@ -76,7 +77,7 @@ export interface WasmSetupReport {
   readonly threads: number;
   /** The `threads` option as given (after defaults). */
   readonly threadsRequested: number | 'auto' | false;
-  /** Why fewer threads than requested run (only for 'auto'; an explicit number throws instead). */
+  /** Why 'auto' runs fewer threads than the machine has CPUs (up to 4): few idle, or the threaded build failed. */
   readonly threadsNote?: string;
   /** The wasm binary in use. */
   readonly wasmBinary: 'tfjs-backend-wasm-threaded-simd.wasm' | 'tfjs-backend-wasm-simd.wasm' | 'tfjs-backend-wasm.wasm';

@@ -6,10 +6,23 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import ts from 'typescript';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BackendError } from '@flint/core';
+import { cpuProbe } from './idle-cpus.js';
 import { installWasmImprovements, uninstallWasmImprovements } from './index.js';
 import { ensureWorkerScript } from './worker-script.js';
+
+// 'auto' counts the CPUs idle at install time; the tests decide how many those are.
+const cpus = os.availableParallelism();
+const measureIdleCpus = cpuProbe.idleCpus;
+let idleNow = cpus;
+beforeEach(() => {
+  idleNow = cpus;
+  cpuProbe.idleCpus = async () => idleNow;
+});
+afterAll(() => {
+  cpuProbe.idleCpus = measureIdleCpus;
+});
 
 let cacheDir: string;
 
@@ -46,9 +59,8 @@ function workload(): number[][] {
 }
 
 describe('wasm threads in Node', () => {
-  it("threads: 'auto' runs several XNNPACK threads where the machine has 2 or more CPUs", async () => {
+  it("threads: 'auto' runs several XNNPACK threads where the machine has 2 or more idle CPUs", async () => {
     const report = await installWasmImprovements({ cacheDir });
-    const cpus = os.availableParallelism();
     if (cpus >= 2) {
       expect(report.threads).toBe(Math.min(cpus, 4));
       expect(report.threads).toBeGreaterThan(1);
@@ -62,6 +74,36 @@ describe('wasm threads in Node', () => {
     }
     expect(tf.getBackend()).toBe('wasm'); // the suite's setup made wasm active; it still is, now threaded
     expect(getThreadsCount()).toBe(report.threads);
+  });
+
+  it("threads: 'auto' stays on one thread when the CPUs are busy with other work, and says so", async () => {
+    idleNow = 0.4;
+    await uninstallWasmImprovements(); // the same options again would return the previous report
+    const report = await installWasmImprovements({ cacheDir, threads: 'auto' });
+    expect(report.threads).toBe(1);
+    expect(report.wasmBinary).toBe('tfjs-backend-wasm-simd.wasm');
+    if (cpus >= 2) {
+      expect(report.threadsNote).toBe(`0.4 of ${cpus} CPUs idle`);
+      expect(report.summary).toMatch(new RegExp(`^wasm: 1 thread \\(0\\.4 of ${cpus} CPUs idle\\), fast matmul`));
+    }
+  });
+
+  it('idle CPUs are measured from the CPU time counters', async () => {
+    const idle = await measureIdleCpus(50);
+    expect(idle).toBeGreaterThanOrEqual(0);
+    expect(idle).toBeLessThanOrEqual(os.cpus().length + 1e-9);
+  });
+
+  it('the pool threads do not keep the process alive (it exits by itself after training)', async () => {
+    await installWasmImprovements({ threads: false, cacheDir });
+    const keepingAlive = () => process.getActiveResourcesInfo().filter((r) => r === 'MessagePort' || r === 'Worker').length;
+    const before = keepingAlive();
+    const report = await installWasmImprovements({ threads: 2, cacheDir });
+    expect(report.threads).toBe(2);
+    const y = tf.tidy(() => tf.ones([300, 300]).matMul(tf.ones([300, 300])).sum());
+    expect(y.dataSync()[0]).toBe(300 * 300 * 300);
+    y.dispose();
+    expect(keepingAlive()).toBe(before);
   });
 
   it('an explicit thread count is used exactly', async () => {
@@ -90,7 +132,7 @@ describe('wasm threads in Node', () => {
     const notAFolder = path.join(cacheDir, 'a-file');
     fs.writeFileSync(notAFolder, 'x');
     const report = await installWasmImprovements({ threads: 'auto', cacheDir: notAFolder });
-    if (os.availableParallelism() >= 2) {
+    if (cpus >= 2) {
       expect(report.threads).toBe(1);
       expect(report.threadsNote).toMatch(/^threads could not start: ENOTDIR/);
       expect(report.summary).toContain('1 thread (threads could not start: ENOTDIR');

@@ -73,7 +73,7 @@ export function threadedBuildFiles(pkg: WasmPackage): ThreadedBuildFiles {
 interface EmscriptenModule {
   cwrap(name: string, returnType: string | null, argTypes: string[]): (...args: number[]) => number;
   tfjs?: Record<string, (...args: number[]) => number>;
-  PThread?: { terminateAllThreads(): void };
+  PThread?: { terminateAllThreads(): void; runningWorkers?: { unref?: () => void }[] };
 }
 
 type EmscriptenFactory = (config: Record<string, unknown>) => PromiseLike<EmscriptenModule>;
@@ -176,7 +176,12 @@ export async function createThreadedBackend(
     dispose: module.cwrap('dispose', null, []),
   };
   pkg.module.setThreadsCount(threads);
-  return new pkg.module.BackendWasm(module as never);
+  const backend = new pkg.module.BackendWasm(module as never); // starts XNNPACK's pool threads
+  // emscripten refs the worker of every running pthread, as a Node program's own threads should keep
+  // it alive. XNNPACK's pool threads only wait for work: with them referenced the process never
+  // exits after training. Idle workers are unreferenced by emscripten already.
+  for (const worker of module.PThread?.runningWorkers ?? []) worker.unref?.();
+  return backend;
 }
 
 /** XNNPACK threads of a wasm backend instance. */

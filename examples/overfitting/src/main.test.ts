@@ -73,9 +73,9 @@ describe('the toy and the models', () => {
       standardized.forEach((v, i) => expect(v).toBeCloseTo((xTrain[i]! - mean) / std, 4));
       // on the training points: mean 0, mean square 1, uncorrelated (F^T F / n = I)
       const f = polynomialFeatures(x, orthonormalBasis(xTrain, 6));
-      const gram = tf.div(tf.matMul(f, f, true, false), n).arraySync();
+      const gram = (tf.div(tf.matMul(f, f, true, false), n) as tf.Tensor2D).arraySync();
       gram.forEach((row, i) => row.forEach((v, j) => expect(v).toBeCloseTo(i === j ? 1 : 0, 3)));
-      tf.mean(f, 0).arraySync().forEach((m) => expect(m).toBeCloseTo(0, 4));
+      (tf.mean(f, 0) as tf.Tensor1D).arraySync().forEach((m) => expect(m).toBeCloseTo(0, 4));
       expect(polynomialFeatures(tf.tensor2d([-0.5], [1, 1]), powerBasis(6)).arraySync()).toEqual([[-0.5, 0.25, -0.125, 0.0625, -0.03125, 0.015625]]);
     });
   });

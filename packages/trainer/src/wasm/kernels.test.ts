@@ -130,7 +130,7 @@ describe('BatchMatMul on wasm', () => {
     it(`batched products and gradients, transposeA=${ta} transposeB=${tb}`, async () => {
       const cases: [number[], number[], number, number, number][] = [
         [[3], [3], 4, 5, 6], // equal batches, small: scalar loop
-        [[3], [3], 40, 50, 30], // equal batches, large: split into 2-D products
+        [[3], [3], 50, 60, 40], // equal batches, large (m·k·n ≥ 65,536): split into 2-D products
         [[2, 3], [2, 3], 9, 8, 7],
         [[1], [1], 17, 9, 12],
       ];
@@ -162,7 +162,7 @@ describe('BatchMatMul on wasm', () => {
     const cases: [number[], number[], number[], number[], number, number, number][] = [
       // outerA, outerB, tiles of A, tiles of B (to the full batch), m, k, n
       [[2, 1], [1, 3], [1, 3], [2, 1], 4, 5, 3],
-      [[3], [3, 1], [3, 1], [1, 3], 40, 50, 30],
+      [[3], [3, 1], [3, 1], [1, 3], 50, 60, 40],
     ];
     for (const [ta, tb] of TRANSPOSES) {
       for (const [outerA, outerB, repsA, repsB, m, k, n] of cases) {

@@ -1,5 +1,7 @@
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
+// These tests are about the wasm backend: register it also when the suite runs on another backend.
+import '@tensorflow/tfjs-backend-wasm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MisconfigurationError } from '@flint/core';
 import { installWasmImprovements, uninstallWasmImprovements, wasmImprovementsOptionsSchema } from './index.js';

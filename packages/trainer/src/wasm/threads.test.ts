@@ -26,13 +26,17 @@ afterAll(() => {
 
 let cacheDir: string;
 
-beforeAll(() => {
+const suiteBackend = tf.getBackend();
+beforeAll(async () => {
   cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flint-wasm-threads-test-'));
+  // These tests are about wasm: make it active also when the suite runs on another backend.
+  await tf.setBackend('wasm');
 });
 
 afterAll(async () => {
   await uninstallWasmImprovements();
   fs.rmSync(cacheDir, { recursive: true, force: true });
+  await tf.setBackend(suiteBackend);
 });
 
 /** A deterministic training-like workload: MLP forward/backward, a conv gradient, an embedding gradient. */
@@ -72,7 +76,7 @@ describe('wasm threads in Node', () => {
       expect(report.threads).toBe(1);
       expect(report.threadsNote).toBe(`${cpus} CPU available`);
     }
-    expect(tf.getBackend()).toBe('wasm'); // the suite's setup made wasm active; it still is, now threaded
+    expect(tf.getBackend()).toBe('wasm'); // wasm was active before; it still is, now threaded
     expect(getThreadsCount()).toBe(report.threads);
   });
 

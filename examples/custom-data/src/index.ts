@@ -96,9 +96,12 @@ export async function main(options: CustomDataOptions = {}): Promise<CustomDataR
         enableProgressBar: options.enableProgressBar ?? false,
         ...(options.backend === undefined ? {} : { backend: options.backend }),
       });
+      // The trainer calls setup(stage) before and teardown(stage) after each of fit and test:
+      // the data sets are built for each and freed after it.
       await trainer.fit(module, data);
       const test = await trainer.test(module, data);
       const last = trainer.history.at(-1)?.metrics ?? {};
+      data.setup('test');
       const sizes = data.sizes;
       runs.push({ classSep, sizes, history: trainer.history, test, runDir: loggers[0]?.logDir });
       print(
@@ -107,7 +110,7 @@ export async function main(options: CustomDataOptions = {}): Promise<CustomDataR
       );
       tf.dispose(module.parameters());
     } finally {
-      // The trainer does not call a DataModule's teardown (see README): free the data sets here.
+      // Frees what the sizes read above built again (and the data sets, if fit failed).
       data.teardown('fit');
     }
   }

@@ -143,7 +143,7 @@ export type SequentialItem = (Module & { forward(x: tf.Tensor): tf.Tensor }) | {
 
 /**
  * Chains layers, as `torch.nn.Sequential`: Flint modules, tfjs layers (called with `{ training }`)
- * or plain functions such as `tf.relu`. Parameters are named by position (`0.weight`, `2.bias`).
+ * or plain functions such as `tf.relu`. Parameters are named by position under `layers` (`net.layers.0.weight`, `net.layers.2.bias` for a Sequential held in `net`).
  */
 export class Sequential extends Module {
   readonly layers: SequentialItem[];

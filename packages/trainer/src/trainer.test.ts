@@ -323,6 +323,9 @@ describe('Trainer data inputs', () => {
       override setup(stage: Stage) {
         calls.push(`setup:${stage}`);
       }
+      override teardown(stage: Stage) {
+        calls.push(`teardown:${stage}`);
+      }
       override trainDataloader() {
         return new DataLoader(data, { batchSize: 16 }) as DataLoader<BoringBatch>;
       }
@@ -339,7 +342,7 @@ describe('Trainer data inputs', () => {
     expect(trainer.history[1]!.metrics).toHaveProperty('val_loss');
     const test = await trainer.test(module, new Dm());
     expect(test).toHaveProperty('test_acc');
-    expect(calls).toEqual(['prepareData', 'setup:fit', 'prepareData', 'setup:test']);
+    expect(calls).toEqual(['prepareData', 'setup:fit', 'teardown:fit', 'prepareData', 'setup:test', 'teardown:test']);
   });
 
   it('trains from a tf.data.Dataset', async () => {

@@ -147,6 +147,9 @@ export class Trainer implements TrainerContext {
   private fitStarted = 0;
   /** True from the end of an epoch's end phase until the next epoch starts. */
   private epochEndDone = false;
+  private lastEpochLogStep = -1;
+  /** The DataModule of the running stage, torn down when it ends. */
+  private datamodule: DataModule<unknown> | undefined;
 
   constructor(options: TrainerOptions = {}) {
     this.options = parseOptions('Trainer', trainerOptionsSchema, options);
@@ -440,6 +443,9 @@ export class Trainer implements TrainerContext {
     } finally {
       try {
         await this.dispatcher.call('teardown', [stage]);
+        const dm = this.datamodule;
+        this.datamodule = undefined;
+        await dm?.teardown?.(stage);
         if (stage === 'fit' || stage === 'validate' || stage === 'test') {
           for (const logger of this.loggers) await logger.finalize(status);
         }
@@ -478,6 +484,7 @@ export class Trainer implements TrainerContext {
   private async resolveFitData<B>(train: DataInput<B>, val: DataLoader<B> | undefined): Promise<{ train: DataLoader<B>; val: DataLoader<B> | undefined }> {
     if (isDataModule(train)) {
       const dm = train as DataModule<B>;
+      this.datamodule = dm as DataModule<unknown>;
       await dm.prepareData?.();
       await dm.setup?.('fit');
       const t = dm.trainDataloader?.();
@@ -496,6 +503,7 @@ export class Trainer implements TrainerContext {
   private async resolveEvalData<B>(data: DataInput<B>, stage: 'validate' | 'test' | 'predict'): Promise<DataLoader<B>> {
     if (isDataModule(data)) {
       const dm = data as DataModule<B>;
+      this.datamodule = dm as DataModule<unknown>;
       await dm.prepareData?.();
       await dm.setup?.(stage);
       const loader = stage === 'validate' ? dm.valDataloader?.() : stage === 'test' ? dm.testDataloader?.() : dm.predictDataloader?.();
@@ -1006,9 +1014,12 @@ export class Trainer implements TrainerContext {
   }
 
   async logMetrics(metrics: Metrics, step: number = this.globalStep): Promise<void> {
-    const withEpoch = { ...metrics, epoch: this.currentEpoch };
-    Object.assign(this._loggedMetrics, withEpoch);
-    for (const logger of this.loggers) await logger.logMetrics(withEpoch, step);
+    // The `epoch` series gets one point per logging step of a fit (steps per tag strictly increase).
+    const addEpoch = this._stage === 'fit' && step !== this.lastEpochLogStep;
+    if (addEpoch) this.lastEpochLogStep = step;
+    const logged = addEpoch ? { ...metrics, epoch: this.currentEpoch } : { ...metrics };
+    Object.assign(this._loggedMetrics, logged);
+    for (const logger of this.loggers) await logger.logMetrics(logged, step);
   }
 
   private recordHistory(epoch: number, metrics: Readonly<Record<string, number>>): void {

@@ -5,6 +5,8 @@ export interface BenchOptions {
   readonly configs: readonly ConfigId[];
   readonly peers: readonly Peer[];
   readonly backends: readonly Backend[];
+  /** JS peer/backend pairs left out, e.g. `flint@wasm-stock`. */
+  readonly skip: readonly string[];
   readonly runs: number;
   readonly samples: number;
   readonly warmupSteps: number;
@@ -23,6 +25,7 @@ export const USAGE = `pnpm bench [options]      (or: node bench/dist/run.js [opt
   --peers LIST      ${PEERS.join(',')} (default: all)
   --backends LIST   backends of the JS peers: ${BACKENDS.join(',')}
                     (default: wasm-stock,wasm-flint,tensorflow; cpu is slow, ask for it)
+  --skip LIST       peer@backend pairs to leave out, e.g. flint@wasm-stock,tfjs-loop@wasm-stock
   --runs N          runs per configuration, alternating configurations; the median is reported (default 2)
   --quick           ${QUICK_SAMPLES.toLocaleString('en-US')} samples per epoch instead of ${FULL_SAMPLES.toLocaleString('en-US')}: checks the harness, not a figure
   --samples N       samples per timed epoch (default ${FULL_SAMPLES})
@@ -56,6 +59,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       configs: { type: 'string' },
       peers: { type: 'string' },
       backends: { type: 'string' },
+      skip: { type: 'string' },
       runs: { type: 'string' },
       quick: { type: 'boolean', default: false },
       samples: { type: 'string' },
@@ -73,6 +77,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     configs: list('configs', values.configs, CONFIG_IDS, CONFIG_IDS),
     peers: list('peers', values.peers, PEERS, PEERS),
     backends: list('backends', values.backends, BACKENDS, ['wasm-stock', 'wasm-flint', 'tensorflow']),
+    skip: parseSkip(values.skip),
     runs: positiveInt('runs', values.runs, 2),
     samples: values.quick ? QUICK_SAMPLES : positiveInt('samples', values.samples, FULL_SAMPLES),
     warmupSteps: positiveInt('warmup', values.warmup, WARMUP_STEPS, 0),
@@ -81,4 +86,16 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     timeoutSec: positiveInt('timeout', values.timeout, 1800),
     help: values.help,
   };
+}
+
+function parseSkip(raw: string | undefined): string[] {
+  if (raw === undefined || raw === '') return [];
+  const pairs = raw.split(',').map((p) => p.trim());
+  for (const pair of pairs) {
+    const [peer, backend] = pair.split('@');
+    if (!PEERS.includes(peer as Peer) || !BACKENDS.includes(backend as Backend)) {
+      throw new Error(`--skip: '${pair}' is not peer@backend; peers: ${PEERS.join(', ')}; backends: ${BACKENDS.join(', ')}`);
+    }
+  }
+  return pairs;
 }

@@ -120,7 +120,9 @@ async function main(): Promise<void> {
   const results: RunResult[] = [];
   const candidates: Cell[] = [];
   for (const peer of options.peers) {
-    if (isJsPeer(peer)) for (const backend of options.backends) candidates.push({ peer, backend });
+    if (isJsPeer(peer)) {
+      for (const backend of options.backends) if (!options.skip.includes(`${peer}@${backend}`)) candidates.push({ peer, backend });
+    }
     else candidates.push({ peer, backend: 'python' });
   }
 

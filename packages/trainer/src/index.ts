@@ -12,3 +12,5 @@ export { setupNative, setupNativeOptionsSchema, probeNativeBackend, quietTensorF
 export type { SetupNativeOptions, SetupNativeReport, NativeProbeResult, ProbeNativeOptions } from './native/index.js';
 export { installNativeKernels, uninstallNativeKernels, nativeKernelsInstalled } from './native-kernels/index.js';
 export type { NativeKernelsReport } from './native-kernels/index.js';
+export { installWasmImprovements, uninstallWasmImprovements, wasmImprovementsOptionsSchema } from './wasm/index.js';
+export type { WasmImprovementsOptions, WasmSetupReport } from './wasm/index.js';

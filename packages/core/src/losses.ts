@@ -35,9 +35,9 @@ const DEFAULTS = { reduction: 'mean' } as const satisfies z.output<typeof crossE
  * op on the native backend), so class indices need no `oneHot`/`cast` per step and the backward
  * pass is a single multiplication.
  *
- * Class indices outside `[0, classes)` throw on the native backend (TensorFlow checks them); other
- * backends do not read the labels back to check them and give such a row the loss of an all-zero
- * target (its log-sum-exp).
+ * Class indices outside `[0, classes)` throw on the native backend (TensorFlow checks them) and on
+ * wasm with `@flint/trainer`'s layer kernels; the cpu backend does not read the labels back to check
+ * them and treats such a row as an all-zero target (loss 0, gradient softmax).
  */
 export function crossEntropy(logits: tf.Tensor, target: tf.Tensor, options?: CrossEntropyOptions): tf.Tensor {
   const { reduction } = options === undefined ? DEFAULTS : parseOptions('crossEntropy', crossEntropyOptionsSchema, options);

@@ -20,6 +20,7 @@ describe('installWasmImprovements options', () => {
       fewerCopies: true,
       threads: 'auto',
       fallbackKernels: true,
+      layerKernels: true,
       cacheDir: os.tmpdir(),
     });
   });
@@ -31,6 +32,7 @@ describe('installWasmImprovements options', () => {
     [{ threads: 2.5 }, "installWasmImprovements option 'threads': must be 'auto', false, or a whole number of threads from 1 to 8 (received 2.5)"],
     [{ threads: true }, "installWasmImprovements option 'threads': must be 'auto', false, or a whole number of threads from 1 to 8 (received true)"],
     [{ fallbackKernels: 'yes' }, `installWasmImprovements option 'fallbackKernels': must be true or false (received "yes")`],
+    [{ layerKernels: 1 }, `installWasmImprovements option 'layerKernels': must be true or false (received 1)`],
     [{ cacheDir: '' }, `installWasmImprovements option 'cacheDir': must be a folder path (received "")`],
   ])('rejects %j', async (options, message) => {
     const result = installWasmImprovements(options as never);
@@ -45,6 +47,7 @@ describe('installWasmImprovements', () => {
     expect(report).toMatchObject({
       fastMatmul: true,
       fewerCopies: true,
+      layerKernels: true,
       replacedKernels: ['BatchMatMul', '_FusedMatMul', 'Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack'],
       addedKernels: [
         { name: 'UnsortedSegmentSum', via: 'wasm' },
@@ -56,10 +59,11 @@ describe('installWasmImprovements', () => {
       threads: 1,
       threadsRequested: false,
       wasmBinary: 'tfjs-backend-wasm-simd.wasm',
-      details: ['1 thread', 'fast matmul', 'fewer copies', '+5 kernels'],
+      details: ['1 thread', 'fast matmul', 'fewer copies', 'layer kernels', '+5 kernels'],
     });
     expect(report.summary).toBe(
       'wasm: 1 thread, fast matmul (BatchMatMul, _FusedMatMul), fewer copies (Identity, Slice, StridedSlice, SplitV, Unpack), ' +
+        'layer kernels (Linear, crossEntropy), ' +
         'added UnsortedSegmentSum, Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter [cpu fallback], ' +
         'DepthwiseConv2dNativeBackpropInput [cpu fallback], Einsum [cpu fallback]',
     );
@@ -81,16 +85,20 @@ describe('installWasmImprovements', () => {
     const stock = Object.fromEntries(replaceable.map((n) => [n, kernelFunc(n)]));
     const isStock = (name: string) => kernelFunc(name) === stock[name];
     expect(kernelFunc('UnsortedSegmentSum')).toBeUndefined();
+    expect(kernelFunc('FlintDense')).toBeUndefined();
 
-    const none = await installWasmImprovements({ fastMatmul: false, fewerCopies: false, fallbackKernels: false, threads: false });
+    const none = await installWasmImprovements({ fastMatmul: false, fewerCopies: false, fallbackKernels: false, layerKernels: false, threads: false });
     expect(none.replacedKernels).toEqual([]);
     expect(none.addedKernels).toEqual([]);
     expect(none.details).toEqual(['1 thread']);
     expect(none.summary).toBe('wasm: 1 thread');
     expect(replaceable.every(isStock)).toBe(true);
     expect(kernelFunc('UnsortedSegmentSum')).toBeUndefined();
+    expect(kernelFunc('FlintDense')).toBeUndefined();
 
     await installWasmImprovements({ fewerCopies: false, fallbackKernels: false, threads: false });
+    expect(kernelFunc('FlintDense')).toBeDefined();
+    expect(kernelFunc('FlintSoftmaxCrossEntropyWithLogits')).toBeDefined();
     expect(replaceable.map(isStock)).toEqual([false, false, true, true, true, true, true]);
     expect(kernelFunc('Conv2DBackpropFilter')).toBeUndefined();
 
@@ -106,6 +114,8 @@ describe('installWasmImprovements', () => {
     expect(replaceable.every(isStock)).toBe(true);
     expect(kernelFunc('Conv2DBackpropFilter')).toBeUndefined();
     expect(kernelFunc('UnsortedSegmentSum')).toBeUndefined();
+    expect(kernelFunc('FlintDense')).toBeUndefined();
+    expect(kernelFunc('FlintActivationGrad')).toBeUndefined();
   });
 
   it('tensors created on stock wasm survive the switch to threads and back, and nothing leaks', async () => {

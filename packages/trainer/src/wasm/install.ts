@@ -8,6 +8,7 @@ import { fastMatmulKernels } from './fast-matmul.js';
 import { fewerCopiesKernels } from './fewer-copies.js';
 import { cpuProbe } from './idle-cpus.js';
 import { missingKernelConfigs } from './gradient-kernels.js';
+import { layerKernelConfigs } from './layer-kernels.js';
 import {
   AUTO_WASM_THREADS_CAP,
   type AddedKernelSource,
@@ -90,6 +91,7 @@ function sameOptions(a: ResolvedWasmImprovementsOptions, b: ResolvedWasmImprovem
     a.fewerCopies === b.fewerCopies &&
     a.threads === b.threads &&
     a.fallbackKernels === b.fallbackKernels &&
+    a.layerKernels === b.layerKernels &&
     a.cacheDir === b.cacheDir
   );
 }
@@ -104,6 +106,7 @@ async function install(options: ResolvedWasmImprovementsOptions): Promise<WasmSe
   }
   const replaced: KernelConfig[] = [];
   const added: { name: string; via: AddedKernelSource }[] = [];
+  const layer: string[] = [];
   try {
     if (options.fastMatmul) {
       const originals = stockKernels('fastMatmul', pkg, ['BatchMatMul', '_FusedMatMul'] as const);
@@ -121,6 +124,13 @@ async function install(options: ResolvedWasmImprovementsOptions): Promise<WasmSe
         added.push({ name: config.kernelName, via });
       }
     }
+    if (options.layerKernels) {
+      for (const config of layerKernelConfigs()) {
+        if (tf.getKernel(config.kernelName, 'wasm') !== undefined) continue; // registered by someone else
+        tf.registerKernel(config);
+        layer.push(config.kernelName);
+      }
+    }
     const threads = await setUpThreads(options, pkg);
     const report = makeReport(options, replaced, added, threads);
     installed = {
@@ -128,16 +138,13 @@ async function install(options: ResolvedWasmImprovementsOptions): Promise<WasmSe
       report,
       pkg,
       replaced,
-      added: added.map((k) => k.name),
+      added: [...added.map((k) => k.name), ...layer],
       ...(threads.stockFactory === undefined ? {} : { stockFactory: threads.stockFactory }),
       ...(threads.discardPrebuilt === undefined ? {} : { discardPrebuilt: threads.discardPrebuilt }),
     };
     return report;
   } catch (error) {
-    restoreKernels(
-      replaced,
-      added.map((k) => k.name),
-    );
+    restoreKernels(replaced, [...added.map((k) => k.name), ...layer]);
     throw error;
   }
 }
@@ -309,6 +316,7 @@ function makeReport(
     threadText,
     ...(options.fastMatmul ? ['fast matmul'] : []),
     ...(options.fewerCopies ? ['fewer copies'] : []),
+    ...(options.layerKernels ? ['layer kernels'] : []),
     ...(added.length > 0 ? [`+${added.length} kernels`] : []),
   ];
   const names = replaced.map((k) => k.kernelName);
@@ -320,6 +328,7 @@ function makeReport(
     threadText,
     ...group('fast matmul', ['BatchMatMul', '_FusedMatMul']),
     ...group('fewer copies', ['Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack']),
+    ...(options.layerKernels ? ['layer kernels (Linear, crossEntropy)'] : []),
     ...(added.length > 0
       ? [`added ${added.map((k) => (k.via === 'wasm' ? k.name : `${k.name} [cpu fallback]`)).join(', ')}`]
       : []),
@@ -327,6 +336,7 @@ function makeReport(
   return {
     fastMatmul: options.fastMatmul,
     fewerCopies: options.fewerCopies,
+    layerKernels: options.layerKernels,
     replacedKernels: replaced.map((k) => k.kernelName),
     addedKernels: added.map((k) => ({ name: k.name, via: k.via })),
     threads: threads.threads,

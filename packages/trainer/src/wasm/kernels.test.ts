@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ACTIVATION_GRAD_KERNEL, DENSE_KERNEL, Linear, crossEntropy } from '@flint/core';
 import { installWasmImprovements, uninstallWasmImprovements } from './index.js';
 
 // Every kernel Flint replaces or adds on wasm, checked against the cpu backend on random shapes:
@@ -478,5 +479,85 @@ describe('kernels wasm lacked', () => {
     await expectMatchesCpu(() =>
       valueAndGrads((x) => tf.conv2d(x as tf.Tensor4D, rand([3, 3, 2, 4]) as tf.Tensor4D, 2, 'same'), [rand([2, 9, 9, 2])]),
     );
+  });
+});
+
+describe("Flint's layer kernels on wasm (Linear, crossEntropy)", () => {
+  type Act = 'linear' | 'relu' | 'sigmoid' | 'tanh';
+  /** act(x W + b) through the dense kernel where the backend has it (wasm), tfjs ops otherwise (cpu). */
+  const dense = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | undefined, activation: Act): tf.Tensor => {
+    if (tf.getKernel(DENSE_KERNEL, tf.getBackend()) !== undefined) {
+      return tf.engine().runKernel(DENSE_KERNEL, b === undefined ? { x, weight: w } : { x, weight: w, bias: b }, { activation }) as tf.Tensor;
+    }
+    const z = b === undefined ? tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D) : tf.add(tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D), b);
+    return activation === 'linear' ? z : activation === 'relu' ? tf.relu(z) : activation === 'sigmoid' ? tf.sigmoid(z) : tf.tanh(z);
+  };
+
+  it.each(['linear', 'relu', 'sigmoid', 'tanh'] as const)('the dense kernel (%s): values and gradients of x, W and b agree with cpu', async (activation) => {
+    // Shapes of MLP layers, a single row, a single unit, a single input, and no bias.
+    for (const [m, k, n, bias] of [
+      [64, 784, 128, true],
+      [1, 5, 3, true],
+      [7, 6, 1, true],
+      [5, 1, 4, true],
+      [9, 8, 6, false],
+    ] as const) {
+      await expectMatchesCpu(() =>
+        bias
+          ? valueAndGrads((x, w, b) => dense(x!, w!, b, activation), [tf.mul(rand([m, k]), 3), rand([k, n]), rand([n])])
+          : valueAndGrads((x, w) => dense(x!, w!, undefined, activation), [tf.mul(rand([m, k]), 3), rand([k, n])]),
+      );
+    }
+  });
+
+  it('Linear runs one tfjs kernel forward and its activation gradient as one kernel; an empty batch works', async () => {
+    await tf.setBackend('wasm');
+    const layer = new Linear(6, 4, { activation: 'relu' });
+    const x = rand([3, 6]);
+    const forward = await tf.profile(() => layer.forward(x));
+    expect(forward.kernelNames).toEqual([DENSE_KERNEL]);
+    const backward = await tf.profile(() => tf.grad((z: tf.Tensor) => tf.sum(layer.forward(z)))(x));
+    expect(backward.kernelNames).toContain(ACTIVATION_GRAD_KERNEL);
+    expect(backward.kernelNames).not.toContain('Step');
+    expect(layer.forward(tf.zeros([0, 6])).shape).toEqual([0, 4]);
+    tf.dispose([x, ...layer.parameters()]);
+  });
+
+  it('crossEntropy: class indices and probabilities, every reduction, gradients agree with cpu', async () => {
+    const labels = [3, 0, 9, 5, 2, 1];
+    for (const reduction of ['mean', 'sum', 'none'] as const) {
+      await expectMatchesCpu(() =>
+        valueAndGrads((z) => crossEntropy(z!, tf.tensor1d(labels, 'int32'), { reduction }), [tf.mul(rand([6, 10]), 8)]),
+      );
+      await expectMatchesCpu(() =>
+        valueAndGrads((z) => crossEntropy(z!, tf.softmax(tf.mul(rand([6, 10], 77), 3)), { reduction }), [tf.mul(rand([6, 10]), 8)]),
+      );
+    }
+    // Large logits do not overflow (the kernel shifts by the row maximum).
+    await expectMatchesCpu(() => valueAndGrads((z) => crossEntropy(z!, tf.tensor1d([1, 2], 'int32')), [tf.mul(rand([2, 4]), 400)]));
+  });
+
+  it('crossEntropy on wasm: a class index out of range throws and leaves nothing behind', async () => {
+    await tf.setBackend('wasm');
+    const z = rand([3, 4]);
+    const y = tf.tensor1d([0, 4, 1], 'int32');
+    const negative = tf.tensor1d([0, 1, -1], 'int32');
+    const tensors = tf.memory().numTensors;
+    const buffers = tf.backend().numDataIds();
+    expect(() => crossEntropy(z, y)).toThrow('crossEntropy: row 1 has class index 4, which is outside the valid range [0, 4)');
+    expect(() => crossEntropy(z, negative)).toThrow(/row 2 has class index -1/);
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(tf.backend().numDataIds()).toBe(buffers);
+    tf.dispose([z, y, negative]);
+  });
+
+  it('crossEntropy on wasm runs one tfjs kernel forward', async () => {
+    await tf.setBackend('wasm');
+    const z = rand([4, 3]);
+    const y = tf.tensor1d([0, 2, 1, 1], 'int32');
+    const { kernelNames } = await tf.profile(() => crossEntropy(z, y, { reduction: 'none' }));
+    // '' is tf.customGrad's own entry, which runs no kernel.
+    expect(kernelNames.filter((name) => name !== '')).toEqual(['FlintSoftmaxCrossEntropyWithLogits']);
+    tf.dispose([z, y]);
   });
 });

@@ -51,6 +51,12 @@ export const wasmImprovementsOptionsSchema = z.strictObject({
    */
   fallbackKernels: z.boolean({ error: 'must be true or false' }).default(true),
   /**
+   * Register wasm kernels for Flint's `Linear` (matmul + bias + activation as one kernel, and its
+   * activation gradient) and `crossEntropy` (loss and gradient in one pass), so a training step runs
+   * a fraction of the tfjs ops it would otherwise.
+   */
+  layerKernels: z.boolean({ error: 'must be true or false' }).default(true),
+  /**
    * Folder under which the wasm worker script is cached (in a `flint-wasm-<version>` subfolder).
    * Only used when threads are on.
    */
@@ -71,6 +77,8 @@ export interface WasmSetupReport {
   readonly fewerCopies: boolean;
   /** Kernels of the wasm backend that were replaced by Flint's. */
   readonly replacedKernels: readonly string[];
+  /** Whether the kernels of Flint's `Linear` and `crossEntropy` are registered for wasm. */
+  readonly layerKernels: boolean;
   /** Kernels that wasm lacked and Flint added, with how each runs. */
   readonly addedKernels: readonly { readonly name: string; readonly via: AddedKernelSource }[];
   /** XNNPACK threads the wasm backend runs with (1 = no worker threads). */
@@ -83,7 +91,7 @@ export interface WasmSetupReport {
   readonly wasmBinary: 'tfjs-backend-wasm-threaded-simd.wasm' | 'tfjs-backend-wasm-simd.wasm' | 'tfjs-backend-wasm.wasm';
   /** The cached emscripten worker script (threads only). */
   readonly workerScript?: string;
-  /** Short facts, e.g. ['2 threads', 'fast matmul', 'fewer copies', '+5 kernels']. */
+  /** Short facts, e.g. ['2 threads', 'fast matmul', 'fewer copies', 'layer kernels', '+5 kernels']. */
   readonly details: readonly string[];
   /** One line for the console, e.g. "wasm: 2 threads, fast matmul (BatchMatMul, _FusedMatMul), ...". */
   readonly summary: string;

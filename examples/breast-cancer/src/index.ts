@@ -3,12 +3,12 @@ import { DataLoader, seedEverything, TensorDataset, type EpochRecord, type Logge
 import { TensorBoardLogger } from '@flint/loggers';
 import { Trainer, type BackendName } from '@flint/trainer';
 import { BinaryClassifier, type TumourBatch } from './model.js';
-import { featureStats, readLabelledCsv, standardizeRows, stratifiedSplit, type FeatureStats } from './tabular.js';
+import { featureStats, readLabelledCsv, standardizeRows, stratifiedSplit, type FeatureStats } from '@flint/example-iris/tabular';
 
 export { BinaryClassifier } from './model.js';
 export type { BinaryClassifierOptions, TumourBatch } from './model.js';
-export { featureStats, readLabelledCsv, standardizeRows, stratifiedSplit } from './tabular.js';
-export type { FeatureStats, LabelledTable } from './tabular.js';
+export { featureStats, readLabelledCsv, standardizeRows, stratifiedSplit } from '@flint/example-iris/tabular';
+export type { FeatureStats, LabelledTable } from '@flint/example-iris/tabular';
 
 /** The bundled copy of the Breast Cancer Wisconsin (Diagnostic) data (see data/README.md). */
 export const BREAST_CANCER_CSV = new URL('../data/breast_cancer.csv', import.meta.url);

@@ -2,7 +2,7 @@
  * Small tabular-data helpers: read a CSV that starts with a count line, split it by class with a
  * seed, and standardize the features with statistics of the training rows only.
  *
- * examples/breast-cancer has the same file: each example stands alone, so that it can be copied.
+ * examples/breast-cancer uses them too (through `@flint/example-iris/tabular`).
  */
 import { readFile } from 'node:fs/promises';
 import { DataError, deriveSeed, permutation } from '@flint/core';

@@ -1,4 +1,4 @@
-// The docs' promises, checked: every ```ts block in README.md and docs/*.md type-checks against the
+// The docs' promises, checked: every ```ts block in README.md and docs/**/*.md type-checks against the
 // workspace sources (one TypeScript program for all of them), and every relative link points to a file
 // that exists.
 //
@@ -15,7 +15,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const docsDir = join(root, 'docs');
-const pages = ['README.md', ...readdirSync(docsDir).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+const pages = [
+  'README.md',
+  ...readdirSync(docsDir, { recursive: true, encoding: 'utf8' })
+    .map((f) => f.split('\\').join('/'))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`),
+];
 const packageReadmes = readdirSync(join(root, 'packages'))
   .map((p) => `packages/${p}/README.md`)
   .filter((p) => existsSync(join(root, p)));

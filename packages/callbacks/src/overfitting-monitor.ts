@@ -73,7 +73,7 @@ export function generalizationGap(mode: MonitorMode, train: number, val: number)
 }
 
 /**
- * The verdict for a learning curve, the rules the lesson teaches (see docs/callbacks.md):
+ * The verdict for a learning curve, the rules the lesson teaches (see docs/callbacks/overfitting-monitor.md):
  * 1. overfitting since epoch N when the validation metric has not improved for `patience`
  *    validated epochs after its best (epoch N - 1) while the training metric kept improving;
  * 2. otherwise underfitting when the training metric is still improving (by more than

@@ -1,6 +1,6 @@
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 
-// Encoders for the few TensorBoard protos Flint writes, by field number (see docs/loggers.md and
+// Encoders for the few TensorBoard protos Flint writes, by field number (see docs/loggers/tensorboard-logger.md and
 // TensorBoard's event.proto, summary.proto, tensor.proto and plugins/hparams/*.proto).
 
 export const DataType = { DT_FLOAT: 1, DT_DOUBLE: 2, DT_STRING: 7 } as const;

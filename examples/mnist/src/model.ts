@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { Dropout, LightningModule, Linear, Sequential, type OptimizersReturn } from '@flint/core';
+import { adam, crossEntropy, Dropout, LightningModule, Linear, Sequential, type OptimizersReturn } from '@flint/core';
 
 /** A batch of MNIST: flattened images [n, 784] in [0, 1] and integer labels [n]. */
 export type MnistBatch = [tf.Tensor2D, tf.Tensor1D];
@@ -39,7 +39,7 @@ export class MnistClassifier extends LightningModule<MnistBatch> {
 
   private evaluate([x, y]: MnistBatch): { loss: tf.Scalar; acc: tf.Scalar } {
     const logits = this.forward(x);
-    const loss = tf.losses.softmaxCrossEntropy(tf.oneHot(y, 10), logits);
+    const loss = crossEntropy(logits, y); // y: int32 class indices, no oneHot
     const acc = tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32'));
     return { loss: loss as tf.Scalar, acc: acc as tf.Scalar };
   }
@@ -63,6 +63,6 @@ export class MnistClassifier extends LightningModule<MnistBatch> {
   }
 
   configureOptimizers(): OptimizersReturn {
-    return tf.train.adam(this.hparams.learningRate as number);
+    return adam({ learningRate: this.hparams.learningRate as number });
   }
 }

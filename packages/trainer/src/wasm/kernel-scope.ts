@@ -42,9 +42,14 @@ export class KernelScope {
     return this.run('Transpose', { x }, { perm });
   }
 
-  /** A zero-filled float32 tensor (also fine for empty shapes). */
+  /** A tensor of `shape` filled with `value` (also fine for empty shapes). */
+  fill(shape: number[], value: number, dtype: 'float32' | 'int32' = 'float32'): TensorInfo {
+    return this.run('Fill', {}, { shape, value, dtype });
+  }
+
+  /** A zero-filled tensor (also fine for empty shapes). */
   zeros(shape: number[], dtype: 'float32' | 'int32' = 'float32'): TensorInfo {
-    return this.run('Fill', {}, { shape, value: 0, dtype });
+    return this.fill(shape, 0, dtype);
   }
 
   /** Stops tracking `t` so that it survives `dispose` (the composite kernel's result). */

@@ -30,7 +30,7 @@ const dense: KernelFunc = ({ inputs, backend, attrs }) => {
       fused.kernelFunc({
         inputs: bias === undefined ? { a, b } : { a, b, bias },
         backend,
-        attrs: { transposeA: false, transposeB: false, activation: fusedActivation, leakyreluAlpha: 0.2 },
+        attrs: { transposeA: false, transposeB: false, activation: fusedActivation },
       }) as TensorInfo,
     );
     const out = s.reshape(y, [m, n]);
@@ -47,14 +47,10 @@ const activationGrad: KernelFunc = ({ inputs, backend, attrs }) => {
       case 'relu':
         // relu(z) > 0 exactly where z > 0.
         return s.run('Multiply', { a: dy, b: s.run('Step', { x: y }, { alpha: 0 }) });
-      case 'sigmoid': {
-        const one = s.run('Fill', {}, { shape: [], value: 1, dtype: 'float32' });
-        return s.run('Multiply', { a: dy, b: s.run('Multiply', { a: y, b: s.run('Sub', { a: one, b: y }) }) });
-      }
-      case 'tanh': {
-        const one = s.run('Fill', {}, { shape: [], value: 1, dtype: 'float32' });
-        return s.run('Multiply', { a: dy, b: s.run('Sub', { a: one, b: s.run('Square', { x: y }) }) });
-      }
+      case 'sigmoid':
+        return s.run('Multiply', { a: dy, b: s.run('Multiply', { a: y, b: s.run('Sub', { a: s.fill([], 1), b: y }) }) });
+      case 'tanh':
+        return s.run('Multiply', { a: dy, b: s.run('Sub', { a: s.fill([], 1), b: s.run('Square', { x: y }) }) });
       default:
         throw new Error(`Flint wasm ${ACTIVATION_GRAD_KERNEL}: activation ${activation} is not supported`);
     }

@@ -5,6 +5,7 @@ import { BackendError, MisconfigurationError } from '@flint/core';
 import { probeNativeBackend } from './native/index.js';
 import { installNativeKernels } from './native-kernels/index.js';
 import { installWasmImprovements, uninstallWasmImprovements, type WasmImprovementsOptions } from './wasm/index.js';
+import { tameWasmModule } from './wasm/process-handlers.js';
 
 export type AcceleratorName = 'auto' | 'cpu' | 'gpu';
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -174,6 +175,8 @@ const wasmCandidate: Candidate = {
       return { ok: false, reason: `@tensorflow/tfjs-backend-wasm does not load (${firstLine(error)})` };
     }
     if (!(await activate('wasm'))) return { ok: false, reason: 'the wasm backend did not initialize' };
+    // emscripten's process handlers would take over every uncaught error of the program.
+    tameWasmModule((tf.backend() as unknown as { wasm?: unknown }).wasm);
     return { ok: true, details: ['XNNPACK', ...details] };
   },
 };

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { BackendError } from '@flint/core';
+import { tameWasmModule, workerScriptEpilogue } from './process-handlers.js';
 
 /*
  * tfjs-backend-wasm turns threads off in Node (flag WASM_HAS_MULTITHREAD_SUPPORT is false there)
@@ -66,7 +67,7 @@ export function threadedBuildFiles(pkg: WasmPackage): ThreadedBuildFiles {
   }
   const { wasmWorkerContents } = requireHere(workerModule) as { wasmWorkerContents?: unknown };
   if (typeof wasmWorkerContents !== 'string') throw new Error(`${workerModule} does not export wasmWorkerContents`);
-  return { glue, wasm, workerSource: wasmWorkerContents };
+  return { glue, wasm, workerSource: wasmWorkerContents + workerScriptEpilogue };
 }
 
 /** The parts of an emscripten module that tfjs's BackendWasm and Flint use. */
@@ -175,6 +176,7 @@ export async function createThreadedBackend(
     disposeData: module.cwrap('dispose_data', null, ['number']),
     dispose: module.cwrap('dispose', null, []),
   };
+  tameWasmModule(module);
   pkg.module.setThreadsCount(threads);
   const backend = new pkg.module.BackendWasm(module as never); // starts XNNPACK's pool threads
   // emscripten refs the worker of every running pthread, as a Node program's own threads should keep

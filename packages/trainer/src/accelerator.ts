@@ -89,7 +89,7 @@ const castsCopy = Symbol.for('flint.cpuCastsCopy');
  * 4.2e-45]. With a buffer per dtype every tensor moves with its values. Done when `@flint/trainer` is
  * imported, which in an ES module is before any of the importer's own code runs.
  */
-export function castOnCpuByValue(): void {
+function castOnCpuByValue(): void {
   const stock = tf.getKernel('Cast', 'cpu') as (KernelConfig & { [castsCopy]?: true }) | undefined;
   if (stock === undefined || stock[castsCopy] === true) return;
   const kernel: KernelConfig & { [castsCopy]: true } = {

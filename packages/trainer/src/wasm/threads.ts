@@ -10,7 +10,8 @@ import { tameWasmModule, workerScriptEpilogue } from './process-handlers.js';
  * because its emscripten worker is created from a blob: URL, which Node's worker_threads refuse. The
  * package still ships the threaded build: `wasm-out/tfjs-backend-wasm-threaded-simd.js` (emscripten
  * glue), `dist/tfjs-backend-wasm-threaded-simd.wasm`, and the worker script as a string in
- * `wasm-out/tfjs-backend-wasm-threaded-simd.worker.js`. Flint writes that worker script to a cached
+ * `wasm-out/tfjs-backend-wasm-threaded-simd.worker.js`. Flint writes that worker script (plus a line that
+ * removes emscripten's process handlers in each worker, see process-handlers.ts) to a cached
  * file, instantiates the threaded build itself with the worker pointed at that file, and hands the
  * module to tfjs's own `BackendWasm` class. The C++ side sizes XNNPACK's pool as
  * min(requested, 8, logical cores / 2) ("2 hyper-threads per core"); the cores it sees come from a wasm

@@ -180,7 +180,7 @@ export class Trainer implements TrainerContext {
       const key = loggerStateKey(l);
       if (keys.has(key)) {
         throw new MisconfigurationError(
-          `Trainer option 'logger': two loggers share the stateKey '${key}', so their states would overwrite each other in checkpoints (and they would write the same folder): give them a different saveDir, name or version.`,
+          `Trainer option 'logger': two loggers share the stateKey '${key}', so their states would overwrite each other in checkpoints (and they would write the same experiment folder): give them a different saveDir or name.`,
         );
       }
       keys.set(key, l);

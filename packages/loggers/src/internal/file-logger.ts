@@ -79,17 +79,16 @@ export abstract class FileLogger implements Logger, ExitFlushable {
   /**
    * Identifies this logger's state in a checkpoint: the class name plus the options that tell two
    * loggers apart, as given (`CSVLogger{"saveDir":"runs","name":"flint_logs"}`), so that the same
-   * code finds its state again in a new process. The trainer refuses two loggers with the same key.
+   * code finds its state again in a new process. The version is not part of it: a resume may pin
+   * `version` where the first run let it be chosen. The trainer refuses two loggers with one key.
    */
   get stateKey(): string {
     return `${this.kind}${JSON.stringify(this.stateKeyParts())}`;
   }
 
-  /** The options that tell two loggers of this class apart (undefined values are left out). */
+  /** The options that tell two loggers of this class apart. */
   protected stateKeyParts(): Record<string, unknown> {
-    const parts: Record<string, unknown> = { saveDir: this.runDir.saveDir, name: this.runDir.name };
-    if (this.explicitVersion !== undefined) parts.version = this.explicitVersion;
-    return parts;
+    return { saveDir: this.runDir.saveDir, name: this.runDir.name };
   }
 
   /** The write error that disabled this logger, if any. */

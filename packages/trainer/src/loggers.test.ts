@@ -148,6 +148,30 @@ describe('resume keeps every logged step, whatever the loggers', () => {
   });
 });
 
+describe('a maxSteps stop, then a resume in a new trainer', () => {
+  it('maxSteps 10, then ckptPath last with maxSteps 20 and the default checkpointing: steps 1..20 each once in CSV and TensorBoard, step 10 as first logged', async () => {
+    const saveDir = path.join(dir, 'max-steps');
+    const options = { ...quiet, enableCheckpointing: true, logEveryNSteps: 1 };
+    const first = [new TensorBoardLogger({ saveDir }), new CSVLogger({ saveDir })] as const;
+    seedEverything(3);
+    const a = new Trainer({ ...options, maxSteps: 10, logger: [...first] });
+    const [m1, m2] = [new BoringModule(), new BoringModule()];
+    await expectNoLeak(() => a.fit(m1, ...loaders()));
+    const row10 = (await fs.readFile(first[1].metricsFile, 'utf8')).trim().split('\n').find((l) => l.split(',')[1] === '10');
+    const csv = new CSVLogger({ saveDir });
+    const b = new Trainer({ ...options, maxSteps: 20, logger: [new TensorBoardLogger({ saveDir }), csv] });
+    b.events.on('message', () => undefined);
+    await expectNoLeak(() => b.fit(m2, ...loaders(), { ckptPath: 'last' }));
+    expect(b.globalStep).toBe(20);
+    const rows = (await fs.readFile(csv.metricsFile, 'utf8')).trim().split('\n').slice(1);
+    expect(rows.map((l) => Number(l.split(',')[1]))).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(rows[9]).toBe(row10);
+    const run = readLogDir(path.join(saveDir, 'flint_logs')).runs['version_0']!;
+    expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(await fs.readdir(path.join(csv.logDir, 'checkpoints'))).toEqual(['last.ckpt']);
+  });
+});
+
 describe('fit, test, then fit from last on one trainer', () => {
   it('continues the run: every training step once with the values of an uninterrupted fit, and the test row kept', async () => {
     const full = new CSVLogger({ saveDir: path.join(dir, 'ftf-full') });

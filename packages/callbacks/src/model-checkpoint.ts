@@ -105,6 +105,7 @@ export class ModelCheckpoint extends MonitorCallback {
   private resumed = false;
   private validationRuns = 0;
   private warnedUnranked = false;
+  private trainer: TrainerContext | undefined;
 
   constructor(options: ModelCheckpointOptions = {}) {
     const parsed = parseOptions('ModelCheckpoint', modelCheckpointOptionsSchema, options);
@@ -127,6 +128,7 @@ export class ModelCheckpoint extends MonitorCallback {
   }
 
   override setup(trainer: TrainerContext, _module: LightningModule, _stage: Stage): void {
+    this.trainer = trainer;
     this.dirpath ??= path.resolve(trainer.logDir, 'checkpoints');
   }
 
@@ -208,6 +210,9 @@ export class ModelCheckpoint extends MonitorCallback {
     this.bestModelPath = str(state.bestModelPath);
     this.bestModelScore = typeof state.bestModelScore === 'number' ? state.bestModelScore : undefined;
     this.lastStepSaved = typeof state.lastStepSaved === 'number' ? state.lastStepSaved : -1;
+    // Without a dirpath option the folder follows the loggers, which a resume has just moved back to
+    // the checkpoint's version folder: the resumed run keeps its checkpoints beside its logs.
+    if (this.options.dirpath === undefined && this.trainer !== undefined) this.dirpath = path.resolve(this.trainer.logDir, 'checkpoints');
     const sameDir = this.dirpath === undefined || str(state.dirpath) === this.dirpath;
     if (!sameDir) return; // Another folder: do not rank (or delete) files of that folder.
     this.bestKModels = { ...((state.bestKModels ?? {}) as Record<string, number>) };

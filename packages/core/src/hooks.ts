@@ -193,6 +193,13 @@ export interface Logger extends CallbackHooks {
   readonly version: string | number;
   /** Folder this logger writes to (for checkpoints' default folder and the printed TensorBoard command). */
   readonly logDir: string | undefined;
+  /** The folder that holds every version of this experiment (`<saveDir>/<name>`), where `ckptPath: 'last'` also looks. */
+  readonly rootDir?: string;
+  /**
+   * Identifies this logger's state in a checkpoint (as `Callback.stateKey`): the class name plus the
+   * options that tell two loggers apart. Defaults to the class name.
+   */
+  readonly stateKey?: string;
   logHyperparams(params: HParams): void | Promise<void>;
   /** `step` is the global step (or the epoch, for epoch-axis metrics). */
   logMetrics(metrics: Metrics, step: number): void | Promise<void>;

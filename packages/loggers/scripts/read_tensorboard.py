@@ -11,7 +11,12 @@ API that the web UI's plugins use:
 
 and on each, the hparams plugin's own backend (get_experiment and list_session_groups handlers).
 
-    read_tensorboard.py LOGDIR [--reader python|rust|both]
+    read_tensorboard.py LOGDIR [--reader python|rust|both] [--live]
+
+With --live, both readers stay up as a TensorBoard left running does: the script prints "ready"
+once they have loaded LOGDIR, then answers each line on stdin: "reload" (the readers look at the
+files again; prints "reloaded") and "read" (prints the output below for the readers' current state,
+then exits).
 
 Output: {"tensorboard_version": ..., "readers": {"python": {...}, "rust": {...}}}; per reader:
 runs -> {scalars: {tag: [[step, value, wall_time]]}, histograms: {tag: [{step, buckets}]},
@@ -63,7 +68,7 @@ def python_provider(logdir):
     )
     multiplexer.AddRunsFromDirectory(logdir)
     multiplexer.Reload()
-    return mux_provider.MultiplexerDataProvider(multiplexer, logdir), None
+    return mux_provider.MultiplexerDataProvider(multiplexer, logdir), multiplexer
 
 
 def rust_provider(logdir):
@@ -151,9 +156,10 @@ def read(provider, logdir):
     return {"runs": read_runs(provider), "hparams": read_hparams(provider, logdir)}
 
 
-def read_rust(logdir):
+def read_rust(logdir, provider=None):
     """The data server loads in the background: read until two reads a moment apart agree."""
-    provider, ingester = rust_provider(logdir)
+    if provider is None:
+        provider, _ = rust_provider(logdir)
     previous = None
     deadline = time.time() + 30
     while True:
@@ -170,9 +176,27 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("logdir")
     parser.add_argument("--reader", choices=["python", "rust", "both"], default="both")
+    parser.add_argument("--live", action="store_true", help="keep the readers up and answer reload/read on stdin")
     args = parser.parse_args()
     logging.getLogger("tensorboard").setLevel(logging.ERROR)
     out = {"tensorboard_version": tensorboard.__version__, "readers": {}}
+    if args.live:
+        python, multiplexer = python_provider(args.logdir)
+        rust, _ = rust_provider(args.logdir)
+        read_rust(args.logdir, rust)
+        print("ready", flush=True)
+        for line in sys.stdin:
+            if line.strip() == "reload":
+                multiplexer.Reload()
+                time.sleep(2.5)  # the data server looks at the files every second
+                read_rust(args.logdir, rust)
+                print("reloaded", flush=True)
+            elif line.strip() == "read":
+                out["readers"] = {"python": read(python, args.logdir), "rust": read_rust(args.logdir, rust)}
+                break
+        json.dump(out, sys.stdout, sort_keys=True)
+        sys.stdout.write("\n")
+        return
     if args.reader in ("python", "both"):
         provider, _ = python_provider(args.logdir)
         out["readers"]["python"] = read(provider, args.logdir)

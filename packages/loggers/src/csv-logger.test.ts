@@ -72,7 +72,15 @@ describe('CSVLogger', () => {
       if (step === 2) state = JSON.parse(JSON.stringify(a.stateDict())) as Record<string, unknown>;
     }
     a.save();
-    expect(state).toEqual({ version: 0, rows: 3, columns: ['epoch', 'step', 'loss'] });
+    // The last row stays in memory (a later call at step 2 may still join it) and in the state.
+    expect(state).toEqual({
+      version: 0,
+      rows: 2,
+      columns: ['epoch', 'step', 'loss'],
+      knownColumns: ['epoch', 'step', 'loss'],
+      pending: [[['loss', '2'], ['epoch', '0'], ['step', '2']]],
+      maxStep: 2,
+    });
     const b = new CSVLogger({ saveDir: tmp });
     b.loadStateDict(state);
     b.logMetrics({ loss: 30, epoch: 1 }, 3);
@@ -80,6 +88,25 @@ describe('CSVLogger', () => {
     a.finalize('failed');
     expect(read(b)).toBe('epoch,step,loss\n0,0,0\n0,1,1\n0,2,2\n1,3,30\n');
     expect(() => new CSVLogger({ saveDir: tmp }).loadStateDict({ rows: -1 })).toThrow(CheckpointError);
+  });
+
+  it('resumes: of the rows written after the checkpoint, keeps those at its step or before (the completed last row, a test row) and drops later ones', () => {
+    const dir = path.join(tmp, 'after');
+    const a = new CSVLogger({ saveDir: dir });
+    a.logMetrics({ loss: 0 }, 0);
+    a.logMetrics({ loss: 1 }, 1);
+    const state = JSON.parse(JSON.stringify(a.stateDict())) as Record<string, unknown>;
+    a.logMetrics({ lr: 0.5 }, 1); // joins the row of step 1 after the checkpoint
+    a.logMetrics({ loss: 2 }, 2);
+    a.finalize('success');
+    a.logMetrics({ test_loss: 9 }, 1); // a test run at the checkpoint's step
+    a.finalize('success');
+    expect(read(a)).toBe('epoch,step,loss,lr,test_loss\n,0,0,,\n,1,1,0.5,\n,2,2,,\n,1,,,9\n');
+    const b = new CSVLogger({ saveDir: dir });
+    b.loadStateDict(state);
+    b.logMetrics({ loss: 20 }, 2);
+    b.finalize('success');
+    expect(read(b)).toBe('epoch,step,loss,lr,test_loss\n,0,0,,\n,1,1,0.5,\n,1,,,9\n,2,20,,\n');
   });
 
   it('reports a write error once, naming the path', () => {

@@ -4,7 +4,7 @@ import { CheckpointError, MisconfigurationError, parseOptions } from '@flint/cor
 import type { Metrics, RunStatus } from '@flint/core';
 import { z } from 'zod';
 import { AppendFile } from './internal/append-file.js';
-import { formatCsvRow, parseCsv } from './internal/csv.js';
+import { formatCsvCell, formatCsvRow, parseCsv } from './internal/csv.js';
 import { FileLogger, onWriteErrorSchema } from './internal/file-logger.js';
 import { runDirOptionsShape, writeFileAtomic } from './internal/run-dir.js';
 
@@ -21,8 +21,16 @@ type ParsedOptions = z.output<typeof csvLoggerOptionsSchema>;
 
 const stateSchema = z.object({
   version: z.union([z.number().int().nonnegative(), z.string().min(1)]),
+  /** Rows in metrics.csv when the checkpoint was taken. */
   rows: z.number().int().nonnegative(),
+  /** The header of metrics.csv then. */
   columns: z.array(z.string()),
+  /** Every column known then (the header, then columns only the rows in memory have). */
+  knownColumns: z.array(z.string()).optional(),
+  /** Rows still in memory then, as [column, cell text] pairs: a later call at their step may still join them. */
+  pending: z.array(z.array(z.tuple([z.string(), z.string()]))).default([]),
+  /** The largest step logged then (-1: none). */
+  maxStep: z.number().int().min(-1).optional(),
 });
 
 /** What `stateDict` returns (JSON). */
@@ -43,7 +51,6 @@ function isInteger(n: unknown): n is number {
 export class CSVLogger extends FileLogger {
   protected readonly kind = 'CSVLogger';
   readonly options: Readonly<ParsedOptions>;
-  private readonly explicitVersion: boolean;
   private file: AppendFile | undefined;
   /** Columns in metrics.csv on disk (what its header says). */
   private diskColumns: string[] = [];
@@ -51,6 +58,8 @@ export class CSVLogger extends FileLogger {
   private columns: string[] = [...FIXED_COLUMNS];
   private pending: Map<string, number>[] = [];
   private rowsOnDisk = 0;
+  /** Largest step logged (-1: none). */
+  private maxStep = -1;
   private resume: CSVLoggerState | undefined;
   private exiting = false;
 
@@ -58,7 +67,6 @@ export class CSVLogger extends FileLogger {
     const parsed = parseOptions('CSVLogger', csvLoggerOptionsSchema, options);
     super(parsed.saveDir, parsed.name, parsed.version, parsed.onWriteError);
     this.options = parsed;
-    this.explicitVersion = parsed.version !== undefined;
   }
 
   /** Path of metrics.csv. */
@@ -82,6 +90,7 @@ export class CSVLogger extends FileLogger {
     }
     row.set('step', step);
     if (this.writeError !== undefined || this.muted) return;
+    this.maxStep = Math.max(this.maxStep, step);
     for (const key of row.keys()) if (!this.columns.includes(key)) this.columns.push(key);
     const last = this.pending.at(-1);
     if (last !== undefined && last.get('step') === step && [...row].every(([k, v]) => !last.has(k) || Object.is(last.get(k), v))) {
@@ -101,15 +110,28 @@ export class CSVLogger extends FileLogger {
     this.save();
   }
 
-  /** JSON state for checkpoints: the version and the rows written. Flushes first. */
+  /**
+   * JSON state for checkpoints: the version, the rows written (flushed first, but for the last row,
+   * which a later call at its step may still join) and the rows still in memory.
+   */
   stateDict(): CSVLoggerState {
-    if (this.pending.length > 0) this.write(() => this.flushRows(0));
-    return { version: this.version, rows: this.rowsOnDisk, columns: [...this.diskColumns] };
+    if (this.pending.length > 1) this.write(() => this.flushRows(1));
+    return {
+      version: this.version,
+      rows: this.rowsOnDisk,
+      columns: [...this.diskColumns],
+      knownColumns: [...this.columns],
+      pending: this.pending.map((r) => [...r].map(([k, v]): [string, string] => [k, formatCsvCell(v)])),
+      maxStep: this.maxStep,
+    };
   }
 
   /**
    * Continues the run of a checkpoint in the same version folder (unless the `version` option says
-   * otherwise): metrics.csv is cut back to the rows written when the checkpoint was taken.
+   * otherwise). metrics.csv keeps the rows of the checkpoint, with the rows it held in memory; of
+   * what was written after it, the rows at steps up to the checkpoint's (a test run after the fit)
+   * stay and the later ones, from the training the resume replaces, are dropped. Call it before
+   * anything is logged.
    */
   loadStateDict(state: Readonly<Record<string, unknown>>): void {
     const parsed = stateSchema.safeParse(state);
@@ -121,10 +143,13 @@ export class CSVLogger extends FileLogger {
       );
     }
     if (this.opened || this.pending.length > 0) {
-      throw new MisconfigurationError(`CSVLogger.loadStateDict must be called before anything is logged: this run already writes ${this.metricsFile}.`);
+      throw new MisconfigurationError(
+        `CSVLogger.loadStateDict must be called before anything is logged in this session: ${this.opened ? `${this.metricsFile} is open` : `${this.pending.length} row(s) for ${this.metricsFile} wait to be written`} (a finished fit or test closes it).`,
+      );
     }
     this.resume = parsed.data;
-    if (!this.explicitVersion) this.runDir.setVersion(parsed.data.version);
+    this.maxStep = Math.max(this.maxStep, parsed.data.maxStep ?? -1);
+    if (this.explicitVersion === undefined) this.runDir.setVersion(parsed.data.version);
   }
 
   // ---- FileLogger ----
@@ -142,21 +167,62 @@ export class CSVLogger extends FileLogger {
     const file = this.metricsFile;
     const resume = this.resume !== undefined && String(this.resume.version) === String(this.version) ? this.resume : undefined;
     this.resume = undefined;
-    if (fs.existsSync(file)) {
+    if (resume !== undefined) {
+      this.restoreRows(file, resume);
+    } else if (fs.existsSync(file)) {
       // Resume, or a second session (test after fit) of this logger: keep the rows of the checkpoint.
       const rows = parseCsv(fs.readFileSync(file, 'utf8'));
       const header = rows[0] ?? [];
       let data = rows.slice(1);
-      if (resume !== undefined) data = data.slice(0, resume.rows);
-      else if (this.rowsOnDisk > 0) data = data.slice(0, this.rowsOnDisk);
+      if (this.rowsOnDisk > 0) data = data.slice(0, this.rowsOnDisk);
       this.columns = [...header, ...this.columns.filter((c) => !header.includes(c))];
-      if (header.length > 0 && (resume !== undefined || data.length !== rows.length - 1)) {
+      if (header.length > 0 && data.length !== rows.length - 1) {
         writeFileAtomic(file, formatCsvRow(header) + data.map((r) => formatCsvRow(r)).join(''));
       }
       this.diskColumns = header;
       this.rowsOnDisk = data.length;
     }
     this.file = new AppendFile(file);
+  }
+
+  /**
+   * metrics.csv as of the checkpoint: its rows, then the rows it held in memory (or their version on
+   * disk, which later calls at their step may have completed), then rows written after it at steps
+   * up to the checkpoint's; rows at later steps are dropped. Rewritten atomically.
+   */
+  private restoreRows(file: string, resume: CSVLoggerState): void {
+    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    const parsed = parseCsv(text);
+    const header = parsed[0] ?? [];
+    const data = parsed.slice(1);
+    const stepAt = header.indexOf('step');
+    const asRecord = (r: readonly string[]): Map<string, string> => {
+      const m = new Map<string, string>();
+      header.forEach((c, i) => {
+        const v = r[i];
+        if (v !== undefined && v !== '') m.set(c, v);
+      });
+      return m;
+    };
+    const kept = data.slice(0, resume.rows).map(asRecord);
+    const after = data.slice(resume.rows).map(asRecord);
+    const pending = resume.pending.map((r) => new Map(r));
+    const maxStep = resume.maxStep ?? Math.max(-1, ...pending.map((r) => Number(r.get('step'))));
+    // The rows in memory at the checkpoint were written first after it, when the process got that far.
+    for (const row of pending) {
+      const disk = after[0];
+      const same = disk !== undefined && [...row].every(([k, v]) => disk.get(k) === v);
+      kept.push(same ? disk : row);
+      if (same) after.shift();
+    }
+    if (stepAt >= 0) for (const row of after) if (Number(row.get('step')) <= maxStep) kept.push(row);
+    const columns = [...(resume.knownColumns ?? resume.columns)];
+    for (const c of header) if (!columns.includes(c) && kept.some((r) => r.has(c))) columns.push(c);
+    for (const r of kept) for (const c of r.keys()) if (!columns.includes(c)) columns.push(c);
+    writeFileAtomic(file, formatCsvRow(columns) + kept.map((r) => formatCsvRow(columns.map((c) => r.get(c)))).join(''));
+    this.columns = [...columns, ...this.columns.filter((c) => !columns.includes(c))];
+    this.diskColumns = columns;
+    this.rowsOnDisk = kept.length;
   }
 
   /**

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -210,4 +210,63 @@ describe.each(['python', 'rust'] as const)('TensorBoard 2.21.0 %s reader', (whic
 it('both TensorBoard readers show the same thing', (ctx) => {
   if (python === undefined) ctx.skip(skipReason);
   expect(readers.rust).toEqual(readers.python);
+});
+
+it('a TensorBoard left running while a killed run resumes shows, with both readers, the resumed series only, as does a fresh one', { timeout: 180_000 }, async (ctx) => {
+  if (python === undefined) ctx.skip(skipReason);
+  const liveDir = path.join(tmp, 'live');
+  const opts = { saveDir: liveDir, textSummaries: false, maxQueue: 1 } as const;
+  // The first process: logs steps 0..9, takes a checkpoint after step 5, and is killed after step 9.
+  const first = new TensorBoardLogger(opts);
+  first.logHyperparams({ lr: 0.5 });
+  let state: Record<string, unknown> = {};
+  for (let step = 0; step < 10; step++) {
+    first.logMetrics({ 'train/loss': 1 / (step + 1) }, step);
+    if (step === 5) state = JSON.parse(JSON.stringify(first.stateDict())) as Record<string, unknown>;
+  }
+  first.save();
+  const expected: Array<[number, number]> = [];
+  for (let step = 0; step <= 5; step++) expected.push([step, f32(1 / (step + 1))]);
+
+  // TensorBoard is started and reads the first process's points, the stale 6..9 included.
+  const root = path.join(liveDir, 'flint_logs');
+  const live = spawn(python!, [reader, root, '--live'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  live.stdout.on('data', (d: Buffer) => (out += String(d)));
+  live.stderr.on('data', (d: Buffer) => (err += String(d)));
+  const waitFor = async (word: string): Promise<void> => {
+    for (let i = 0; i < 1200 && !out.includes(word); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(out, err).toContain(word);
+  };
+  try {
+    await waitFor('ready');
+    // The resumed process continues from the checkpoint with other values.
+    const resumed = new TensorBoardLogger(opts);
+    resumed.loadStateDict(state);
+    resumed.logHyperparams({ lr: 0.5 });
+    for (let step = 6; step < 15; step++) {
+      resumed.logMetrics({ 'train/loss': 2 / (step + 1) }, step);
+      expected.push([step, f32(2 / (step + 1))]);
+    }
+    resumed.finalize('success');
+    first.finalize('failed');
+    live.stdin.write('reload\n');
+    await waitFor('reloaded');
+    live.stdin.write('read\n');
+    await new Promise<void>((resolve) => live.on('exit', () => resolve()));
+  } finally {
+    live.kill();
+  }
+  const running = JSON.parse(out.slice(out.indexOf('{'))) as { readers: Record<'python' | 'rust', ReaderOutput> };
+  const { stdout } = await run(python!, [reader, root, '--reader', 'both'], { timeout: 120_000, maxBuffer: 64 << 20 });
+  const fresh = JSON.parse(stdout) as { readers: Record<'python' | 'rust', ReaderOutput> };
+  for (const [label, view] of [
+    ['running python', running.readers.python],
+    ['running rust', running.readers.rust],
+    ['fresh python', fresh.readers.python],
+    ['fresh rust', fresh.readers.rust],
+  ] as const) {
+    expect(view.runs['version_0']!.scalars['train/loss']!.map((p) => [p[0], p[1]]), label).toEqual(expected);
+  }
 });

@@ -29,7 +29,7 @@ import {
   type ValueInput,
 } from './internal/proto.js';
 import { runDirOptionsShape, writeFileAtomic } from './internal/run-dir.js';
-import { encodeRecord } from './internal/tfrecord.js';
+import { decodeRecords, encodeRecord, outlineEvent } from './internal/tfrecord.js';
 
 export const tensorBoardLoggerOptionsSchema = z.strictObject({
   ...runDirOptionsShape,
@@ -118,7 +118,6 @@ export class TensorBoardLogger extends FileLogger {
   protected readonly kind = 'TensorBoardLogger';
   readonly options: Readonly<ParsedOptions>;
   private readonly epochPatterns: readonly RegExp[];
-  private readonly explicitVersion: boolean;
   private writer: EventFileWriter | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** Last step written per tag in this run (steps per tag strictly increase). */
@@ -142,13 +141,18 @@ export class TensorBoardLogger extends FileLogger {
     const parsed = parseOptions('TensorBoardLogger', tensorBoardLoggerOptionsSchema, options);
     super(parsed.saveDir, parsed.name, parsed.version, parsed.onWriteError);
     this.options = parsed;
-    this.explicitVersion = parsed.version !== undefined;
     this.epochPatterns = parsed.epochAxisMetrics.map(globToRegExp);
   }
 
   override get logDir(): string {
     const dir = super.logDir;
     return this.options.subDir === undefined ? dir : path.join(dir, this.options.subDir);
+  }
+
+  protected override stateKeyParts(): Record<string, unknown> {
+    const parts = super.stateKeyParts();
+    if (this.options.subDir !== undefined) parts.subDir = this.options.subDir;
+    return parts;
   }
 
   /** The command that opens this experiment (every version of it) in TensorBoard. */
@@ -369,7 +373,7 @@ export class TensorBoardLogger extends FileLogger {
     }
     const s = parsed.data;
     this.resume = s;
-    if (!this.explicitVersion) this.runDir.setVersion(s.version);
+    if (this.explicitVersion === undefined) this.runDir.setVersion(s.version);
     this.lastSteps.clear();
     for (const [tag, step] of Object.entries(s.lastSteps)) this.lastSteps.set(tag, step);
     this.metricTags.splice(0, this.metricTags.length, ...s.metricTags);
@@ -389,7 +393,7 @@ export class TensorBoardLogger extends FileLogger {
     this.resume = undefined;
     let continuing = false;
     if (resume?.eventFile !== undefined && resume.eventFileBytes !== undefined && String(resume.version) === String(this.version)) {
-      continuing = this.cutBackTo(dir, resume.eventFile, resume.eventFileBytes);
+      continuing = this.cutBackTo(dir, resume.eventFile, resume.eventFileBytes, resume.maxStep);
     }
     if (continuing && resume !== undefined) {
       this.hparamsLogged = resume.hparamsLogged;
@@ -528,12 +532,14 @@ export class TensorBoardLogger extends FileLogger {
   }
 
   /**
-   * Cuts the checkpoint's event file back to the bytes written when the checkpoint was taken and
-   * removes event files that later sessions wrote in the folder: what was logged after the
-   * checkpoint belongs to a branch of training the resume throws away. Returns false when the file is
-   * gone or shorter (logs copied without it): then nothing is removed.
+   * Brings the folder back to the checkpoint: its event file keeps the bytes written when the
+   * checkpoint was taken, and of what was written after it (there and in later event files) only the
+   * summaries at steps up to the checkpoint's `maxStep` stay (a test run after the fit); later steps
+   * belong to the training the resume replaces. Each file is rewritten atomically, so a resume
+   * killed halfway is redone alike. Returns false when the file is gone or shorter (logs copied
+   * without it): then nothing is changed.
    */
-  private cutBackTo(dir: string, file: string, bytes: number): boolean {
+  private cutBackTo(dir: string, file: string, bytes: number, maxStep: number): boolean {
     const full = path.join(dir, file);
     let size: number;
     try {
@@ -542,9 +548,24 @@ export class TensorBoardLogger extends FileLogger {
       return false;
     }
     if (size < bytes) return false;
-    if (size > bytes) fs.truncateSync(full, bytes);
-    for (const name of fs.readdirSync(dir)) {
-      if (isEventFileName(name) && name > file && !name.endsWith(ROOT_SUFFIX)) fs.rmSync(path.join(dir, name), { force: true });
+    const keep = (records: Uint8Array[]): Uint8Array[] =>
+      records.filter((r) => {
+        const e = outlineEvent(r);
+        return e.summary && e.step <= maxStep && !e.tags.every((t) => t.startsWith('_hparams_/'));
+      });
+    if (size > bytes) {
+      const buf = fs.readFileSync(full);
+      const tail = keep(decodeRecords(buf.subarray(bytes)));
+      if (tail.length === 0) fs.truncateSync(full, bytes);
+      else writeFileAtomic(full, Buffer.concat([buf.subarray(0, bytes), ...tail.map(encodeRecord)]));
+    }
+    for (const name of fs.readdirSync(dir).sort()) {
+      if (!isEventFileName(name) || name <= file || name.endsWith(ROOT_SUFFIX)) continue;
+      const later = path.join(dir, name);
+      const records = decodeRecords(fs.readFileSync(later));
+      const kept = keep(records.slice(1));
+      if (kept.length === 0) fs.rmSync(later, { force: true });
+      else if (kept.length !== records.length - 1) writeFileAtomic(later, Buffer.concat([records[0]!, ...kept].map(encodeRecord)));
     }
     return true;
   }

@@ -181,7 +181,7 @@ describe('checkpoints and exact resume (cpu backend, seeded)', () => {
     );
     expect(weights(wider)).toEqual(before);
     await expect(new Trainer({ ...quiet }).fit(new Net(), ...loaders(), { ckptPath: 'best' })).rejects.toThrow(
-      "ckptPath 'best': no callback knows a best checkpoint (add a ModelCheckpoint with a monitor to this trainer's callbacks, or pass a file path).",
+      "ckptPath 'best': no best checkpoint found: no callback knows one. Add a ModelCheckpoint with a monitor to this trainer's callbacks, or pass a file path.",
     );
     await expect(new Trainer({ ...quiet }).fit(new Net(), ...loaders(), { ckptPath: path.join(dir, 'missing.ckpt') })).rejects.toThrow(/missing\.ckpt does not exist/);
   });

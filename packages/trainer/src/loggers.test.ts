@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Callback, DataLoader, type TrainerContext } from '@flint/core';
+import { Callback, DataLoader, MisconfigurationError, seedEverything, type Logger, type TrainerContext } from '@flint/core';
+import { LambdaCallback, ModelCheckpoint } from '@flint/callbacks';
 import { BoringModule, expectNoLeak, randomClassificationDataset } from '@flint/core/testing';
 import { CSVLogger, TensorBoardLogger } from '@flint/loggers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,5 +66,171 @@ describe('Trainer with TensorBoard and CSV loggers', () => {
     const run = readLogDir(path.join(saveDir, 'flint_logs')).runs['version_0']!;
     expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
     expect(run.scalars.train_loss_epoch!.points.map((p) => p[0])).toEqual([4, 8, 12, 16]);
+  });
+});
+
+// ---- resume: every logger combination, fit -> test -> fit, where 'last' looks ----
+
+type Kind = 'tb' | 'csv';
+const make = (kind: Kind, saveDir: string, name = 'flint_logs'): TensorBoardLogger | CSVLogger =>
+  kind === 'tb' ? new TensorBoardLogger({ saveDir, name, maxQueue: 4 }) : new CSVLogger({ saveDir, name, flushLogsEveryNSteps: 3 });
+const loaders = () => [new DataLoader(data, { batchSize: 4, shuffle: true, seed: 2 }), new DataLoader(data, { batchSize: 16 })] as const;
+
+/** What a logger shows: the CSV text, or the TensorBoard scalars as [step, value]. */
+function shown(logger: TensorBoardLogger | CSVLogger): unknown {
+  if (logger instanceof CSVLogger) return fs.readFile(logger.metricsFile, 'utf8');
+  const run = readLogDir(logger.rootDir).runs[path.basename(logger.logDir)]!;
+  return Object.fromEntries(Object.entries(run.scalars).map(([tag, sc]) => [tag, sc.points.map((p) => [p[0], p[1]])]));
+}
+
+/** A fit of 3 epochs x 8 steps, with a step checkpoint every 5 steps; `crashAt` throws at that step. */
+async function fitWith(loggers: Logger[], options: { crashAt?: number; ckptPath?: string } = {}): Promise<Trainer> {
+  seedEverything(3);
+  const module = new BoringModule();
+  const callbacks: Callback[] = [new ModelCheckpoint({ saveLast: true, saveTopK: 0, everyNTrainSteps: 5 })];
+  if (options.crashAt !== undefined) {
+    const at = options.crashAt;
+    callbacks.unshift(new LambdaCallback({ onTrainBatchEnd: (t) => {
+      if (t.globalStep === at) throw new Error('crash');
+    } }));
+  }
+  const trainer = new Trainer({ ...quiet, maxEpochs: 3, logEveryNSteps: 1, logger: loggers, callbacks });
+  trainer.events.on('message', () => undefined);
+  const run = expectNoLeak(() => trainer.fit(module, ...loaders(), options.ckptPath === undefined ? {} : { ckptPath: options.ckptPath }));
+  if (options.crashAt !== undefined) await expect(run).rejects.toThrow('crash');
+  else await run;
+  return trainer;
+}
+
+describe('resume keeps every logged step, whatever the loggers', () => {
+  let reference: Record<Kind, unknown>;
+  beforeAll(async () => {
+    const saveDir = path.join(dir, 'reference');
+    const [tb, csv] = [make('tb', saveDir), make('csv', saveDir)];
+    await fitWith([tb, csv]);
+    reference = { tb: await shown(tb), csv: await shown(csv) };
+    const rows = ((reference.csv as string).trim().split('\n')).slice(1);
+    expect(rows.map((r) => Number(r.split(',')[1]))).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
+  });
+
+  const combos: Array<[string, Array<[Kind, string]>]> = [
+    ['[tb]', [['tb', 'a']]],
+    ['[csv]', [['csv', 'a']]],
+    ['[tb, csv]', [['tb', 'a'], ['csv', 'a']]],
+    ['[csv, tb]', [['csv', 'a'], ['tb', 'a']]],
+    ['two CSVLoggers', [['csv', 'a'], ['csv', 'b']]],
+    ['two TensorBoardLoggers', [['tb', 'a'], ['tb', 'b']]],
+  ];
+  it.each(combos)('%s: a crash after the checkpoint of step 10, a new trainer with ckptPath last: the logs of an uninterrupted run, in version_0', async (label, spec) => {
+    const saveDir = path.join(dir, `combo-${label.replace(/\W+/g, '_')}`);
+    const crashed = spec.map(([k, n]) => make(k, saveDir, n));
+    await fitWith(crashed, { crashAt: 13 });
+    const resumed = spec.map(([k, n]) => make(k, saveDir, n));
+    // The new loggers pick version_1; the resume takes them back to the checkpoint's version_0.
+    expect(resumed.map((l) => l.version)).toEqual(spec.map(() => 1));
+    const trainer = await fitWith(resumed, { ckptPath: 'last' });
+    expect(trainer.globalStep).toBe(24);
+    for (const [i, logger] of resumed.entries()) {
+      expect(logger.version).toBe(0);
+      expect(await shown(logger)).toEqual(reference[spec[i]![0]]);
+      expect((await fs.readdir(logger.rootDir)).filter((f) => f.startsWith('version_'))).toEqual(['version_0']);
+    }
+    expect(await fs.readdir(path.join(resumed[0]!.logDir, 'checkpoints'))).toEqual(['last.ckpt']);
+  });
+
+  it('refuses two loggers that would share a state (and a folder), naming the key', () => {
+    const saveDir = path.join(dir, 'dup');
+    expect(() => new Trainer({ ...quiet, logger: [new CSVLogger({ saveDir }), new CSVLogger({ saveDir })] })).toThrow(MisconfigurationError);
+    expect(() => new Trainer({ ...quiet, logger: [new TensorBoardLogger({ saveDir }), new TensorBoardLogger({ saveDir })] })).toThrow(
+      `Trainer option 'logger': two loggers share the stateKey 'TensorBoardLogger{"saveDir":"${saveDir}","name":"flint_logs"}', so their states would overwrite each other in checkpoints (and they would write the same experiment folder): give them a different saveDir or name.`,
+    );
+    expect(new TensorBoardLogger({ saveDir, subDir: 'x', version: 2 }).stateKey).toBe(`TensorBoardLogger{"saveDir":"${saveDir}","name":"flint_logs","subDir":"x"}`);
+  });
+});
+
+describe('a maxSteps stop, then a resume in a new trainer', () => {
+  it('maxSteps 10, then ckptPath last with maxSteps 20 and the default checkpointing: steps 1..20 each once in CSV and TensorBoard, step 10 as first logged', async () => {
+    const saveDir = path.join(dir, 'max-steps');
+    const options = { ...quiet, enableCheckpointing: true, logEveryNSteps: 1 };
+    const first = [new TensorBoardLogger({ saveDir }), new CSVLogger({ saveDir })] as const;
+    seedEverything(3);
+    const a = new Trainer({ ...options, maxSteps: 10, logger: [...first] });
+    const [m1, m2] = [new BoringModule(), new BoringModule()];
+    await expectNoLeak(() => a.fit(m1, ...loaders()));
+    const row10 = (await fs.readFile(first[1].metricsFile, 'utf8')).trim().split('\n').find((l) => l.split(',')[1] === '10');
+    const csv = new CSVLogger({ saveDir });
+    const b = new Trainer({ ...options, maxSteps: 20, logger: [new TensorBoardLogger({ saveDir }), csv] });
+    b.events.on('message', () => undefined);
+    await expectNoLeak(() => b.fit(m2, ...loaders(), { ckptPath: 'last' }));
+    expect(b.globalStep).toBe(20);
+    const rows = (await fs.readFile(csv.metricsFile, 'utf8')).trim().split('\n').slice(1);
+    expect(rows.map((l) => Number(l.split(',')[1]))).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(rows[9]).toBe(row10);
+    const run = readLogDir(path.join(saveDir, 'flint_logs')).runs['version_0']!;
+    expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(await fs.readdir(path.join(csv.logDir, 'checkpoints'))).toEqual(['last.ckpt']);
+  });
+});
+
+describe('fit, test, then fit from last on one trainer', () => {
+  it('continues the run: every training step once with the values of an uninterrupted fit, and the test row kept', async () => {
+    const full = new CSVLogger({ saveDir: path.join(dir, 'ftf-full') });
+    await fitWith([full]);
+    const saveDir = path.join(dir, 'ftf');
+    const tb = new TensorBoardLogger({ saveDir });
+    const csv = new CSVLogger({ saveDir });
+    seedEverything(3);
+    const module = new BoringModule();
+    let paused = false;
+    const stop = new LambdaCallback({ onTrainEpochEnd: (t) => {
+      if (!paused) t.requestStop({ rule: 'test', message: 'pause' });
+      paused = true;
+    } });
+    // last.ckpt at every epoch end: the resume continues from the end of the first fit.
+    const trainer = new Trainer({ ...quiet, maxEpochs: 3, logEveryNSteps: 1, logger: [tb, csv], callbacks: [stop, new ModelCheckpoint({ saveLast: true, saveTopK: 0 })] });
+    trainer.events.on('message', () => undefined);
+    const [train, val] = loaders();
+    await expectNoLeak(() => trainer.fit(module, train, val));
+    expect(trainer.globalStep).toBe(8);
+    await expectNoLeak(() => trainer.test(module, val));
+    await expectNoLeak(() => trainer.fit(module, train, val, { ckptPath: 'last' }));
+    expect(trainer.globalStep).toBe(24);
+
+    const lines = (await fs.readFile(csv.metricsFile, 'utf8')).trim().split('\n');
+    const header = lines[0]!.split(',');
+    const testRows = lines.slice(1).filter((l) => l.split(',')[header.indexOf('test_loss')] !== '');
+    expect(testRows.map((l) => l.split(',')[header.indexOf('step')])).toEqual(['8']);
+    // Without the test row and its columns, the file is the uninterrupted fit's.
+    const keep = header.map((c, i) => (c.startsWith('test_') ? -1 : i)).filter((i) => i >= 0);
+    const trainOnly = lines.filter((l) => !testRows.includes(l)).map((l) => keep.map((i) => l.split(',')[i]).join(',')).join('\n');
+    expect(`${trainOnly}\n`).toBe(await fs.readFile(full.metricsFile, 'utf8'));
+    const run = readLogDir(tb.rootDir).runs['version_0']!;
+    expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
+    expect(run.scalars.test_loss!.points.map((p) => p[0])).toEqual([8]);
+  });
+});
+
+describe("ckptPath 'last' and the version folders", () => {
+  it('a resume from a checkpoint file writes logs and checkpoints back into its version folder', async () => {
+    const saveDir = path.join(dir, 'explicit');
+    await fitWith([make('csv', saveDir)], { crashAt: 13 });
+    const file = path.join(saveDir, 'flint_logs', 'version_0', 'checkpoints', 'last.ckpt');
+    await fs.rename(file, path.join(saveDir, 'step10.ckpt'));
+    const csv = make('csv', saveDir);
+    await fitWith([csv], { ckptPath: path.join(saveDir, 'step10.ckpt') });
+    expect(csv.logDir).toBe(path.join(saveDir, 'flint_logs', 'version_0'));
+    expect(await fs.readdir(path.join(saveDir, 'flint_logs'))).toEqual(['version_0']);
+    expect(await fs.readdir(path.join(csv.logDir, 'checkpoints'))).toEqual(['last.ckpt']);
+  });
+
+  it('when no last.ckpt exists, the error names the folders searched and the checkpoints there', async () => {
+    const saveDir = path.join(dir, 'none');
+    const ckpts = path.join(saveDir, 'flint_logs', 'version_0', 'checkpoints');
+    await fs.mkdir(ckpts, { recursive: true });
+    await fs.writeFile(path.join(ckpts, 'epoch=0-step=8.ckpt'), 'x');
+    const trainer = new Trainer({ ...quiet, logger: new CSVLogger({ saveDir }) });
+    await expect(trainer.fit(new BoringModule(), ...loaders(), { ckptPath: 'last' })).rejects.toThrow(
+      `ckptPath 'last': no last checkpoint found: no callback knows one nor in the version folders of ${path.join(saveDir, 'flint_logs')} (<version>/checkpoints/last.ckpt). Checkpoints there: ${path.join(ckpts, 'epoch=0-step=8.ckpt')}; pass one as ckptPath. Add a ModelCheckpoint with saveLast to this trainer's callbacks, or pass a file path.`,
+    );
   });
 });

@@ -46,6 +46,8 @@ import {
 import { ModelCheckpoint } from '@flint/callbacks';
 import { TensorBoardLogger } from '@flint/loggers';
 import { EventEmitter } from 'eventemitter3';
+import { readdirSync, statSync } from 'node:fs';
+import { join as joinPath, relative as relativePath, sep as pathSep } from 'node:path';
 import { describeChoice, selectBackend, type BackendChoice, type BackendName } from './accelerator.js';
 import type { TrainerEvents } from './events.js';
 import { HookDispatcher, type HookTarget, type HookTiming } from './internal/hook-dispatcher.js';
@@ -148,6 +150,8 @@ export class Trainer implements TrainerContext {
   /** True from the end of an epoch's end phase until the next epoch starts. */
   private epochEndDone = false;
   private lastEpochLogStep = -1;
+  /** The step metrics the loop logs after onTrainBatchEnd (or a checkpoint taken there, first). */
+  private pendingStepLog: { metrics: Metrics; step: number } | undefined;
   /** The DataModule of the running stage, torn down when it ends. */
   private datamodule: DataModule<unknown> | undefined;
 
@@ -170,6 +174,17 @@ export class Trainer implements TrainerContext {
           : Array.isArray(logger)
             ? [...logger]
             : [logger];
+    const keys = new Map<string, Logger>();
+    for (const l of this.loggers) {
+      if (typeof l.stateDict !== 'function') continue;
+      const key = loggerStateKey(l);
+      if (keys.has(key)) {
+        throw new MisconfigurationError(
+          `Trainer option 'logger': two loggers share the stateKey '${key}', so their states would overwrite each other in checkpoints (and they would write the same experiment folder): give them a different saveDir or name.`,
+        );
+      }
+      keys.set(key, l);
+    }
     if (this.options.enableProgressBar) new ProgressBar().attach(this.events);
   }
 
@@ -263,6 +278,9 @@ export class Trainer implements TrainerContext {
   async dumpCheckpoint(weightsOnly = false): Promise<CheckpointData> {
     const module = this.module;
     if (module === undefined) throw new MisconfigurationError('dumpCheckpoint() works while the trainer runs a module (inside fit/validate/test).');
+    // A save in onTrainBatchEnd comes before the loop logs the step's metrics: log them now, so that
+    // the loggers' states in the checkpoint hold this step's row (a resume starts at the next step).
+    await this.logPendingStep();
     const params = module.namedParameters();
     // An epoch is complete once its end phase has run (validation, epoch metrics, schedulers):
     // a checkpoint taken on the last batch resumes with that epoch's end.
@@ -296,7 +314,7 @@ export class Trainer implements TrainerContext {
         callbacks[cb.stateKey] = state;
       }
       checkpoint.callbacks = callbacks;
-      checkpoint.loggers = Object.fromEntries(this.loggers.filter((l) => typeof l.stateDict === 'function').map((l) => [l.name, l.stateDict!()]));
+      checkpoint.loggers = Object.fromEntries(this.loggers.filter((l) => typeof l.stateDict === 'function').map((l) => [loggerStateKey(l), l.stateDict!()]));
       checkpoint.rng = getRngState() ?? null;
       checkpoint.loops = {
         history: structuredClone(this._history),
@@ -452,6 +470,7 @@ export class Trainer implements TrainerContext {
       } finally {
         if (stage === 'fit') this.disposeOptimizers(module);
         this.collector.reset();
+        this.pendingStepLog = undefined;
         module._gradStore.clear();
         module._collector = undefined;
         this._runningStage = undefined;
@@ -586,15 +605,73 @@ export class Trainer implements TrainerContext {
     return fast > 0 ? fast : overfit > 0 ? overfit : this.options.limitTrainBatches;
   }
 
+  /**
+   * `'last'` / `'best'`: what this trainer's checkpoint callbacks know (their folder, in this process or
+   * an earlier one). For `'last'`, failing that, the newest `last.ckpt` of the logger's experiment: a
+   * new process's logger picks a new `version_<n>`, while the run to resume wrote
+   * `<saveDir>/<name>/version_<k>/checkpoints/last.ckpt` (see docs/checkpoints.md).
+   */
   private resolveCheckpointPath(which: string): string {
     if (which !== 'last' && which !== 'best') return which;
     for (const cb of this.callbacks) {
       const found = cb.checkpointPath?.(which);
       if (found !== undefined) return found;
     }
+    const search = which === 'last' ? this.experimentCheckpoints() : undefined;
+    if (search?.last !== undefined) return search.last;
+    const where = search === undefined || search.roots.length === 0 ? '' : ` nor in the version folders of ${search.roots.join(', ')} (<version>/${search.sub}last.ckpt)`;
+    const exists =
+      search === undefined || search.roots.length === 0
+        ? ''
+        : search.found.length === 0
+          ? ' No checkpoint exists there.'
+          : ` Checkpoints there: ${search.found.slice(0, 5).join(', ')}${search.found.length > 5 ? `, ... (${search.found.length})` : ''}; pass one as ckptPath.`;
     throw new MisconfigurationError(
-      `ckptPath '${which}': no callback knows a ${which} checkpoint (add a ModelCheckpoint${which === 'best' ? ' with a monitor' : ' with saveLast'} to this trainer's callbacks, or pass a file path).`,
+      `ckptPath '${which}': no ${which} checkpoint found: no callback knows one${where}.${exists} Add a ModelCheckpoint${which === 'best' ? ' with a monitor' : ' with saveLast'} to this trainer's callbacks, or pass a file path.`,
     );
+  }
+
+  /**
+   * The checkpoints under every version folder of the loggers' experiments, at the place the default
+   * ModelCheckpoint uses (`<version>[/<subDir>]/checkpoints`), and the newest last.ckpt among them.
+   */
+  private experimentCheckpoints(): { roots: string[]; sub: string; found: string[]; last: string | undefined } {
+    const roots: string[] = [];
+    const found: string[] = [];
+    let sub = 'checkpoints/';
+    let last: { file: string; mtime: number } | undefined;
+    for (const logger of this.loggers) {
+      const root = logger.rootDir;
+      const logDir = logger.logDir;
+      if (root === undefined || logDir === undefined || roots.includes(root)) continue;
+      roots.push(root);
+      // What lies between the version folder and the checkpoints (TensorBoardLogger's subDir).
+      const rel = relativePath(root, logDir).split(pathSep).slice(1);
+      sub = [...rel, 'checkpoints', ''].join('/');
+      let versions: string[];
+      try {
+        versions = readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+      } catch {
+        continue;
+      }
+      for (const v of versions.sort()) {
+        const dir = joinPath(root, v, ...rel, 'checkpoints');
+        let files: string[];
+        try {
+          files = readdirSync(dir).filter((f) => f.endsWith('.ckpt')).sort();
+        } catch {
+          continue;
+        }
+        for (const f of files) {
+          const file = joinPath(dir, f);
+          found.push(file);
+          if (f !== 'last.ckpt') continue;
+          const mtime = statSync(file).mtimeMs;
+          if (last === undefined || mtime >= last.mtime) last = { file, mtime };
+        }
+      }
+    }
+    return { roots, sub, found, last: last?.file };
   }
 
   /**
@@ -640,15 +717,25 @@ export class Trainer implements TrainerContext {
     const optimizers = ckpt.optimizers as OptimizerState[];
     for (let i = 0; i < optimizers.length; i++) await restoreOptimizerState(this._optimizers[i]!.optimizer, optimizers[i]!, paramToVar, source);
     (ckpt.lrSchedulers as Array<Record<string, unknown>>).forEach((st, i) => this._lrSchedulers[i]!.scheduler.loadStateDict(st));
+    // Loggers first: they move back to the checkpoint's version folder, which callbacks that write
+    // under trainer.logDir (ModelCheckpoint's default dirpath) follow.
+    const loggers = (ckpt.loggers ?? {}) as Record<string, Record<string, unknown>>;
+    for (const logger of this.loggers) {
+      if (typeof logger.loadStateDict !== 'function') continue;
+      const key = loggerStateKey(logger);
+      const st = loggers[key];
+      if (st !== undefined) logger.loadStateDict(st);
+      else {
+        const saved = Object.keys(loggers);
+        this.print(
+          `Flint: ${source} holds no state for the logger '${key}' (${saved.length === 0 ? 'it holds no logger states' : `it holds: ${saved.map((k) => `'${k}'`).join(', ')}`}); that logger starts afresh in ${logger.logDir ?? 'its folder'}.`,
+        );
+      }
+    }
     const callbacks = (ckpt.callbacks ?? {}) as Record<string, Record<string, unknown>>;
     for (const cb of this.callbacks) {
       const st = callbacks[cb.stateKey];
       if (st !== undefined) cb.loadStateDict(st);
-    }
-    const loggers = (ckpt.loggers ?? {}) as Record<string, Record<string, unknown>>;
-    for (const logger of this.loggers) {
-      const st = loggers[logger.name];
-      if (st !== undefined) logger.loadStateDict?.(st);
     }
     if (ckpt.rng !== null && ckpt.rng !== undefined) setRngState(ckpt.rng as RngState);
     const resume = ckpt.resume as { epoch: number; batch: number };
@@ -723,6 +810,9 @@ export class Trainer implements TrainerContext {
           this.absorb(stepMetrics);
           this._progress.batchInEpoch = batchIdx + 1;
           this._progress.totalBatches += 1;
+          if (Object.keys(stepMetrics.logged).length > 0 && (this.globalStep % o.logEveryNSteps === 0 || isLast)) {
+            this.pendingStepLog = { metrics: stepMetrics.logged, step: this.globalStep };
+          }
           await d.call('onTrainBatchEnd', [stepMetrics.callback, batch, batchIdx]);
         } finally {
           disposeBatch(batch);
@@ -735,9 +825,7 @@ export class Trainer implements TrainerContext {
           globalStep: this.globalStep,
           metrics: this._progressBarMetrics,
         });
-        if (Object.keys(stepMetrics.logged).length > 0 && (this.globalStep % o.logEveryNSteps === 0 || isLast)) {
-          await this.logMetrics(stepMetrics.logged, this.globalStep);
-        }
+        await this.logPendingStep();
         batchIdx += 1;
         this.checkStepLimits(maxTime);
         if (valEpoch && valInterval > 0 && batchIdx % valInterval === 0 && !isLast && !this.shouldStop) {
@@ -1022,10 +1110,22 @@ export class Trainer implements TrainerContext {
     for (const logger of this.loggers) await logger.logMetrics(logged, step);
   }
 
+  private async logPendingStep(): Promise<void> {
+    const pending = this.pendingStepLog;
+    if (pending === undefined) return;
+    this.pendingStepLog = undefined;
+    await this.logMetrics(pending.metrics, pending.step);
+  }
+
   private recordHistory(epoch: number, metrics: Readonly<Record<string, number>>): void {
     const last = this._history[this._history.length - 1];
     if (last !== undefined && last.epoch === epoch) {
       this._history[this._history.length - 1] = { epoch, globalStep: this.globalStep, metrics: { ...last.metrics, ...metrics } };
     } else this._history.push({ epoch, globalStep: this.globalStep, metrics: { ...metrics } });
   }
+}
+
+/** Where a logger's state goes in a checkpoint: its stateKey, or its class name. */
+function loggerStateKey(logger: Logger): string {
+  return logger.stateKey ?? logger.constructor.name;
 }

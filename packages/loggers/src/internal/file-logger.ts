@@ -43,6 +43,9 @@ export abstract class FileLogger implements Logger, ExitFlushable {
   private isOpen = false;
   private isFinalized = false;
 
+  /** The `version` option as given (undefined: the next free `version_<n>`, or the checkpoint's on resume). */
+  protected readonly explicitVersion: number | string | undefined;
+
   protected constructor(
     saveDir: string,
     name: string,
@@ -50,6 +53,7 @@ export abstract class FileLogger implements Logger, ExitFlushable {
     protected readonly onWriteError: OnWriteError,
   ) {
     this.runDir = new RunDir(saveDir, name, version);
+    this.explicitVersion = version;
   }
 
   /** The experiment name (the folder under saveDir), as Lightning's `logger.name`. */
@@ -70,6 +74,21 @@ export abstract class FileLogger implements Logger, ExitFlushable {
   /** `<saveDir>/<name>`, the folder that holds every version of this experiment. */
   get rootDir(): string {
     return this.runDir.root;
+  }
+
+  /**
+   * Identifies this logger's state in a checkpoint: the class name plus the options that tell two
+   * loggers apart, as given (`CSVLogger{"saveDir":"runs","name":"flint_logs"}`), so that the same
+   * code finds its state again in a new process. The version is not part of it: a resume may pin
+   * `version` where the first run let it be chosen. The trainer refuses two loggers with one key.
+   */
+  get stateKey(): string {
+    return `${this.kind}${JSON.stringify(this.stateKeyParts())}`;
+  }
+
+  /** The options that tell two loggers of this class apart. */
+  protected stateKeyParts(): Record<string, unknown> {
+    return { saveDir: this.runDir.saveDir, name: this.runDir.name };
   }
 
   /** The write error that disabled this logger, if any. */
@@ -142,7 +161,8 @@ export abstract class FileLogger implements Logger, ExitFlushable {
    * (say, `trainer.test()` after `fit`) opens a new writer session in the same folder.
    */
   finalize(status: RunStatus): void {
-    if (this.isFinalized) return;
+    // Rows buffered since the last finalize (a test after fit) open a new session: write them.
+    if (this.isFinalized && !this.isOpen && !this.hasPending()) return;
     this.isFinalized = true;
     unregisterExitFlush(this);
     if (this.failure !== undefined || this.muted) return;

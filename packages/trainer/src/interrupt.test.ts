@@ -103,8 +103,9 @@ function runChild(config: ChildConfig, signals: NodeJS.Signals[] = [], delays: n
   fs.mkdirSync(dir);
   const markersFile = path.join(dir, 'markers.jsonl');
   const cfg = { packages, dir, markers: markersFile, maxEpochs: 3, batchMs: 0, checkpoint: 'none', stage: 'fit', ...config };
+  // Whole lines only: the child may be appending one right now.
   const readMarkers = (): Marker[] =>
-    fs.existsSync(markersFile) ? fs.readFileSync(markersFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Marker) : [];
+    fs.existsSync(markersFile) ? (fs.readFileSync(markersFile, 'utf8').match(/^.*\n/gm) ?? []).map((l) => JSON.parse(l) as Marker) : [];
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, [child, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -124,7 +125,7 @@ function runChild(config: ChildConfig, signals: NodeJS.Signals[] = [], delays: n
       stdout += String(d);
       if (!started && /^batch \d+$/m.test(stdout)) {
         started = true;
-        void send();
+        send().catch(reject);
       }
     });
     const timer = setTimeout(() => {

@@ -163,8 +163,14 @@ export class ModelCheckpoint extends MonitorCallback {
     const dir = this.dirpath ?? path.resolve(trainer.logDir, 'checkpoints');
     this.dirpath = dir;
     const last = path.join(dir, LAST_CHECKPOINT_NAME);
+    try {
+      await trainer.saveCheckpoint(last, this.options.saveWeightsOnly);
+    } catch (writeError) {
+      // The other onException hooks (loggers, the module) must still run.
+      trainer.print(`ModelCheckpoint: could not write ${last} at the ${error.signal}: ${(writeError as Error).message}`);
+      return;
+    }
     this.lastModelPath = last;
-    await trainer.saveCheckpoint(last, this.options.saveWeightsOnly);
     if (this.options.verbose) trainer.print(`ModelCheckpoint: saved ${last} (${error.signal}).`);
   }
 

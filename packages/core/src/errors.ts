@@ -75,7 +75,7 @@ export type InterruptSignal = 'SIGINT' | 'SIGTERM';
 export interface InterruptPosition {
   /** What the trainer was running: 'fit', 'validate', 'test' or 'predict'. */
   readonly stage: Stage;
-  /** The loop inside it: 'train', 'sanity_check', 'validate', 'test', 'predict', or undefined before the loops. */
+  /** The loop inside it: 'train', 'sanity_check', 'validate', 'test', 'predict', or undefined outside the loops. */
   readonly runningStage: RunningStage | undefined;
   readonly epoch: number;
   /** Batches finished in the current loop (training batches of the epoch while training). */
@@ -100,10 +100,10 @@ export class InterruptedError extends FlintError {
   }
 }
 
-/** "at epoch 2, batch 17 (global step 57)", "in the validation of epoch 2, after batch 3 (global step 57)", "at test batch 5". */
+/** "at epoch 2, batch 17 (global step 57)", "in the validation of epoch 2, after batch 3 (global step 57)", "after test batch 5". */
 function describePosition(p: InterruptPosition): string {
   const step = `(global step ${p.globalStep})`;
-  if (p.stage !== 'fit') return p.runningStage === undefined ? 'before its first batch' : `after ${p.stage} batch ${p.batch}`;
+  if (p.stage !== 'fit') return p.runningStage === undefined ? 'after its last batch' : `after ${p.stage} batch ${p.batch}`;
   if (p.runningStage === 'train') return `at epoch ${p.epoch}, batch ${p.batch} ${step}`;
   if (p.runningStage === 'validate') return `in the validation of epoch ${p.epoch}, after batch ${p.batch} ${step}`;
   if (p.runningStage === 'sanity_check') return `in the sanity check, after batch ${p.batch}`;

@@ -277,6 +277,6 @@ describe('a signal in this process, with exitOnInterrupt: false', () => {
   });
 
   it('exitOnInterrupt must be a boolean', () => {
-    expect(() => new Trainer({ exitOnInterrupt: 'no' as unknown as boolean })).toThrow("Trainer option 'exitOnInterrupt'");
+    expect(() => new Trainer({ exitOnInterrupt: 'no' as unknown as boolean })).toThrow(`Trainer option 'exitOnInterrupt': Invalid input: expected boolean, received string (received "no")`);
   });
 });

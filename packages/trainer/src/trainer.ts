@@ -148,7 +148,7 @@ export class Trainer implements TrainerContext {
   private readonly collector = new MetricCollector();
   private module: LightningModule | undefined;
   private fitStarted = 0;
-  /** True from the end of an epoch's end phase until the next epoch starts. */
+  /** True from the end of an epoch's end phase until the epoch counter moves on to the next one. */
   private epochEndDone = false;
   private lastEpochLogStep = -1;
   /** The DataModule of the running stage, torn down when it ends. */
@@ -468,6 +468,8 @@ export class Trainer implements TrainerContext {
       let status: RunStatus = 'success';
       try {
         await body();
+        // A signal during the last hooks: the run ended, the process still stops.
+        this._runningStage = undefined;
         await this.checkInterrupt(0);
       } catch (error) {
         status = error instanceof InterruptedError || (error instanceof Error && error.name === 'AbortError') ? 'interrupted' : 'failed';

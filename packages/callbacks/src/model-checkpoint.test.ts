@@ -1,6 +1,8 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { DataLoader, loadCheckpointFile, MisconfigurationError, seedEverything } from '@flint/core';
 import { BoringModule, expectNoLeak, randomClassificationDataset } from '@flint/core/testing';
@@ -380,5 +382,108 @@ describe('ModelCheckpoint in a fit', () => {
     const fastDir = await freshDir();
     await expectNoLeak(() => new Trainer({ ...quiet, fastDevRun: true, callbacks: [new ModelCheckpoint({ dirpath: fastDir })] }).fit(module, ...loaders()), 'fastDevRun fit');
     expect(await ckpts(fastDir)).toEqual([]);
+  });
+});
+
+describe('leftovers of killed and failed writes', () => {
+  const packages = path.resolve(fileURLToPath(new URL('../../', import.meta.url)));
+  const core = JSON.stringify(path.join(packages, 'core', 'dist', 'index.js'));
+  const temps = async (dir: string) => (await fs.readdir(dir)).filter((f) => f.endsWith('.tmp')).sort();
+
+  /** Runs `node -e source` (optionally under `ulimit -f <blocks>`); resolves with the exit and stderr. */
+  function node(source: string, options: { fileSizeKb?: number; onSpawn?: (child: ChildProcess) => void } = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+    const args = ['--input-type=module', '-e', source];
+    const child =
+      options.fileSizeKb === undefined
+        ? spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+        : spawn('bash', ['-c', `ulimit -f ${options.fileSizeKb} && exec "$0" "$@"`, process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += String(d)));
+    options.onSpawn?.(child);
+    return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stderr })));
+  }
+
+  it('a kill -9 in the middle of a checkpoint write leaves its temporary file; the next fit with a ModelCheckpoint there removes it and says so, and keeps one whose writer is alive', async () => {
+    const dir = await freshDir();
+    // A 32 MB checkpoint written over and over: SIGKILL as soon as its temporary file shows up.
+    const writer = `
+      const { HostTensor, saveCheckpointFile } = await import(${core});
+      const big = new HostTensor('float32', [8_000_000], new Float32Array(8_000_000));
+      for (;;) await saveCheckpointFile(${JSON.stringify(path.join(dir, 'last.ckpt'))}, { format: 'flint-checkpoint', formatVersion: 1, flintVersion: '0', stateDict: { w: big } });
+    `;
+    let left: string[] = [];
+    for (let attempt = 0; attempt < 5 && left.length === 0; attempt++) {
+      const end = await node(writer, {
+        onSpawn: (child) => {
+          const poll = setInterval(() => {
+            void fs.readdir(dir).then((names) => {
+              if (names.some((f) => /^\.last\.ckpt\.\d+\.[0-9a-f]{8}\.tmp$/.test(f))) child.kill('SIGKILL');
+            });
+          }, 1);
+          child.on('exit', () => clearInterval(poll));
+        },
+      });
+      expect(end.signal, end.stderr).toBe('SIGKILL');
+      left = await temps(dir); // empty when the rename won the race with the kill: try again
+    }
+    expect(left).toHaveLength(1);
+    expect(left[0]).toMatch(/^\.last\.ckpt\.\d+\.[0-9a-f]{8}\.tmp$/);
+    // A temporary file of a writer that is still alive (the process that started this test's worker).
+    const alive = `.last.ckpt.${process.ppid}.0badc0de.tmp`;
+    await fs.writeFile(path.join(dir, alive), 'being written');
+
+    const lines: string[] = [];
+    const trainer = new Trainer({ ...quiet, maxEpochs: 1, callbacks: [new ModelCheckpoint({ dirpath: dir, saveLast: true, saveTopK: 0 })] });
+    trainer.events.on('message', (l) => lines.push(l));
+    const module = new Net();
+    await expectNoLeak(() => trainer.fit(module, ...loaders()), 'fit');
+    expect(lines.filter((l) => l.startsWith('ModelCheckpoint'))).toEqual([`ModelCheckpoint: removed 1 temporary file(s) that killed writers left in ${dir} (${left[0]}).`]);
+    expect(await temps(dir)).toEqual([alive]);
+    expect((await loadCheckpointFile(path.join(dir, 'last.ckpt'))).globalStep).toBe(6);
+  });
+
+  it('a checkpoint write that fails half-way (file size limit, as a full disk) removes its temporary file', async () => {
+    const dir = await freshDir();
+    const script = `
+      const { CheckpointError, DataLoader } = await import(${core});
+      const { BoringModule, randomClassificationDataset } = await import(${JSON.stringify(path.join(packages, 'core', 'dist', 'testing', 'index.js'))});
+      const { ModelCheckpoint } = await import(${JSON.stringify(path.join(packages, 'callbacks', 'dist', 'index.js'))});
+      const { Trainer } = await import(${JSON.stringify(path.join(packages, 'trainer', 'dist', 'index.js'))});
+      const trainer = new Trainer({ backend: 'cpu', maxEpochs: 1, logger: false, enableProgressBar: false, enableModelSummary: false, callbacks: [new ModelCheckpoint({ dirpath: ${JSON.stringify(dir)} })] });
+      const data = new DataLoader(randomClassificationDataset({ n: 16, features: 64 }), { batchSize: 8 });
+      await trainer.fit(new BoringModule(64, 200), data).catch((e) => {
+        console.error(e instanceof CheckpointError ? 'CheckpointError: ' + e.message : e);
+        process.exit(3);
+      });
+    `;
+    // The checkpoint holds 64 x 200 weights (51 KB) and more; the limit is 32 KB.
+    const end = await node(script, { fileSizeKb: 32 });
+    expect(end.code, end.stderr).toBe(3);
+    expect(end.stderr).toContain(`CheckpointError: could not write the checkpoint ${path.join(dir, 'epoch=0-step=2.ckpt')}: EFBIG: file too large, write`);
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+
+  it('after a resume, checkpoints named like its top-k files that the resumed state does not know are reported in one line and kept', async () => {
+    const dir = await freshDir();
+    seedEverything(8);
+    const options = { dirpath: dir, monitor: 'val_loss', saveTopK: 1, saveLast: true } as const;
+    const first = new Net();
+    await expectNoLeak(() => new Trainer({ ...quiet, maxEpochs: 2, callbacks: [new ModelCheckpoint(options)] }).fit(first, ...loaders()), 'first fit');
+    const kept = await ckpts(dir);
+    expect(kept).toHaveLength(2);
+    // What a run killed between writing a new best file and deleting the one it replaced leaves behind, and a file of the user's.
+    await fs.writeFile(path.join(dir, 'epoch=7-step=99.ckpt'), 'old');
+    await fs.writeFile(path.join(dir, 'epoch=7-step=99-v1.ckpt'), 'old');
+    await fs.writeFile(path.join(dir, 'manual.ckpt'), 'mine');
+
+    const lines: string[] = [];
+    const trainer = new Trainer({ ...quiet, maxEpochs: 3, callbacks: [new ModelCheckpoint(options)] });
+    trainer.events.on('message', (l) => lines.push(l));
+    const resumed = new Net();
+    await expectNoLeak(() => trainer.fit(resumed, ...loaders(), { ckptPath: 'last' }), 'resumed fit');
+    expect(lines.filter((l) => l.startsWith('ModelCheckpoint'))).toEqual([
+      `ModelCheckpoint: ${dir} holds 2 checkpoint(s) that look like top-k files of an earlier run but are not among those this resumed run keeps (epoch=7-step=99-v1.ckpt, epoch=7-step=99.ckpt); they are not ranked and not deleted: remove them if they are not needed.`,
+    ]);
+    expect(await ckpts(dir)).toEqual(expect.arrayContaining(['epoch=7-step=99-v1.ckpt', 'epoch=7-step=99.ckpt', 'manual.ckpt', 'last.ckpt']));
   });
 });

@@ -1,7 +1,16 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { parseOptions, writeFileAtomic, type LightningModule, type Metrics, type Stage, type TrainerContext } from '@flint/core';
+import {
+  InterruptedError,
+  parseOptions,
+  removeStaleTempFiles,
+  writeFileAtomic,
+  type LightningModule,
+  type Metrics,
+  type Stage,
+  type TrainerContext,
+} from '@flint/core';
 import { z } from 'zod';
 import { FilenameTemplate } from './internal/filename.js';
 import { better, rankable } from './internal/monitor-logic.js';
@@ -136,8 +145,35 @@ export class ModelCheckpoint extends MonitorCallback {
     this.lastTimeSaved = performance.now();
     this.pendingSave = false;
     this.validationRuns = 0;
-    if (trainer.fastDevRun || this.resumed || this.latestModelPath !== undefined || this.dirpath === undefined) return;
-    await this.warnIfNotEmpty(trainer, this.dirpath);
+    if (trainer.fastDevRun || this.dirpath === undefined) return;
+    const removed = removeStaleTempFiles(this.dirpath);
+    if (removed.length > 0) {
+      trainer.print(`ModelCheckpoint: removed ${removed.length} temporary file(s) that killed writers left in ${this.dirpath} (${listSome(removed)}).`);
+    }
+    if (this.resumed) await this.reportOrphans(trainer, this.dirpath);
+    else if (this.latestModelPath === undefined) await this.warnIfNotEmpty(trainer, this.dirpath);
+  }
+
+  /**
+   * A SIGINT or SIGTERM stopped the fit at a batch boundary: with saveLast, write last.ckpt now, so
+   * that `fit(..., { ckptPath: 'last' })` continues from this very batch.
+   */
+  override async onException(trainer: TrainerContext, _module: LightningModule, error: unknown): Promise<void> {
+    if (!(error instanceof InterruptedError) || !this.options.saveLast || this.skip(trainer)) return;
+    const loop = error.position.runningStage;
+    if (loop !== 'train' && loop !== 'validate') return; // before the first epoch or after the last one
+    const dir = this.dirpath ?? path.resolve(trainer.logDir, 'checkpoints');
+    this.dirpath = dir;
+    const last = path.join(dir, LAST_CHECKPOINT_NAME);
+    try {
+      await trainer.saveCheckpoint(last, this.options.saveWeightsOnly);
+    } catch (writeError) {
+      // The other onException hooks (loggers, the module) must still run.
+      trainer.print(`ModelCheckpoint: could not write ${last} at the ${error.signal}: ${(writeError as Error).message}`);
+      return;
+    }
+    this.lastModelPath = last;
+    if (this.options.verbose) trainer.print(`ModelCheckpoint: saved ${last} (${error.signal}).`);
   }
 
   override onValidationEnd(trainer: TrainerContext): void {
@@ -330,9 +366,28 @@ export class ModelCheckpoint extends MonitorCallback {
   private async warnIfNotEmpty(trainer: TrainerContext, dir: string): Promise<void> {
     const files = (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.ckpt'));
     if (files.length > 0) {
-      trainer.print(`ModelCheckpoint: the folder ${dir} already holds ${files.length} checkpoint(s) (${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''}); new files get a '-vN' suffix when a name is taken, and old ones are not deleted.`);
+      trainer.print(`ModelCheckpoint: the folder ${dir} already holds ${files.length} checkpoint(s) (${listSome(files)}); new files get a '-vN' suffix when a name is taken, and old ones are not deleted.`);
     }
   }
+
+  /**
+   * After a resume: checkpoints named like this callback's top-k files that the resumed state does
+   * not know (a run killed between writing a new top-k file and deleting the one it replaced, or an
+   * earlier run in the same folder) are reported in one line, and kept.
+   */
+  private async reportOrphans(trainer: TrainerContext, dir: string): Promise<void> {
+    const known = new Set([...Object.keys(this.bestKModels), this.bestModelPath, this.latestModelPath].filter((p) => p !== undefined).map((p) => path.basename(p)));
+    const orphans = (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f !== LAST_CHECKPOINT_NAME && !known.has(f) && this.template.matches(f));
+    if (orphans.length > 0) {
+      trainer.print(
+        `ModelCheckpoint: ${dir} holds ${orphans.length} checkpoint(s) that look like top-k files of an earlier run but are not among those this resumed run keeps (${listSome(orphans)}); they are not ranked and not deleted: remove them if they are not needed.`,
+      );
+    }
+  }
+}
+
+function listSome(names: readonly string[]): string {
+  return `${names.slice(0, 3).join(', ')}${names.length > 3 ? ', ...' : ''}`;
 }
 
 async function fileExists(file: string): Promise<boolean> {

@@ -1,7 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from './atomic-write.js';
 import { CheckpointError } from './errors.js';
 import { FLINT_VERSION } from './version.js';
 
@@ -156,39 +156,6 @@ export function decodeCheckpoint(bytes: Buffer, source: string): CheckpointObjec
   };
   const { tensors: _t, blobSha256: _s, ...rest } = header;
   return restore(rest) as CheckpointObject;
-}
-
-/**
- * Writes bytes atomically: a temporary file beside the target, flushed to disk, then renamed over
- * it, so that a crash at any moment leaves either the old file or the new one, never half of one.
- */
-export async function writeFileAtomic(target: string, bytes: Uint8Array | string): Promise<void> {
-  const dir = path.dirname(target);
-  await fs.mkdir(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const handle = await fs.open(tmp, 'w');
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await fs.rename(tmp, target);
-  } catch (error) {
-    await fs.rm(tmp, { force: true });
-    throw error;
-  }
-  try {
-    const dirHandle = await fs.open(dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
-  } catch {
-    // Some file systems cannot fsync a directory; the rename is still atomic.
-  }
 }
 
 /** Writes a checkpoint object to `file` atomically. */

@@ -1,3 +1,5 @@
+import type { RunningStage, Stage } from './hooks.js';
+
 /**
  * Flint's error family. Every error names the option or data at fault, the value received and what
  * would be valid; an underlying error travels in `cause`.
@@ -8,7 +10,8 @@ export type FlintErrorCode =
   | 'CHECKPOINT'
   | 'DATA'
   | 'BACKEND'
-  | 'LOGGER';
+  | 'LOGGER'
+  | 'INTERRUPTED';
 
 export class FlintError extends Error {
   override readonly name: string = 'FlintError';
@@ -63,4 +66,46 @@ export class LoggerError extends FlintError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, { ...options, code: 'LOGGER' });
   }
+}
+
+/** The signals that interrupt a run: Ctrl-C sends SIGINT, `kill` and process managers SIGTERM. */
+export type InterruptSignal = 'SIGINT' | 'SIGTERM';
+
+/** Where a run was when a signal interrupted it. */
+export interface InterruptPosition {
+  /** What the trainer was running: 'fit', 'validate', 'test' or 'predict'. */
+  readonly stage: Stage;
+  /** The loop inside it: 'train', 'sanity_check', 'validate', 'test', 'predict', or undefined outside the loops. */
+  readonly runningStage: RunningStage | undefined;
+  readonly epoch: number;
+  /** Batches finished in the current loop (training batches of the epoch while training). */
+  readonly batch: number;
+  readonly globalStep: number;
+}
+
+/**
+ * A run stopped by SIGINT or SIGTERM at a batch boundary. Callbacks and the module receive it in
+ * `onException`, loggers finalize with status 'interrupted'; then the process exits with 130
+ * (SIGINT) or 143 (SIGTERM), or, with the Trainer option `exitOnInterrupt: false`, the run rejects
+ * with it.
+ */
+export class InterruptedError extends FlintError {
+  override readonly name = 'InterruptedError';
+  override readonly code = 'INTERRUPTED' as const;
+  constructor(
+    readonly signal: InterruptSignal,
+    readonly position: InterruptPosition,
+  ) {
+    super(`${position.stage} was interrupted by ${signal} ${describePosition(position)}.`, { code: 'INTERRUPTED' });
+  }
+}
+
+/** "at epoch 2, batch 17 (global step 57)", "in the validation of epoch 2, after batch 3 (global step 57)", "after test batch 5". */
+function describePosition(p: InterruptPosition): string {
+  const step = `(global step ${p.globalStep})`;
+  if (p.stage !== 'fit') return p.runningStage === undefined ? 'after its last batch' : `after ${p.stage} batch ${p.batch}`;
+  if (p.runningStage === 'train') return `at epoch ${p.epoch}, batch ${p.batch} ${step}`;
+  if (p.runningStage === 'validate') return `in the validation of epoch ${p.epoch}, after batch ${p.batch} ${step}`;
+  if (p.runningStage === 'sanity_check') return `in the sanity check, after batch ${p.batch}`;
+  return `at epoch ${p.epoch} ${step}`;
 }

@@ -1,5 +1,5 @@
-export { FlintError, MisconfigurationError, CheckpointError, DataError, BackendError, LoggerError } from './errors.js';
-export type { FlintErrorCode } from './errors.js';
+export { FlintError, MisconfigurationError, CheckpointError, DataError, BackendError, LoggerError, InterruptedError } from './errors.js';
+export type { FlintErrorCode, InterruptSignal, InterruptPosition } from './errors.js';
 export { Callback } from './hooks.js';
 export type {
   CallbackHooks,
@@ -48,11 +48,11 @@ export {
   decodeCheckpoint,
   saveCheckpointFile,
   loadCheckpointFile,
-  writeFileAtomic,
   captureOptimizerState,
   restoreOptimizerState,
   CHECKPOINT_FORMAT,
   CHECKPOINT_FORMAT_VERSION,
 } from './checkpoint.js';
 export type { CheckpointObject, OptimizerState } from './checkpoint.js';
+export { writeFileAtomic, atomicTempPath, removeStaleTempFiles } from './atomic-write.js';
 export { FLINT_VERSION } from './version.js';

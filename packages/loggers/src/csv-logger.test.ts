@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -118,6 +119,20 @@ describe('CSVLogger', () => {
     expect(() => l.logMetrics({ a: 3 }, 2)).not.toThrow();
     expect(l.writeError!.message).toMatch(new RegExp(`^CSVLogger could not write '${file}/flint_logs/version_0': ENOTDIR`));
     l.finalize('failed');
+  });
+
+  it('its first write into a folder removes the temporary files that killed writers left there, not those of a live writer', () => {
+    const dir = path.join(tmp, 'flint_logs', 'version_0');
+    fs.mkdirSync(dir, { recursive: true });
+    const gone = spawnSync(process.execPath, ['-e', '']).pid!; // a process that has ended
+    const dead = `.flint-tmp.${gone}.0badc0de.tmp`;
+    const live = `.flint-tmp.${process.ppid}.0badc0de.tmp`;
+    for (const name of [dead, live]) fs.writeFileSync(path.join(dir, name), 'half a file');
+    const l = new CSVLogger({ saveDir: tmp, version: 0 });
+    l.logHyperparams({ lr: 0.1 });
+    l.logMetrics({ a: 1 }, 0);
+    l.finalize('success');
+    expect(fs.readdirSync(dir).sort()).toEqual([live, 'hparams.yaml', 'metrics.csv']);
   });
 
   it('rejects a metric named step', () => {

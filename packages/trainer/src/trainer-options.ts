@@ -79,6 +79,12 @@ export const trainerOptionsSchema = z.strictObject({
   enableCheckpointing: z.boolean().default(true),
   /** Print the module's summary at fit start. */
   enableModelSummary: z.boolean().default(true),
+  /**
+   * After a SIGINT (Ctrl-C) or SIGTERM has stopped a run and its clean-up ran (onException,
+   * teardown, loggers finalized, last.ckpt written), end the process with 130 / 143 (true), or make
+   * fit/validate/test/predict reject with the InterruptedError (false).
+   */
+  exitOnInterrupt: z.boolean().default(true),
   /** Root folder for logs and checkpoints when loggers/callbacks do not say otherwise. */
   defaultRootDir: z.string().min(1).optional(),
 });

@@ -20,6 +20,7 @@ import {
   describeBatch,
   getGlobalSeed,
   inferBatchSize,
+  InterruptedError,
   isDataModule,
   MetricCollector,
   MisconfigurationError,
@@ -31,6 +32,7 @@ import {
   type DataModule,
   type EpochRecord,
   type FitProgress,
+  type InterruptSignal,
   type LightningModule,
   type Logger,
   type LRSchedulerConfig,
@@ -51,6 +53,7 @@ import { join as joinPath, relative as relativePath, sep as pathSep } from 'node
 import { describeChoice, selectBackend, type BackendChoice, type BackendName } from './accelerator.js';
 import type { TrainerEvents } from './events.js';
 import { HookDispatcher, type HookTarget, type HookTiming } from './internal/hook-dispatcher.js';
+import { exitBySignal, InterruptListener } from './internal/interrupt.js';
 import { ProgressBar } from './progress-bar.js';
 import { applyLimit, maxTimeMs, trainerOptionsSchema, type ResolvedTrainerOptions, type TrainerOptions } from './trainer-options.js';
 
@@ -147,13 +150,18 @@ export class Trainer implements TrainerContext {
   private readonly collector = new MetricCollector();
   private module: LightningModule | undefined;
   private fitStarted = 0;
-  /** True from the end of an epoch's end phase until the next epoch starts. */
+  /** True from the end of an epoch's end phase until the epoch counter moves on to the next one. */
   private epochEndDone = false;
   private lastEpochLogStep = -1;
   /** The step metrics the loop logs after onTrainBatchEnd (or a checkpoint taken there, first). */
   private pendingStepLog: { metrics: Metrics; step: number } | undefined;
   /** The DataModule of the running stage, torn down when it ends. */
   private datamodule: DataModule<unknown> | undefined;
+  /** SIGINT/SIGTERM listeners of the running stage. */
+  private interruptListener: InterruptListener | undefined;
+  private interruptedBy: InterruptSignal | undefined;
+  /** The last checkpoint written through saveCheckpoint (the resume line after an interrupt names it). */
+  private lastSaved: { path: string; weightsOnly: boolean } | undefined;
 
   constructor(options: TrainerOptions = {}) {
     this.options = parseOptions('Trainer', trainerOptionsSchema, options);
@@ -238,6 +246,13 @@ export class Trainer implements TrainerContext {
   }
   get stopReason(): StopReason | undefined {
     return this._stopReason;
+  }
+  /**
+   * Whether a SIGINT (Ctrl-C) or SIGTERM interrupted the last run; `stopReason` then has the rule
+   * 'interrupted' and the signal in `values.signal`. See the option `exitOnInterrupt`.
+   */
+  get interrupted(): boolean {
+    return this.interruptedBy !== undefined;
   }
   get optimizers(): readonly OptimizerWrapper[] {
     return this._optimizers;
@@ -330,6 +345,7 @@ export class Trainer implements TrainerContext {
   async saveCheckpoint(path: string, weightsOnly = false): Promise<void> {
     const checkpoint = await this.dumpCheckpoint(weightsOnly);
     await saveCheckpointFile(path, checkpoint as CheckpointObject);
+    this.lastSaved = { path, weightsOnly };
   }
 
   // ---- public entry points -------------------------------------------------------------------
@@ -388,7 +404,7 @@ export class Trainer implements TrainerContext {
   async predict<B>(module: LightningModule<B>, data: DataInput<B>): Promise<Array<tf.Tensor | tf.Tensor[]>> {
     const m = module as LightningModule;
     const outputs: Array<tf.Tensor | tf.Tensor[]> = [];
-    await this.run(m, 'predict', async () => {
+    const running = this.run(m, 'predict', async () => {
       const loader = await this.resolveEvalData(data, 'predict');
       await this.callSetup('predict');
       const limit = applyLimit(this.fastDevRun ? this.fastDevRunBatches : this.options.limitPredictBatches, loader.length);
@@ -414,11 +430,18 @@ export class Trainer implements TrainerContext {
         }
         this.events.emit('evalBatchEnd', { stage: 'predict', batchIdx, numBatches: limit });
         batchIdx += 1;
+        await this.checkInterrupt(batchIdx);
       }
       await d.call('onPredictEpochEnd', []);
       await d.call('onPredictEnd', []);
       this.events.emit('evalEnd', { stage: 'predict', metrics: {} });
     });
+    try {
+      await running;
+    } catch (error) {
+      tf.dispose(outputs);
+      throw error;
+    }
     return outputs;
   }
 
@@ -451,32 +474,98 @@ export class Trainer implements TrainerContext {
     module._collector = this.collector;
     const targets: HookTarget[] = [...this.callbacks, ...this.loggers];
     this._dispatcher = new HookDispatcher(this, module, targets);
-    let status: RunStatus = 'success';
+    this.interruptedBy = undefined;
+    // A first SIGINT/SIGTERM requests a stop that the loops turn into an InterruptedError at the
+    // next batch boundary; a second one ends the process at once.
+    const interrupt = new InterruptListener((signal) => {
+      this.interruptedBy = signal;
+      this.requestStop({ rule: 'interrupted', message: `${signal} received`, source: 'signal', values: { signal } });
+    });
+    this.interruptListener = interrupt;
     try {
-      await body();
+      let status: RunStatus = 'success';
+      try {
+        await body();
+        // A signal during the last hooks: the run ended, the process still stops.
+        this._runningStage = undefined;
+        await this.checkInterrupt(0);
+      } catch (error) {
+        status = error instanceof InterruptedError || (error instanceof Error && error.name === 'AbortError') ? 'interrupted' : 'failed';
+        this.lastSaved = undefined;
+        await this.dispatcher.call('onException', [error]).catch(() => undefined);
+        throw error;
+      } finally {
+        try {
+          await this.dispatcher.call('teardown', [stage]);
+          const dm = this.datamodule;
+          this.datamodule = undefined;
+          await dm?.teardown?.(stage);
+          if (stage === 'fit' || stage === 'validate' || stage === 'test') {
+            for (const logger of this.loggers) await logger.finalize(status);
+          }
+        } finally {
+          if (stage === 'fit') this.disposeOptimizers(module);
+          this.collector.reset();
+          this.pendingStepLog = undefined;
+          module._gradStore.clear();
+          module._collector = undefined;
+          this._runningStage = undefined;
+          this.module = undefined;
+          module.train();
+        }
+      }
     } catch (error) {
-      status = error instanceof Error && error.name === 'AbortError' ? 'interrupted' : 'failed';
-      await this.dispatcher.call('onException', [error]).catch(() => undefined);
+      if (error instanceof InterruptedError) {
+        this.reportInterrupt(error);
+        if (this.options.exitOnInterrupt) {
+          interrupt.dispose();
+          exitBySignal(error.signal);
+        }
+      }
       throw error;
     } finally {
-      try {
-        await this.dispatcher.call('teardown', [stage]);
-        const dm = this.datamodule;
-        this.datamodule = undefined;
-        await dm?.teardown?.(stage);
-        if (stage === 'fit' || stage === 'validate' || stage === 'test') {
-          for (const logger of this.loggers) await logger.finalize(status);
-        }
-      } finally {
-        if (stage === 'fit') this.disposeOptimizers(module);
-        this.collector.reset();
-        this.pendingStepLog = undefined;
-        module._gradStore.clear();
-        module._collector = undefined;
-        this._runningStage = undefined;
-        this.module = undefined;
-        module.train();
-      }
+      interrupt.dispose();
+      this.interruptListener = undefined;
+    }
+  }
+
+  /**
+   * At a batch boundary: lets the event loop run now and then (so that signal listeners run at
+   * all), and raises the InterruptedError once a signal was received. `batch` is the number of
+   * batches the current loop has finished.
+   */
+  private async checkInterrupt(batch: number): Promise<void> {
+    const interrupt = this.interruptListener;
+    if (interrupt === undefined) return;
+    await interrupt.yield();
+    const signal = interrupt.received;
+    if (signal === undefined) return;
+    throw new InterruptedError(signal, {
+      stage: this._stage ?? 'fit',
+      runningStage: this._runningStage,
+      epoch: this._progress.epoch,
+      batch,
+      globalStep: this._progress.globalStep,
+    });
+  }
+
+  /** The one line after an interrupt: where the run stopped and how to resume it. */
+  private reportInterrupt(error: InterruptedError): void {
+    const what = error.message.replace(/\.$/, '');
+    if (error.position.stage !== 'fit') {
+      this.print(`Flint: ${what}.`);
+      return;
+    }
+    const saved = this.lastSaved;
+    if (saved !== undefined && !saved.weightsOnly) {
+      const quoted = `'${saved.path.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+      this.print(`Flint: ${what}; resume with trainer.fit(module, train, val, { ckptPath: ${quoted} })`);
+    } else if (saved !== undefined) {
+      this.print(`Flint: ${what}; ${saved.path} holds the weights only (ModelCheckpoint saveWeightsOnly) and cannot resume a fit.`);
+    } else {
+      this.print(
+        `Flint: ${what}; no checkpoint was written, so the fit cannot resume from here (keep enableCheckpointing: true, or add a ModelCheckpoint with saveLast: true, to write last.ckpt when interrupted).`,
+      );
     }
   }
 
@@ -786,6 +875,7 @@ export class Trainer implements TrainerContext {
       this._runningStage = 'train';
       module.train();
       this.collector.loop = 'train';
+      await this.checkInterrupt(this._progress.batchInEpoch);
       await d.call('onTrainEpochStart', []);
       this.events.emit('trainEpochStart', { epoch, numBatches: this._numTrainingBatches });
       let batchIdx = this._progress.batchInEpoch;
@@ -828,6 +918,7 @@ export class Trainer implements TrainerContext {
         await this.logPendingStep();
         batchIdx += 1;
         this.checkStepLimits(maxTime);
+        await this.checkInterrupt(batchIdx);
         if (valEpoch && valInterval > 0 && batchIdx % valInterval === 0 && !isLast && !this.shouldStop) {
           await this.evaluationLoop(module, evalLoader!, 'validate', valLimit);
           validatedAt = batchIdx;
@@ -862,7 +953,10 @@ export class Trainer implements TrainerContext {
       for (const logger of this.loggers) await logger.save();
       this._progress.epoch = epoch + 1;
       this._progress.batchInEpoch = 0;
+      // From here a checkpoint resumes at the start of the next epoch.
+      this.epochEndDone = false;
       this.events.emit('trainEpochEnd', { epoch, metrics: { ...this._progressBarMetrics } });
+      await this.checkInterrupt(0);
       if (this.maxSteps !== -1 && this.globalStep >= this.maxSteps) this.stopWith('max_steps', `reached maxSteps=${this.maxSteps}`);
       if (this.shouldStop) {
         if (this._progress.epoch < o.minEpochs) {
@@ -1069,6 +1163,12 @@ export class Trainer implements TrainerContext {
       }
       this.events.emit('evalBatchEnd', { stage, batchIdx, numBatches: limit });
       batchIdx += 1;
+      if (this.interruptListener?.received !== undefined && this._stage === 'fit') {
+        // Partial validation results do not go into the checkpoint of this interrupt: its resume runs
+        // an epoch-end validation again, whole (an in-epoch one is not repeated).
+        this.collector.takeEpoch(loop);
+      }
+      await this.checkInterrupt(batchIdx);
       if (batchIdx >= limit) break;
     }
     this.collector.hookKind = 'epoch';

@@ -57,6 +57,20 @@ export class FilenameTemplate {
     return this.groups.map((g) => g.name);
   }
 
+  /** Whether a file name could have come from this template: `<name>.ckpt` or `<name>-vN.ckpt`. */
+  matches(fileName: string): boolean {
+    let pattern = '';
+    let last = 0;
+    for (const m of this.template.matchAll(GROUP)) {
+      const group = this.groups.find((g) => g.text === m[0])!;
+      const prefix = this.autoInsertMetricName ? `${group.name.replaceAll('/', '_')}=` : '';
+      pattern += escapeRegExp(this.template.slice(last, m.index) + prefix) + '.+?';
+      last = m.index + m[0].length;
+    }
+    pattern += escapeRegExp(this.template.slice(last));
+    return new RegExp(`^${pattern}(?:-v\\d+)?\\.ckpt$`).test(fileName);
+  }
+
   /** The file name (without '.ckpt') for these values; a metric the template needs but `values` lacks is an error. */
   format(values: Metrics): string {
     let out = '';
@@ -96,4 +110,8 @@ export function formatNumber(value: number, spec: FormatSpec | undefined, name: 
   const width = spec?.width ?? 0;
   if (spec?.zero === true) return sign + body.padStart(Math.max(0, width - sign.length), '0');
   return (sign + body).padStart(width, ' ');
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { atomicTempPath, removeStaleTempFiles } from '@flint/core';
 import { z } from 'zod';
 
 /**
@@ -76,15 +77,17 @@ export class RunDir {
   }
 }
 
-let tmpCounter = 0;
-
 /**
  * Writes a file atomically: a temporary file in the same folder, then a rename over the target. The
- * temporary name never contains `tfevents`, so TensorBoard does not pick up a half-written file.
+ * temporary name never contains `tfevents`, so TensorBoard does not pick up a half-written file; it
+ * holds the writer's pid (`.flint-tmp.<pid>.<hex>.tmp`), so that the first write into a folder can
+ * remove what killed writers left there. A write that fails removes its temporary file.
  */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = path.join(path.dirname(file), `.flint-tmp.${process.pid}.${tmpCounter++}`);
+  const dir = path.dirname(file);
+  fs.mkdirSync(dir, { recursive: true });
+  removeStaleTempFiles(dir, { once: true });
+  const tmp = atomicTempPath(file, 'flint-tmp');
   try {
     fs.writeFileSync(tmp, data);
     fs.renameSync(tmp, file);

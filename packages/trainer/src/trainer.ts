@@ -957,7 +957,7 @@ export class Trainer implements TrainerContext {
     }
     if (loss.dtype !== 'float32') {
       throw own(new MisconfigurationError(
-        `${module.constructor.name}.trainingStep returned a ${loss.dtype} loss on batch ${batchIdx}: a loss must be float32 and depend on the trainable float parameters ` +
+        `${module.constructor.name}.trainingStep returned ${loss.dtype === 'int32' ? 'an' : 'a'} ${loss.dtype} loss on batch ${batchIdx}: a loss must be float32 and depend on the trainable float parameters ` +
           `(${describeParams(module)}); no gradient flows through ${loss.dtype} values (argMax, tf.cast to int32, comparisons). Compute it with float ops, e.g. tf.losses.* or crossEntropy.`,
       ));
     }

@@ -207,7 +207,8 @@ export class Module {
    * Builds the tfjs layers whose input shape is known without data: a layer given an `inputShape`
    * (or `batchInputShape`) is called once on zeros of that shape (batch 1). Subclasses that know
    * more override it (`Sequential` runs its chain from its first item's input shape). Runs in eval
-   * mode, so that no layer state (batch-norm statistics) changes. Returns `unbuiltLayers()` after.
+   * mode, so that no layer state (batch-norm statistics) changes; a call that fails leaves the layer
+   * unbuilt. Returns `unbuiltLayers()` after.
    */
   buildLayers(): string[] {
     if (this.unbuiltLayers().length === 0) return [];
@@ -216,7 +217,7 @@ export class Module {
         if (child.kind === 'module') child.value.buildLayers();
         else if (child.kind === 'layer' && !child.value.built) {
           const shape = exampleShape(child.value);
-          if (shape !== undefined) tf.tidy(() => void child.value.apply(tf.zeros(shape), { training: false }));
+          if (shape !== undefined) tryBuild(() => child.value.apply(tf.zeros(shape), { training: false }));
         }
       }
     });
@@ -344,6 +345,18 @@ export function exampleShape(layer: TfLayerLike): number[] | undefined {
   const batchInputShape = (layer as { batchInputShape?: ReadonlyArray<number | null> }).batchInputShape;
   if (!Array.isArray(batchInputShape) || batchInputShape.length === 0) return undefined;
   return batchInputShape.map((d) => (typeof d === 'number' && d > 0 ? d : 1));
+}
+
+/**
+ * Runs a call that builds layers on zeros inside `tf.tidy`. Building without data is a best effort:
+ * a layer the zeros do not fit stays unbuilt, and whoever asked for it reports the unbuilt layers.
+ */
+export function tryBuild(call: () => unknown): void {
+  try {
+    tf.tidy(() => void call());
+  } catch {
+    // left unbuilt: see unbuiltLayers()
+  }
 }
 
 /** Runs `fn` with `module` and every nested module in eval mode, then restores each one's mode. */

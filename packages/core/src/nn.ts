@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { MisconfigurationError } from './errors.js';
-import { exampleShape, isTfLayer, Module, withEvalMode } from './module.js';
+import { exampleShape, isTfLayer, Module, tryBuild, withEvalMode } from './module.js';
 import { createRng } from './seed.js';
 
 export type Activation = 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'elu' | 'relu6' | 'leakyrelu';
@@ -171,11 +171,11 @@ export class Sequential extends Module {
     return isTfLayer(first) ? exampleShape(first) : undefined;
   }
 
-  /** Builds the tfjs layers in the chain by running it once on zeros, when the first item tells the input shape. */
+  /** Builds the tfjs layers in the chain by running it once on zeros (in eval mode), when the first item tells the input shape. */
   override buildLayers(): string[] {
     const shape = this.inputShape();
     if (shape === undefined || this.unbuiltLayers().length === 0) return super.buildLayers();
-    withEvalMode(this, () => tf.tidy(() => void this.forward(tf.zeros(shape))));
+    withEvalMode(this, () => tryBuild(() => this.forward(tf.zeros(shape))));
     return this.unbuiltLayers();
   }
 }

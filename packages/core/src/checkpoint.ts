@@ -94,14 +94,24 @@ export function encodeCheckpoint(checkpoint: CheckpointObject): Buffer {
 
 /** Decodes and verifies a checkpoint file's bytes; `source` names the file in errors. */
 export function decodeCheckpoint(bytes: Buffer, source: string): CheckpointObject {
-  if (bytes.length < MAGIC.length + 4 || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) {
+  const prefix = MAGIC.length + 4;
+  const magicLength = Math.min(bytes.length, MAGIC.length);
+  if (!bytes.subarray(0, magicLength).equals(MAGIC.subarray(0, magicLength)) || bytes.length === 0) {
+    if (bytes.length === 0) throw new CheckpointError(`${source} is empty (0 bytes): a Flint checkpoint starts with ${prefix} bytes (magic and header length) and its header.`);
     const start = JSON.stringify(bytes.subarray(0, 16).toString('latin1'));
     throw new CheckpointError(`${source} is not a Flint checkpoint: it should start with "FLINTCKPT" but starts with ${start}.`);
+  }
+  if (bytes.length < prefix) {
+    throw new CheckpointError(
+      `${source} is truncated: it has ${bytes.length} bytes, fewer than the ${prefix} of a Flint checkpoint's magic and header length.`,
+    );
   }
   const headerLength = bytes.readUInt32LE(MAGIC.length);
   const headerEnd = MAGIC.length + 4 + headerLength;
   if (headerEnd > bytes.length) {
-    throw new CheckpointError(`${source} is truncated: its header says ${headerLength} bytes but the file has ${bytes.length - MAGIC.length - 4} after the magic.`);
+    throw new CheckpointError(
+      `${source} is truncated: its header should have ${headerLength} bytes but the file has ${bytes.length - prefix} after the magic and header length (${bytes.length} bytes in all).`,
+    );
   }
   let header: Record<string, unknown>;
   try {
@@ -122,7 +132,11 @@ export function decodeCheckpoint(bytes: Buffer, source: string): CheckpointObjec
   const blob = bytes.subarray(headerEnd);
   const expectedLength = index.reduce((a, e) => Math.max(a, e.offset + e.byteLength), 0);
   if (blob.length !== expectedLength) {
-    throw new CheckpointError(`${source} is truncated or damaged: it holds ${blob.length} bytes of tensor data, its index says ${expectedLength}.`);
+    throw new CheckpointError(
+      blob.length < expectedLength
+        ? `${source} is truncated: it holds ${blob.length} bytes of tensor data, its index says ${expectedLength} (${expectedLength - blob.length} missing).`
+        : `${source} is damaged: it holds ${blob.length} bytes of tensor data, its index says ${expectedLength}.`,
+    );
   }
   const sha = createHash('sha256').update(blob).digest('hex');
   if (sha !== header.blobSha256) {

@@ -109,3 +109,50 @@ function describePosition(p: InterruptPosition): string {
   if (p.runningStage === 'sanity_check') return `in the sanity check, after batch ${p.batch}`;
   return `at epoch ${p.epoch} ${step}`;
 }
+
+/** Where a module's step failed; attached to the error it threw as `flintContext`. */
+export interface StepErrorContext {
+  /** The module's class name. */
+  readonly module: string;
+  readonly step: 'trainingStep' | 'validationStep' | 'testStep' | 'predictStep';
+  readonly batchIdx: number;
+  readonly epoch: number;
+  /** The batch's structure with dtypes and shapes, as `[float32[8,4], int32[8]]`. */
+  readonly batch: string;
+}
+
+/** The context the trainer attached to an error thrown inside a step, if any. */
+export function stepErrorContext(error: unknown): StepErrorContext | undefined {
+  if (error === null || typeof error !== 'object') return undefined;
+  return (error as { flintContext?: StepErrorContext }).flintContext;
+}
+
+/**
+ * Attaches where a step failed to the error it threw, keeping the error itself (same object, class
+ * and message first): `flintContext` holds the context, and a note naming module, step, batch and
+ * epoch is added as the message's last line (and to the stack, when it was already printed into it).
+ * A thrown value that is not an Error becomes a FlintError that holds it as `cause`.
+ */
+export function attachStepContext(error: unknown, context: StepErrorContext): Error {
+  const note = `[Flint] in ${context.module}.${context.step} on batch ${context.batchIdx} of epoch ${context.epoch} (batch: ${context.batch})`;
+  if (!(error instanceof Error)) {
+    const shown = typeof error === 'string' ? JSON.stringify(error) : String(error);
+    const wrapped = new FlintError(`${context.module}.${context.step} threw ${shown}, which is not an Error.\n${note}`, { cause: error });
+    Object.defineProperty(wrapped, 'flintContext', { value: context, configurable: true, writable: true });
+    return wrapped;
+  }
+  if (stepErrorContext(error) !== undefined) return error;
+  try {
+    const stack = error.stack; // formats the stack with the original message, if not done yet
+    const original = error.message;
+    Object.defineProperty(error, 'flintContext', { value: context, configurable: true, writable: true });
+    error.message = `${original}\n${note}`;
+    if (typeof stack === 'string') {
+      const firstLine = stack.indexOf('\n    at ');
+      error.stack = firstLine < 0 ? `${stack}\n${note}` : `${stack.slice(0, firstLine)}\n${note}${stack.slice(firstLine)}`;
+    }
+  } catch {
+    // A frozen error keeps what it says.
+  }
+  return error;
+}

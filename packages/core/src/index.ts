@@ -1,5 +1,7 @@
-export { FlintError, MisconfigurationError, CheckpointError, DataError, BackendError, LoggerError, InterruptedError } from './errors.js';
-export type { FlintErrorCode, InterruptSignal, InterruptPosition } from './errors.js';
+export { FlintError, MisconfigurationError, CheckpointError, DataError, BackendError, LoggerError, InterruptedError, attachStepContext, stepErrorContext } from './errors.js';
+export type { FlintErrorCode, InterruptSignal, InterruptPosition, StepErrorContext } from './errors.js';
+export { tapeGradients } from './gradients.js';
+export type { TapeResult } from './gradients.js';
 export { Callback } from './hooks.js';
 export type {
   CallbackHooks,

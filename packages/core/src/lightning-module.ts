@@ -3,7 +3,8 @@ import { HostTensor, loadCheckpointFile } from './checkpoint.js';
 import { CheckpointError, MisconfigurationError } from './errors.js';
 import type { ModuleHooks, TrainerContext } from './hooks.js';
 import { MetricCollector, type LogOptions } from './metric-collector.js';
-import { Module } from './module.js';
+import { tapeGradients } from './gradients.js';
+import { Module, withEvalMode } from './module.js';
 import { GradStore, type LRSchedulerConfig, type OptimizerWrapper, type OptimizersReturn } from './optimization.js';
 
 export type { LogOptions } from './metric-collector.js';
@@ -26,6 +27,7 @@ export abstract class LightningModule<Batch = unknown> extends Module {
     'trainer',
     'hparams',
     'automaticOptimization',
+    'exampleInputArray',
   ]);
 
   /** Set to false to write the optimizer loop yourself in `trainingStep` (manual optimization). */
@@ -33,6 +35,14 @@ export abstract class LightningModule<Batch = unknown> extends Module {
 
   /** Hyper-parameters saved with `saveHyperparameters`, stored in checkpoints and shown by loggers. */
   hparams: Record<string, unknown> = {};
+
+  /**
+   * An input for `forward`, as Lightning's `example_input_array`: a tensor (passed as `forward(x)`)
+   * or an array of tensors (spread into `forward`). Where tfjs layers get their weights only on
+   * their first call, `loadFromCheckpoint` and the trainer run `forward` on it once (in eval mode,
+   * inside `tf.tidy`) to build them. Its shape matters, its values do not: `tf.zeros([1, 3])`.
+   */
+  exampleInputArray: tf.Tensor | tf.Tensor[] | undefined;
 
   /** The trainer running this module (set by the trainer during fit/validate/test/predict). */
   trainer: TrainerContext | undefined;
@@ -60,10 +70,11 @@ export abstract class LightningModule<Batch = unknown> extends Module {
     const hparams = (ckpt.hparams ?? {}) as Record<string, unknown>;
     const args = (options.args ?? [hparams]) as never[];
     const module = new this(...args);
-    const unbuilt = module.unbuiltLayers();
+    const unbuilt = module.buildLayers();
     if (unbuilt.length > 0) {
       throw new CheckpointError(
-        `loadFromCheckpoint: ${this.name}'s layers ${unbuilt.join(', ')} have no weights until their first call; give the first layer an inputShape so that the checkpoint's weights can be loaded.`,
+        `loadFromCheckpoint: ${this.name}'s layers ${unbuilt.join(', ')} have no weights until their first call, and their input shape is unknown: ` +
+          `set exampleInputArray in ${this.name} (an input for forward, e.g. this.exampleInputArray = tf.zeros([1, 3])) so that they are built before the weights are loaded.`,
       );
     }
     try {
@@ -74,6 +85,26 @@ export abstract class LightningModule<Batch = unknown> extends Module {
     module.hparams = { ...hparams };
     module.eval();
     return module;
+  }
+
+  /**
+   * Builds tfjs layers that have no weights yet without training data: layers that know their input
+   * shape (see `Module.buildLayers`), then a `forward(exampleInputArray)` in eval mode when the
+   * module declares one. Returns the layers still unbuilt.
+   */
+  override buildLayers(): string[] {
+    const unbuilt = super.buildLayers();
+    const example = this.exampleInputArray;
+    if (unbuilt.length === 0 || example === undefined) return unbuilt;
+    try {
+      withEvalMode(this, () => tf.tidy(() => void (Array.isArray(example) ? this.forward(...example) : this.forward(example))));
+    } catch (error) {
+      throw new MisconfigurationError(
+        `${this.constructor.name}: forward(exampleInputArray) failed (exampleInputArray: ${describeExample(example)}): ${(error as Error).message ?? String(error)}`,
+        { cause: error },
+      );
+    }
+    return this.unbuiltLayers();
   }
 
   /** The forward pass. Override it; `trainingStep` usually calls it. */
@@ -158,11 +189,23 @@ export abstract class LightningModule<Batch = unknown> extends Module {
     if (vars.length === 0) {
       throw new MisconfigurationError('manualBackward(): there are no trainable parameters to differentiate.');
     }
-    const { value, grads } = tf.variableGrads(lossFn, vars as tf.Variable[]);
+    const result = tapeGradients(lossFn, vars);
+    if (result.kind === 'threw') throw result.error;
+    if (result.kind === 'no-gradient') {
+      throw new MisconfigurationError(
+        `manualBackward(): the loss does not depend on the trainable float parameters given (${vars.length}): compute it inside lossFn from the module's outputs.`,
+      );
+    }
+    const { value, grads } = result;
     this._gradStore.accumulate(grads);
     for (const g of Object.values(grads)) g.dispose();
     return value;
   }
+}
+
+function describeExample(example: tf.Tensor | tf.Tensor[]): string {
+  const one = (t: unknown) => (t instanceof tf.Tensor ? `${t.dtype}[${t.shape.join(',')}]` : typeof t);
+  return Array.isArray(example) ? `[${example.map(one).join(', ')}]` : one(example);
 }
 
 // The module hooks are optional methods of LightningModule.

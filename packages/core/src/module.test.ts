@@ -102,6 +102,29 @@ describe('Module parameter discovery', () => {
     expect(seq.namedParameters().map((p) => p.name)).toEqual(['layers.0.weight', 'layers.0.bias', 'layers.1.kernel', 'layers.1.bias']);
   });
 
+  it('unbuiltLayers judges models by their layers; buildLayers builds what known input shapes allow, in eval mode', () => {
+    class Mixed extends Module {
+      seq = tf.sequential({ layers: [tf.layers.dense({ units: 4, inputShape: [3] }), tf.layers.dense({ units: 2 })] });
+      chain = new Sequential(new Linear(3, 4), tf.layers.batchNormalization(), tf.layers.dense({ units: 2 }));
+      shaped = tf.layers.dense({ units: 2, inputShape: [5] });
+      unknown = new Sequential(tf.layers.dense({ units: 2 }));
+      // a chain that fails on zeros: the layers after the failure stay unbuilt
+      misfit = new Sequential(tf.layers.dense({ units: 2, inputShape: [3] }), (): tf.Tensor => {
+        throw new Error('needs real data');
+      }, tf.layers.dense({ units: 1 }));
+    }
+    const m = new Mixed();
+    expect(m.seq.built).toBe(false);
+    expect(m.unbuiltLayers()).toEqual(['chain.layers.1', 'chain.layers.2', 'shaped', 'unknown.layers.0', 'misfit.layers.0', 'misfit.layers.2']);
+    const tensors = tf.memory().numTensors;
+    expect(m.buildLayers()).toEqual(['unknown.layers.0', 'misfit.layers.2']);
+    // New tensors are the new weights only (batch norm: 4, dense: 2, shaped: 2, misfit's dense: 2).
+    expect(tf.memory().numTensors - tensors).toBe(10);
+    expect(m.training && m.chain.training).toBe(true);
+    const bn = m.namedParameters().filter((p) => p.name.startsWith('chain.layers.1.moving'));
+    expect(bn.map((p) => Array.from(p.variable.dataSync()))).toEqual([[0, 0, 0, 0], [1, 1, 1, 1]]);
+  });
+
   it('Linear rejects bad sizes and inputs with the shapes involved', () => {
     expect(() => new Linear(0, 3)).toThrow('Linear(inFeatures, outFeatures): both must be positive integers (received 0, 3).');
     expect(() => new Linear(3, 2).forward(tf.ones([4, 5]))).toThrow('Linear expects input of shape [batch, 3] (received [4, 5]).');

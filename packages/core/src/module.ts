@@ -191,11 +191,37 @@ export class Module {
     return this.namedParameters({ trainableOnly: true }).map((p) => p.variable);
   }
 
-  /** Names of tfjs layers that are not built yet (their weights appear after the first forward pass). */
+  /**
+   * Names of tfjs layers that have no weights yet (they get them on their first call). Builtness is
+   * judged on the layers that hold weights: a tfjs model counts as built when all its layers are,
+   * whatever its own `built` flag says (`tf.sequential` whose first layer has an `inputShape` holds
+   * every weight but reports `built: false` until its first call).
+   */
   unbuiltLayers(): string[] {
     return this.namedLayers()
-      .filter((l) => !l.value.built)
+      .filter((l) => !(Array.isArray(l.value.layers) && l.value.layers.length > 0) && !l.value.built)
       .map((l) => l.name);
+  }
+
+  /**
+   * Builds the tfjs layers whose input shape is known without data: a layer given an `inputShape`
+   * (or `batchInputShape`) is called once on zeros of that shape (batch 1). Subclasses that know
+   * more override it (`Sequential` runs its chain from its first item's input shape). Runs in eval
+   * mode, so that no layer state (batch-norm statistics) changes; a call that fails leaves the layer
+   * unbuilt. Returns `unbuiltLayers()` after.
+   */
+  buildLayers(): string[] {
+    if (this.unbuiltLayers().length === 0) return [];
+    withEvalMode(this, () => {
+      for (const child of this.children()) {
+        if (child.kind === 'module') child.value.buildLayers();
+        else if (child.kind === 'layer' && !child.value.built) {
+          const shape = exampleShape(child.value);
+          if (shape !== undefined) tryBuild(() => child.value.apply(tf.zeros(shape), { training: false }));
+        }
+      }
+    });
+    return this.unbuiltLayers();
   }
 
   /** The weights as host copies, by parameter name (trainable and not). */
@@ -308,6 +334,39 @@ export class Module {
       `${formatCount(s.totalParams).padEnd(9)}Total params`,
       `${s.sizeMB.toFixed(3).padEnd(9)}Total estimated model params size (MB)`,
     ].join('\n');
+  }
+}
+
+/**
+ * The shape of a batch of one for a tfjs layer created with `inputShape` / `batchInputShape`
+ * (unknown dimensions become 1), or undefined when the layer does not know its input shape.
+ */
+export function exampleShape(layer: TfLayerLike): number[] | undefined {
+  const batchInputShape = (layer as { batchInputShape?: ReadonlyArray<number | null> }).batchInputShape;
+  if (!Array.isArray(batchInputShape) || batchInputShape.length === 0) return undefined;
+  return batchInputShape.map((d) => (typeof d === 'number' && d > 0 ? d : 1));
+}
+
+/**
+ * Runs a call that builds layers on zeros inside `tf.tidy`. Building without data is a best effort:
+ * a layer the zeros do not fit stays unbuilt, and whoever asked for it reports the unbuilt layers.
+ */
+export function tryBuild(call: () => unknown): void {
+  try {
+    tf.tidy(() => void call());
+  } catch {
+    // left unbuilt: see unbuiltLayers()
+  }
+}
+
+/** Runs `fn` with `module` and every nested module in eval mode, then restores each one's mode. */
+export function withEvalMode<T>(module: Module, fn: () => T): T {
+  const modes = [module, ...module.namedModules().map((m) => m.value)].map((m) => [m, m.training] as const);
+  for (const [m] of modes) m.training = false;
+  try {
+    return fn();
+  } finally {
+    for (const [m, training] of modes) m.training = training;
   }
 }
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { MisconfigurationError } from './errors.js';
-import { Module } from './module.js';
+import { exampleShape, isTfLayer, Module, tryBuild, withEvalMode } from './module.js';
 import { createRng } from './seed.js';
 
 export type Activation = 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'elu' | 'relu6' | 'leakyrelu';
@@ -161,5 +161,21 @@ export class Sequential extends Module {
       else y = layer.apply(y, { training: this.training }) as tf.Tensor;
     }
     return y;
+  }
+
+  /** The shape of a batch of one, when the first item tells it (a Linear, or a tfjs layer with an `inputShape`). */
+  inputShape(): number[] | undefined {
+    const first = this.layers[0];
+    if (first instanceof Linear) return [1, first.weight.shape[0]!];
+    if (first instanceof Sequential) return first.inputShape();
+    return isTfLayer(first) ? exampleShape(first) : undefined;
+  }
+
+  /** Builds the tfjs layers in the chain by running it once on zeros (in eval mode), when the first item tells the input shape. */
+  override buildLayers(): string[] {
+    const shape = this.inputShape();
+    if (shape === undefined || this.unbuiltLayers().length === 0) return super.buildLayers();
+    withEvalMode(this, () => tryBuild(() => this.forward(tf.zeros(shape))));
+    return this.unbuiltLayers();
   }
 }

@@ -197,6 +197,8 @@ export class TensorBoardLogger extends FileLogger {
         }
         at = epoch;
       }
+      // The trainer sends `epoch` with every call: one point per step, later calls at a step are not repeats to report.
+      if (key === 'epoch' && at <= (this.lastSteps.get(key) ?? -1)) continue;
       if (!this.acceptStep(key, at, value)) continue;
       let values = byStep.get(at);
       if (values === undefined) byStep.set(at, (values = []));

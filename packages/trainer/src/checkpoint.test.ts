@@ -159,7 +159,11 @@ describe('checkpoints and exact resume (cpu backend, seeded)', () => {
     const bytes = await fs.readFile(file);
     const cases: Array<[string, Buffer, RegExp]> = [
       ['foreign.ckpt', Buffer.from('PK\u0003\u0004 a zip file'), /is not a Flint checkpoint: it should start with "FLINTCKPT"/],
-      ['truncated.ckpt', bytes.subarray(0, bytes.length - 10), /is truncated or damaged: it holds \d+ bytes of tensor data, its index says \d+/],
+      ['empty.ckpt', Buffer.alloc(0), /is empty \(0 bytes\): a Flint checkpoint starts with 14 bytes \(magic and header length\) and its header\./],
+      ['cut-in-magic.ckpt', bytes.subarray(0, 6), /is truncated: it has 6 bytes, fewer than the 14 of a Flint checkpoint's magic and header length\./],
+      ['cut-in-length.ckpt', bytes.subarray(0, 12), /is truncated: it has 12 bytes, fewer than the 14 of a Flint checkpoint's magic and header length\./],
+      ['cut-in-header.ckpt', bytes.subarray(0, 100), /is truncated: its header should have \d+ bytes but the file has 86 after the magic and header length \(100 bytes in all\)\./],
+      ['truncated.ckpt', bytes.subarray(0, bytes.length - 10), /is truncated: it holds \d+ bytes of tensor data, its index says \d+ \(10 missing\)/],
       ['flipped.ckpt', Buffer.from(bytes.map((b, i) => (i === bytes.length - 3 ? b ^ 0xff : b))), /is damaged: the SHA-256 of its tensor data does not match its header/],
     ];
     for (const [name, content, message] of cases) {

@@ -167,7 +167,7 @@ describe('hook order (golden)', () => {
     module.trainingStep = () => {
       throw new Error('boom');
     };
-    await expect(trainer.fit(module, loader)).rejects.toThrow(/RecordingModule\.trainingStep failed on batch 0 of epoch 0 .*boom/);
+    await expect(trainer.fit(module, loader)).rejects.toThrow(/^boom\n\[Flint\] in RecordingModule\.trainingStep on batch 0 of epoch 0 /);
     expect(calls.slice(-4)).toEqual(['Callback.onException', 'Module.onException', 'Callback.teardown:fit', 'Module.teardown:fit']);
     ds.dispose();
   });

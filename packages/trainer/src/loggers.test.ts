@@ -6,6 +6,7 @@ import { LambdaCallback, ModelCheckpoint } from '@flint/callbacks';
 import { BoringModule, expectNoLeak, randomClassificationDataset } from '@flint/core/testing';
 import { CSVLogger, TensorBoardLogger } from '@flint/loggers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCsv } from '../../loggers/src/internal/csv.js';
 import { readLogDir } from '../../loggers/src/testing/event-reader.js';
 import { Trainer, type TrainerOptions } from './index.js';
 
@@ -53,6 +54,30 @@ describe('Trainer with TensorBoard and CSV loggers', () => {
     const rows = (await fs.readFile(path.join(csv.logDir, 'metrics.csv'), 'utf8')).trim().split('\n');
     expect(rows[0]!.split(',')).toEqual(expect.arrayContaining(['step', 'epoch', 'train_loss_step', 'val_loss', 'val_acc']));
     expect(await fs.readFile(path.join(csv.logDir, 'hparams.yaml'), 'utf8')).toContain('lr: 0.1');
+  });
+
+  it("epochAxisMetrics ['val_*', '*_epoch'] through fit and validate: every call carries epoch, one epoch point per step", async () => {
+    const saveDir = path.join(dir, 'epoch-axis');
+    const tb = new TensorBoardLogger({ saveDir, epochAxisMetrics: ['val_*', '*_epoch'] });
+    const csv = new CSVLogger({ saveDir });
+    const trainer = new Trainer({ ...quiet, maxEpochs: 3, logEveryNSteps: 2, logger: [tb, csv] });
+    const messages: string[] = [];
+    trainer.events.on('message', (text) => messages.push(text));
+    const module = new BoringModule();
+    await expectNoLeak(() => trainer.fit(module, new DataLoader(data, { batchSize: 8 }), new DataLoader(data, { batchSize: 16 })));
+    await expectNoLeak(() => trainer.validate(module, new DataLoader(data, { batchSize: 16 })));
+    const run = readLogDir(path.join(saveDir, 'flint_logs')).runs['version_0']!;
+    const steps = (tag: string) => run.scalars[tag]!.points.map((p) => p[0]);
+    // 4 batches per epoch: step-level metrics every 2 steps; epoch-level ones at their epoch.
+    expect(steps('train_loss_step')).toEqual([2, 4, 6, 8, 10, 12]);
+    expect(steps('train_loss_epoch')).toEqual([0, 1, 2]);
+    expect(steps('val_loss')).toEqual([0, 1, 2, 3]); // epochs 0-2 of fit, then validate after 3 epochs
+    expect(steps('val_acc')).toEqual([0, 1, 2, 3]);
+    expect(run.scalars.epoch!.points.map((p) => [p[0], p[1]])).toEqual([[2, 0], [4, 0], [6, 1], [8, 1], [10, 2], [12, 2]]);
+    expect(messages.filter((m) => m.includes('is not written'))).toEqual([]);
+    const [header, ...rows] = parseCsv(await fs.readFile(path.join(csv.logDir, 'metrics.csv'), 'utf8'));
+    const epochColumn = header!.indexOf('epoch');
+    expect(rows.map((r) => r[epochColumn])).toEqual(['0', '0', '1', '1', '2', '2', '3']);
   });
 
   it('a resumed fit continues the same version folder and TensorBoard shows one series', async () => {

@@ -87,6 +87,16 @@ export const trainerOptionsSchema = z.strictObject({
   exitOnInterrupt: z.boolean().default(true),
   /** Root folder for logs and checkpoints when loggers/callbacks do not say otherwise. */
   defaultRootDir: z.string().min(1).optional(),
+}).superRefine((o, ctx) => {
+  // maxEpochs is 1000 when omitted with maxSteps -1 (Lightning's default), unlimited when omitted with a maxSteps.
+  const maxEpochs = o.maxEpochs ?? (o.maxSteps === -1 ? 1000 : -1);
+  if (maxEpochs !== -1 && o.minEpochs > maxEpochs) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['minEpochs'],
+      message: `must not exceed maxEpochs (${maxEpochs}${o.maxEpochs === undefined ? ', the default without maxSteps' : ''}): training stops at maxEpochs`,
+    });
+  }
 });
 
 /** What users pass to `new Trainer(...)`. */

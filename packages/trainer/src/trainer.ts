@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import {
+  attachStepContext,
   captureOptimizerState,
   CHECKPOINT_FORMAT,
   CHECKPOINT_FORMAT_VERSION,
@@ -12,7 +13,9 @@ import {
   restoreOptimizerState,
   saveCheckpointFile,
   setRngState,
+  tapeGradients,
   type CheckpointObject,
+  type TapeResult,
   type OptimizerState,
   type RngState,
   DataError,
@@ -42,6 +45,7 @@ import {
   type RunningStage,
   type RunStatus,
   type Stage,
+  type StepErrorContext,
   type StopReason,
   type TrainerContext,
 } from '@flint/core';
@@ -120,6 +124,18 @@ function isScalarLike(value: unknown): value is tf.Tensor {
   return value instanceof tf.Tensor;
 }
 
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
+}
+
+type StepName = StepErrorContext['step'];
+
+/** The trainable parameters' names, for messages: the first few and how many more. */
+function describeParams(module: LightningModule): string {
+  const names = module.namedParameters({ trainableOnly: true }).map((p) => p.name);
+  return names.length <= 4 ? names.join(', ') : `${names.slice(0, 4).join(', ')} and ${names.length - 4} more`;
+}
+
 /**
  * Lightning's Trainer for tfjs: give it a LightningModule and data, and it runs the loops
  * (sanity check, training epochs with validation, test, predict), the optimization (gradients,
@@ -152,9 +168,10 @@ export class Trainer implements TrainerContext {
   private fitStarted = 0;
   /** True from the end of an epoch's end phase until the epoch counter moves on to the next one. */
   private epochEndDone = false;
-  private lastEpochLogStep = -1;
   /** The step metrics the loop logs after onTrainBatchEnd (or a checkpoint taken there, first). */
   private pendingStepLog: { metrics: Metrics; step: number } | undefined;
+  /** Events whose listener threw (reported once each). */
+  private readonly failedEvents = new Set<keyof TrainerEvents>();
   /** The DataModule of the running stage, torn down when it ends. */
   private datamodule: DataModule<unknown> | undefined;
   /** SIGINT/SIGTERM listeners of the running stage. */
@@ -281,8 +298,24 @@ export class Trainer implements TrainerContext {
   }
 
   print(message: string): void {
-    if (this.events.listenerCount('message') > 0) this.events.emit('message', message);
+    if (this.events.listenerCount('message') > 0) this.emit('message', message);
     else process.stdout.write(`${message}\n`);
+  }
+
+  /**
+   * Emits an observer event. Listeners are observers: one that throws does not stop the run; the
+   * first throw of each event is reported in one line (on stderr for 'message' listeners).
+   */
+  private emit<K extends keyof TrainerEvents>(event: K, ...args: TrainerEvents[K]): void {
+    try {
+      (this.events.emit as (event: K, ...args: TrainerEvents[K]) => boolean).call(this.events, event, ...args);
+    } catch (error) {
+      if (this.failedEvents.has(event)) return;
+      this.failedEvents.add(event);
+      const line = `Flint: a listener of trainer.events '${event}' threw (${error instanceof Error ? `${error.name}: ${error.message.split('\n')[0]}` : String(error)}); training goes on. Reported once per event.`;
+      if (event === 'message') process.stderr.write(`${line}\n`);
+      else this.print(line);
+    }
   }
 
   /**
@@ -413,7 +446,7 @@ export class Trainer implements TrainerContext {
       const d = this.dispatcher;
       await d.call('onPredictStart', []);
       await d.call('onPredictEpochStart', []);
-      this.events.emit('evalStart', { stage: 'predict', numBatches: limit });
+      this.emit('evalStart', { stage: 'predict', numBatches: limit });
       let batchIdx = 0;
       for await (const batch of loader.batches(0, 0)) {
         if (batchIdx >= limit) {
@@ -422,19 +455,28 @@ export class Trainer implements TrainerContext {
         }
         try {
           await d.call('onPredictBatchStart', [batch, batchIdx]);
-          const out = tf.tidy(() => m.predictStep(batch as never, batchIdx));
+          let out: tf.Tensor | tf.Tensor[];
+          try {
+            out = tf.tidy(() => {
+              const o = m.predictStep(batch as never, batchIdx);
+              this.checkSync(m, 'predictStep', o);
+              return o;
+            });
+          } catch (error) {
+            throw this.stepError(m, 'predictStep', batch, batchIdx, error);
+          }
           outputs.push(out);
           await d.call('onPredictBatchEnd', [out, batch, batchIdx]);
         } finally {
           disposeBatch(batch);
         }
-        this.events.emit('evalBatchEnd', { stage: 'predict', batchIdx, numBatches: limit });
+        this.emit('evalBatchEnd', { stage: 'predict', batchIdx, numBatches: limit });
         batchIdx += 1;
         await this.checkInterrupt(batchIdx);
       }
       await d.call('onPredictEpochEnd', []);
       await d.call('onPredictEnd', []);
-      this.events.emit('evalEnd', { stage: 'predict', metrics: {} });
+      this.emit('evalEnd', { stage: 'predict', metrics: {} });
     });
     try {
       await running;
@@ -625,18 +667,21 @@ export class Trainer implements TrainerContext {
   }
 
   /**
-   * tfjs layers created without an input shape get their weights on the first call. One muted dry
-   * run of `trainingStep` on the first batch builds them, so that every parameter exists before the
-   * optimizer and the gradient tape see the module.
+   * tfjs layers created without an input shape get their weights on their first call. They are
+   * built before the optimizer and the gradient tape see the module: from the input shapes the
+   * module knows and its `exampleInputArray` (`module.buildLayers()`), else by one muted dry run of
+   * `trainingStep` on the first batch.
    */
   private async materializeLayers(module: LightningModule, loader: DataLoader<unknown>): Promise<void> {
-    if (module.unbuiltLayers().length === 0) return;
+    if (module.unbuiltLayers().length === 0 || module.buildLayers().length === 0) return;
     for await (const batch of loader.batches(0, 0)) {
       this.collector.muted = true;
       try {
         tf.tidy(() => {
-          module.trainingStep(batch, 0);
+          this.checkSync(module, 'trainingStep', module.trainingStep(batch, 0));
         });
+      } catch (error) {
+        throw this.stepError(module, 'trainingStep', batch, 0, error);
       } finally {
         this.collector.muted = false;
         disposeBatch(batch);
@@ -646,7 +691,8 @@ export class Trainer implements TrainerContext {
     const unbuilt = module.unbuiltLayers();
     if (unbuilt.length > 0) {
       throw new MisconfigurationError(
-        `${module.constructor.name}: the layers ${unbuilt.join(', ')} are not built after running trainingStep once: give the first layer an inputShape, or use them in trainingStep.`,
+        `${module.constructor.name}: the layers ${unbuilt.join(', ')} are not built after running trainingStep once: use them in trainingStep, ` +
+          `or set exampleInputArray (an input for forward, e.g. tf.zeros([1, 3])) so that forward builds them.`,
       );
     }
   }
@@ -865,10 +911,13 @@ export class Trainer implements TrainerContext {
       await d.call('onSanityCheckEnd', []);
     }
 
-    this.events.emit('fitStart', { maxEpochs: this.maxEpochs, numTrainingBatches: this._numTrainingBatches, startEpoch: this.currentEpoch });
+    this.emit('fitStart', { maxEpochs: this.maxEpochs, numTrainingBatches: this._numTrainingBatches, startEpoch: this.currentEpoch });
     await d.call('onTrainStart', []);
     const valInterval = this.valCheckBatches();
-    while (this.maxEpochs === -1 || this._progress.epoch < this.maxEpochs) {
+    // maxSteps already reached (maxSteps: 0, or a resume at or past it): no step is taken.
+    const stepsDone = this.maxSteps !== -1 && this.globalStep >= this.maxSteps;
+    if (stepsDone) this.stopWith('max_steps', `reached maxSteps=${this.maxSteps}`);
+    while (!stepsDone && (this.maxEpochs === -1 || this._progress.epoch < this.maxEpochs)) {
       const epoch = this._progress.epoch;
       const valEpoch = evalLoader !== undefined && valLimit > 0 && (epoch + 1) % o.checkValEveryNEpoch === 0;
       this.epochEndDone = false;
@@ -877,7 +926,7 @@ export class Trainer implements TrainerContext {
       this.collector.loop = 'train';
       await this.checkInterrupt(this._progress.batchInEpoch);
       await d.call('onTrainEpochStart', []);
-      this.events.emit('trainEpochStart', { epoch, numBatches: this._numTrainingBatches });
+      this.emit('trainEpochStart', { epoch, numBatches: this._numTrainingBatches });
       let batchIdx = this._progress.batchInEpoch;
       let validatedAt = -1;
       const loaderEpoch = overfit > 0 ? 0 : epoch;
@@ -908,7 +957,7 @@ export class Trainer implements TrainerContext {
           disposeBatch(batch);
           this.collector.hookKind = 'none';
         }
-        this.events.emit('trainBatchEnd', {
+        this.emit('trainBatchEnd', {
           epoch,
           batchIdx,
           numBatches: this._numTrainingBatches,
@@ -955,7 +1004,7 @@ export class Trainer implements TrainerContext {
       this._progress.batchInEpoch = 0;
       // From here a checkpoint resumes at the start of the next epoch.
       this.epochEndDone = false;
-      this.events.emit('trainEpochEnd', { epoch, metrics: { ...this._progressBarMetrics } });
+      this.emit('trainEpochEnd', { epoch, metrics: { ...this._progressBarMetrics } });
       await this.checkInterrupt(0);
       if (this.maxSteps !== -1 && this.globalStep >= this.maxSteps) this.stopWith('max_steps', `reached maxSteps=${this.maxSteps}`);
       if (this.shouldStop) {
@@ -977,7 +1026,7 @@ export class Trainer implements TrainerContext {
     }
     this._runningStage = undefined;
     await d.call('onTrainEnd', []);
-    this.events.emit('fitEnd', {
+    this.emit('fitEnd', {
       stopReason: this._stopReason,
       epochs: this._progress.epoch,
       globalStep: this.globalStep,
@@ -1018,20 +1067,26 @@ export class Trainer implements TrainerContext {
     }
     const accumulate = this.options.accumulateGradBatches;
     const wantsBeforeBackward = d.has('onBeforeBackward');
-    let grads: tf.NamedTensorMap;
-    try {
-      grads = tf.tidy(() => {
-        const { grads: g } = tf.variableGrads(() => {
-          const out = module.trainingStep(batch, batchIdx);
-          let loss = this.extractLoss(module, out, batch, batchIdx);
-          if (accumulate > 1) loss = tf.div(loss, accumulate);
-          if (wantsBeforeBackward) d.callSync('onBeforeBackward', [loss]);
-          return loss;
-        }, vars as tf.Variable[]);
-        return g;
-      });
-    } catch (error) {
-      throw this.stepError(module, 'trainingStep', batch, batchIdx, error);
+    // The step runs inside the gradient tape; when it fails, tapeGradients frees what the tape kept.
+    let failed = undefined as Exclude<TapeResult, { kind: 'ok' }> | undefined;
+    let grads: tf.NamedTensorMap = tf.tidy((): tf.NamedTensorMap => {
+      const r = tapeGradients(() => {
+        const out = module.trainingStep(batch, batchIdx);
+        let loss = this.extractLoss(module, out, batch, batchIdx);
+        if (accumulate > 1) loss = tf.div(loss, accumulate);
+        if (wantsBeforeBackward) d.callSync('onBeforeBackward', [loss]);
+        return loss;
+      }, vars);
+      if (r.kind === 'ok') return r.grads;
+      failed = r;
+      return {};
+    });
+    if (failed?.kind === 'threw') throw this.stepError(module, 'trainingStep', batch, batchIdx, failed.error);
+    if (failed?.kind === 'no-gradient') {
+      throw own(new MisconfigurationError(
+        `${module.constructor.name}.trainingStep returned a loss that does not depend on the trainable float parameters (batch ${batchIdx}: no gradient reaches any of ` +
+          `${describeParams(module)}): compute the loss inside trainingStep from the module's outputs (not from a constant, or from numbers read back with dataSync()).`,
+      ));
     }
     try {
       if (d.has('onAfterBackward')) await d.call('onAfterBackward', [grads]);
@@ -1059,7 +1114,7 @@ export class Trainer implements TrainerContext {
   private manualStep(module: LightningModule, batch: unknown, batchIdx: number): void {
     try {
       tf.tidy(() => {
-        module.trainingStep(batch, batchIdx);
+        this.checkSync(module, 'trainingStep', module.trainingStep(batch, batchIdx));
       });
     } catch (error) {
       throw this.stepError(module, 'trainingStep', batch, batchIdx, error);
@@ -1070,6 +1125,7 @@ export class Trainer implements TrainerContext {
   }
 
   private extractLoss(module: LightningModule, out: unknown, batch: unknown, batchIdx: number): tf.Scalar {
+    this.checkSync(module, 'trainingStep', out);
     const loss = isScalarLike(out) ? out : out !== null && typeof out === 'object' && 'loss' in out ? (out as { loss: unknown }).loss : undefined;
     if (!isScalarLike(loss)) {
       throw own(new MisconfigurationError(
@@ -1081,16 +1137,34 @@ export class Trainer implements TrainerContext {
         `${module.constructor.name}.trainingStep returned a loss of shape [${loss.shape.join(', ')}] on batch ${batchIdx} (${describeBatch(batch)}): reduce it to a scalar (e.g. tf.mean).`,
       ));
     }
+    if (loss.dtype !== 'float32') {
+      throw own(new MisconfigurationError(
+        `${module.constructor.name}.trainingStep returned ${loss.dtype === 'int32' ? 'an' : 'a'} ${loss.dtype} loss on batch ${batchIdx}: a loss must be float32 and depend on the trainable float parameters ` +
+          `(${describeParams(module)}); no gradient flows through ${loss.dtype} values (argMax, tf.cast to int32, comparisons). Compute it with float ops, e.g. tf.losses.* or crossEntropy.`,
+      ));
+    }
     return (loss.rank === 0 ? loss : loss.reshape([])) as tf.Scalar;
   }
 
-  private stepError(module: LightningModule, step: string, batch: unknown, batchIdx: number, error: unknown): Error {
+  /** A step that returned a promise was declared async: its work after an await runs outside the tape and tidy. */
+  private checkSync(module: LightningModule, step: StepName, out: unknown): void {
+    if (!isThenable(out)) return;
+    // Its result is not used; a later rejection must not become an unhandled one.
+    Promise.resolve(out).catch(() => undefined);
+    throw own(new MisconfigurationError(
+      `${module.constructor.name}.${step} returned a Promise (is it declared async?): steps must be synchronous, because they run inside tf.tidy and ` +
+        `the gradient tape (tf.variableGrads), which cannot span an await. Remove async/await from ${step}; load data in the DataLoader and do asynchronous work in hooks.`,
+    ));
+  }
+
+  /**
+   * The error a step threw, kept as it is (same object and class, its message first) with where it
+   * happened attached (`flintContext` and a note as the message's last line). Errors the trainer
+   * raised itself inside the step already say everything.
+   */
+  private stepError(module: LightningModule, step: StepName, batch: unknown, batchIdx: number, error: unknown): Error {
     if (error instanceof Error && OWN_ERRORS.has(error)) return error;
-    const message = error instanceof Error ? error.message : String(error);
-    return new DataError(
-      `${module.constructor.name}.${step} failed on batch ${batchIdx} of epoch ${this.currentEpoch} (batch: ${describeBatch(batch)}): ${message}`,
-      { cause: error },
-    );
+    return attachStepContext(error, { module: module.constructor.name, step, batchIdx, epoch: this.currentEpoch, batch: describeBatch(batch) });
   }
 
   private async stepSchedulers(interval: 'epoch' | 'step'): Promise<void> {
@@ -1134,7 +1208,7 @@ export class Trainer implements TrainerContext {
     this.collector.loop = loop;
     await d.call(hooks.start, []);
     await d.call(hooks.epochStart, []);
-    this.events.emit('evalStart', { stage, numBatches: limit });
+    this.emit('evalStart', { stage, numBatches: limit });
     let batchIdx = 0;
     for await (const batch of loader.batches(0, 0)) {
       if (batchIdx >= limit) {
@@ -1148,7 +1222,7 @@ export class Trainer implements TrainerContext {
         this.collector.currentBatchSize = inferBatchSize(batch);
         try {
           tf.tidy(() => {
-            stepFn.call(module, batch, batchIdx);
+            this.checkSync(module, hooks.step, stepFn.call(module, batch, batchIdx));
           });
         } catch (error) {
           throw this.stepError(module, hooks.step, batch, batchIdx, error);
@@ -1161,7 +1235,7 @@ export class Trainer implements TrainerContext {
         disposeBatch(batch);
         this.collector.hookKind = 'none';
       }
-      this.events.emit('evalBatchEnd', { stage, batchIdx, numBatches: limit });
+      this.emit('evalBatchEnd', { stage, batchIdx, numBatches: limit });
       batchIdx += 1;
       if (this.interruptListener?.received !== undefined && this._stage === 'fit') {
         // Partial validation results do not go into the checkpoint of this interrupt: its resume runs
@@ -1186,7 +1260,7 @@ export class Trainer implements TrainerContext {
     await d.call(hooks.epochEnd, [], finish);
     this.collector.hookKind = 'none';
     await d.call(hooks.end, [], () => undefined);
-    this.events.emit('evalEnd', { stage, metrics });
+    this.emit('evalEnd', { stage, metrics });
     this._runningStage = previousStage;
     this.collector.loop = previousLoop;
     if (wasTraining) module.train();
@@ -1201,11 +1275,13 @@ export class Trainer implements TrainerContext {
     Object.assign(this._progressBarMetrics, collected.progBar);
   }
 
+  /**
+   * Sends metrics to every logger at `step`, with the `epoch` key (the current epoch) in every call,
+   * as Lightning does: loggers may place metrics on an epoch axis (TensorBoardLogger's
+   * `epochAxisMetrics`). Loggers write one `epoch` point per step.
+   */
   async logMetrics(metrics: Metrics, step: number = this.globalStep): Promise<void> {
-    // The `epoch` series gets one point per logging step of a fit (steps per tag strictly increase).
-    const addEpoch = this._stage === 'fit' && step !== this.lastEpochLogStep;
-    if (addEpoch) this.lastEpochLogStep = step;
-    const logged = addEpoch ? { ...metrics, epoch: this.currentEpoch } : { ...metrics };
+    const logged = { ...metrics, epoch: this.currentEpoch };
     Object.assign(this._loggedMetrics, logged);
     for (const logger of this.loggers) await logger.logMetrics(logged, step);
   }

@@ -91,6 +91,24 @@ describe('CSVLogger', () => {
     expect(() => new CSVLogger({ saveDir: tmp }).loadStateDict({ rows: -1 })).toThrow(CheckpointError);
   });
 
+  it('a resumed logger that checkpoints before it wrote anything counts the rows of its checkpoint (a kill then does not duplicate them)', () => {
+    const a = new CSVLogger({ saveDir: tmp });
+    for (let step = 1; step <= 3; step++) a.logMetrics({ loss: step, epoch: 0 }, step);
+    const first = JSON.parse(JSON.stringify(a.stateDict())) as Record<string, unknown>;
+    a.finalize('failed');
+    // A new process resumes, logs one step and checkpoints it before anything was written (then is killed).
+    const b = new CSVLogger({ saveDir: tmp });
+    b.loadStateDict(first);
+    b.logMetrics({ loss: 4, epoch: 0 }, 4);
+    const second = JSON.parse(JSON.stringify(b.stateDict())) as Record<string, unknown>;
+    expect(second).toMatchObject({ rows: 3, pending: [[['loss', '4'], ['epoch', '0'], ['step', '4']]] });
+    const c = new CSVLogger({ saveDir: tmp });
+    c.loadStateDict(second);
+    c.logMetrics({ loss: 5, epoch: 0 }, 5);
+    c.finalize('success');
+    expect(read(c)).toBe('epoch,step,loss\n0,1,1\n0,2,2\n0,3,3\n0,4,4\n0,5,5\n');
+  });
+
   it('resumes: of the rows written after the checkpoint, keeps those at its step or before (the completed last row, a test row) and drops later ones', () => {
     const dir = path.join(tmp, 'after');
     const a = new CSVLogger({ saveDir: dir });

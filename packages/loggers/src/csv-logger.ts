@@ -115,7 +115,10 @@ export class CSVLogger extends FileLogger {
    * which a later call at its step may still join) and the rows still in memory.
    */
   stateDict(): CSVLoggerState {
-    if (this.pending.length > 1) this.write(() => this.flushRows(1));
+    // A resumed logger that has written nothing yet applies its checkpoint's rows first (opening the
+    // file does), so that this state counts them: a kill before the next checkpoint must not leave a
+    // state that says the file is empty.
+    if (this.resume !== undefined || this.pending.length > 1) this.write(() => this.flushRows(1));
     return {
       version: this.version,
       rows: this.rowsOnDisk,

@@ -34,7 +34,7 @@ export type { LRScheduler, LRSchedulerConfig, LRSchedulerConfigInput, OptimizerC
 export { FlintAdam, adam, adamOptionsSchema } from './optim/adam.js';
 export type { AdamOptions } from './optim/adam.js';
 export { MetricCollector } from './metric-collector.js';
-export type { Reduce, HookKind, ResultLoop, CollectedMetrics } from './metric-collector.js';
+export type { Reduce, HookKind, ResultLoop, CollectedMetrics, LoggableMetric } from './metric-collector.js';
 export { parseOptions } from './options.js';
 export * from './seed.js';
 export * from './data/index.js';

@@ -3,6 +3,20 @@ import { MisconfigurationError } from './errors.js';
 
 export type Reduce = 'mean' | 'sum' | 'max' | 'min';
 
+/**
+ * A stateful metric object that `log()` accepts, such as those of `@flint/metrics` (declared here so
+ * that core does not depend on them): the trainer calls `compute()` at epoch end, then `reset()`, and
+ * keeps `stateDict()` in checkpoints taken mid-epoch; on resume the saved state is merged into the
+ * metric with `mergeState`.
+ */
+export interface LoggableMetric {
+  compute(): tf.Tensor;
+  reset(): void;
+  stateDict(): Record<string, unknown>;
+  loadStateDict(state: Readonly<Record<string, unknown>>): void;
+  mergeState(incoming: Readonly<Record<string, unknown>>): void;
+}
+
 /** Options of `LightningModule.log`. Unset values take Lightning's defaults for the running hook. */
 export interface LogOptions {
   /** Log the value of this step (logged as `name_step` when onEpoch is also set). */

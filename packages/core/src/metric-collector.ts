@@ -100,13 +100,29 @@ export class MetricCollector {
   loop: ResultLoop = 'train';
   /** Batch size of the running step, inferred by the trainer from the batch. */
   currentBatchSize = 1;
+  private mutedFlag = false;
+  /** Metric objects logged while muted: the dry run's batch went into them, so they are reset on unmute. */
+  private readonly mutedMetrics = new Set<LoggableMetric>();
+
   /** While true (a dry run that builds lazy layers), log() calls are dropped. */
-  muted = false;
+  get muted(): boolean {
+    return this.mutedFlag;
+  }
+
+  set muted(value: boolean) {
+    this.mutedFlag = value;
+    if (value) return;
+    for (const m of this.mutedMetrics) m.reset();
+    this.mutedMetrics.clear();
+  }
   private pending: Entry[] = [];
   private readonly epoch = new Map<ResultLoop, Map<string, Accumulator>>();
 
   log(name: string, value: tf.Tensor | number | LoggableMetric, options: LogOptions = {}): void {
-    if (this.muted) return;
+    if (this.muted) {
+      if (isLoggableMetric(value)) this.mutedMetrics.add(value);
+      return;
+    }
     if (typeof name !== 'string' || name.length === 0) {
       throw new MisconfigurationError(`log(): the metric name must be a non-empty string (received ${JSON.stringify(name)}).`);
     }

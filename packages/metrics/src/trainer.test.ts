@@ -112,6 +112,22 @@ describe('metric objects in trainer.fit', () => {
     expect(trainer.history).toEqual(fullTrainer.history);
   });
 
+  it('a module with lazy layers: the dry run that builds them does not count in the metric', async () => {
+    class Lazy extends Net {
+      dense = tf.layers.dense({ units: 3 });
+      override forward(x: tf.Tensor) {
+        return this.dense.apply(x) as tf.Tensor;
+      }
+    }
+    seedEverything(3);
+    const trainer = new Trainer({ ...quiet, maxEpochs: 1, limitValBatches: 0 });
+    const module = new Lazy();
+    const before = tf.memory().numTensors;
+    await trainer.fit(module, loaders()[0]);
+    expect(tf.memory().numTensors - before).toBe(module.dense.getWeights().length); // the weights the dry run built, nothing else
+    close(trainer.history[0]!.metrics['train_acc']!, trainer.history[0]!.metrics['train_acc_by_hand']!);
+  });
+
   it('refuses onStep for a metric object, pointing at forward()', async () => {
     const trainer = new Trainer({ ...quiet, maxEpochs: 1 });
     await expect(trainer.fit(new Net({ onStep: true }), ...loaders())).rejects.toThrow(

@@ -44,46 +44,64 @@ function rows(owner: string, preds: tf.Tensor, target: tf.Tensor, outputs: numbe
 /** One value, or one per output. */
 const perOutput = (x: tf.Tensor, outputs: number): tf.Tensor => (outputs === 1 ? x.reshape([]) : x);
 
-/** Mean squared error (or its root with `squared: false`), as torchmetrics' `MeanSquaredError`. */
-export class MeanSquaredError extends Metric {
-  private readonly o: z.output<typeof meanSquaredErrorOptionsSchema>;
-
-  constructor(options: MeanSquaredErrorOptions = {}) {
+/**
+ * The mean of an elementwise error over every observation: states the error's sum per output
+ * (`sumSquaredError` / `sumAbsError`, torchmetrics' names) and the count.
+ */
+abstract class MeanError extends Metric {
+  constructor(
+    private readonly sumName: string,
+    private readonly outputs: number,
+  ) {
     super();
-    this.o = parseOptions('MeanSquaredError', meanSquaredErrorOptionsSchema, options);
-    this.addState('sumSquaredError', 'sum', [this.o.numOutputs], 'float32');
+    this.addState(sumName, 'sum', [outputs], 'float32');
     this.addState('total', 'sum', [], 'int32');
   }
 
+  /** The elementwise error. */
+  protected abstract error(diff: tf.Tensor): tf.Tensor;
+
   protected batchState(preds: tf.Tensor, target: tf.Tensor): Record<string, tf.Tensor> {
-    const { p, t } = rows('MeanSquaredError', preds, target, this.o.numOutputs, true);
-    return { sumSquaredError: tf.sum(tf.square(tf.sub(p, t)), 0), total: tf.scalar(p.shape[0], 'int32') };
+    const { p, t } = rows(this.constructor.name, preds, target, this.outputs, true);
+    return { [this.sumName]: tf.sum(this.error(tf.sub(p, t)), 0), total: tf.scalar(p.shape[0], 'int32') };
   }
 
   protected computeFrom(s: States): tf.Tensor {
-    const mse = tf.div(s['sumSquaredError']!, s['total']!.toFloat());
-    return perOutput(this.o.squared ? mse : tf.sqrt(mse), this.o.numOutputs);
+    return perOutput(this.finish(tf.div(s[this.sumName]!, s['total']!.toFloat())), this.outputs);
+  }
+
+  protected finish(mean: tf.Tensor): tf.Tensor {
+    return mean;
+  }
+}
+
+/** Mean squared error (or its root with `squared: false`), as torchmetrics' `MeanSquaredError`. */
+export class MeanSquaredError extends MeanError {
+  private readonly squared: boolean;
+
+  constructor(options: MeanSquaredErrorOptions = {}) {
+    const o = parseOptions('MeanSquaredError', meanSquaredErrorOptionsSchema, options);
+    super('sumSquaredError', o.numOutputs);
+    this.squared = o.squared;
+  }
+
+  protected error(diff: tf.Tensor): tf.Tensor {
+    return tf.square(diff);
+  }
+
+  protected override finish(mse: tf.Tensor): tf.Tensor {
+    return this.squared ? mse : tf.sqrt(mse);
   }
 }
 
 /** Mean absolute error, as torchmetrics' `MeanAbsoluteError`. */
-export class MeanAbsoluteError extends Metric {
-  private readonly o: z.output<typeof meanAbsoluteErrorOptionsSchema>;
-
+export class MeanAbsoluteError extends MeanError {
   constructor(options: MeanAbsoluteErrorOptions = {}) {
-    super();
-    this.o = parseOptions('MeanAbsoluteError', meanAbsoluteErrorOptionsSchema, options);
-    this.addState('sumAbsError', 'sum', [this.o.numOutputs], 'float32');
-    this.addState('total', 'sum', [], 'int32');
+    super('sumAbsError', parseOptions('MeanAbsoluteError', meanAbsoluteErrorOptionsSchema, options).numOutputs);
   }
 
-  protected batchState(preds: tf.Tensor, target: tf.Tensor): Record<string, tf.Tensor> {
-    const { p, t } = rows('MeanAbsoluteError', preds, target, this.o.numOutputs, true);
-    return { sumAbsError: tf.sum(tf.abs(tf.sub(p, t)), 0), total: tf.scalar(p.shape[0], 'int32') };
-  }
-
-  protected computeFrom(s: States): tf.Tensor {
-    return perOutput(tf.div(s['sumAbsError']!, s['total']!.toFloat()), this.o.numOutputs);
+  protected error(diff: tf.Tensor): tf.Tensor {
+    return tf.abs(diff);
   }
 }
 

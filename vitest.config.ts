@@ -12,6 +12,7 @@ export default defineConfig({
       { find: /^@flint\/trainer$/, replacement: src('./packages/trainer/src/index.ts') },
       { find: /^@flint\/callbacks$/, replacement: src('./packages/callbacks/src/index.ts') },
       { find: /^@flint\/loggers$/, replacement: src('./packages/loggers/src/index.ts') },
+      { find: /^@flint\/metrics$/, replacement: src('./packages/metrics/src/index.ts') },
     ],
   },
   test: {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { LightningModule, Linear, Sequential, type OptimizersReturn } from '@flint/core';
+import { Accuracy } from '@flint/metrics';
 
 /** A batch: standardized features [n, 30] and the class as a float [n, 1] (0 malignant, 1 benign). */
 export type TumourBatch = [tf.Tensor2D, tf.Tensor2D];
@@ -18,6 +19,10 @@ export interface BinaryClassifierOptions {
  */
 export class BinaryClassifier extends LightningModule<TumourBatch> {
   readonly net: Sequential;
+  /** One binary accuracy (probability > 0.5) per stage: each accumulates its epoch and is reset after it. */
+  readonly trainAcc = new Accuracy({ task: 'binary' });
+  readonly valAcc = new Accuracy({ task: 'binary' });
+  readonly testAcc = new Accuracy({ task: 'binary' });
 
   constructor(options: BinaryClassifierOptions) {
     super();
@@ -37,31 +42,29 @@ export class BinaryClassifier extends LightningModule<TumourBatch> {
     return this.net.forward(x);
   }
 
-  private evaluate([x, y]: TumourBatch): { loss: tf.Scalar; acc: tf.Scalar } {
+  /** The batch's loss; the batch also goes into `acc`. */
+  private evaluate([x, y]: TumourBatch, acc: Accuracy): tf.Scalar {
     const p = this.forward(x);
+    acc.update(p, y);
     // tf.metrics.binaryCrossentropy clips p to [eps, 1 - eps], so a confident mistake stays finite.
-    const loss = tf.mean(tf.metrics.binaryCrossentropy(y, p)) as tf.Scalar;
-    const acc = tf.mean(tf.metrics.binaryAccuracy(y, p)) as tf.Scalar;
-    return { loss, acc };
+    return tf.mean(tf.metrics.binaryCrossentropy(y, p)) as tf.Scalar;
   }
 
   trainingStep(batch: TumourBatch): tf.Scalar {
-    const { loss, acc } = this.evaluate(batch);
+    const loss = this.evaluate(batch, this.trainAcc);
     this.log('train_loss', loss, { onStep: false, onEpoch: true });
-    this.log('train_acc', acc, { onStep: false, onEpoch: true });
+    this.log('train_acc', this.trainAcc);
     return loss;
   }
 
   override validationStep(batch: TumourBatch): void {
-    const { loss, acc } = this.evaluate(batch);
-    this.log('val_loss', loss, { progBar: true });
-    this.log('val_acc', acc, { progBar: true });
+    this.log('val_loss', this.evaluate(batch, this.valAcc), { progBar: true });
+    this.log('val_acc', this.valAcc, { progBar: true });
   }
 
   override testStep(batch: TumourBatch): void {
-    const { loss, acc } = this.evaluate(batch);
-    this.log('test_loss', loss);
-    this.log('test_acc', acc);
+    this.log('test_loss', this.evaluate(batch, this.testAcc));
+    this.log('test_acc', this.testAcc);
   }
 
   configureOptimizers(): OptimizersReturn {

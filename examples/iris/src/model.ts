@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { LightningModule, Linear, Sequential, type OptimizersReturn } from '@flint/core';
+import { Accuracy } from '@flint/metrics';
 
 /** A batch of Iris: standardized features [n, 4] and the class [n] (0 setosa, 1 versicolor, 2 virginica). */
 export type IrisBatch = [tf.Tensor2D, tf.Tensor1D];
@@ -16,6 +17,10 @@ export interface IrisClassifierOptions {
  */
 export class IrisClassifier extends LightningModule<IrisBatch> {
   readonly net: Sequential;
+  /** One accuracy per stage, as with torchmetrics: each accumulates its epoch and is reset after it. */
+  readonly trainAcc = new Accuracy({ task: 'multiclass', numClasses: 3 });
+  readonly valAcc = new Accuracy({ task: 'multiclass', numClasses: 3 });
+  readonly testAcc = new Accuracy({ task: 'multiclass', numClasses: 3 });
 
   constructor(options: IrisClassifierOptions) {
     super();
@@ -35,30 +40,28 @@ export class IrisClassifier extends LightningModule<IrisBatch> {
     return this.net.forward(x);
   }
 
-  private evaluate([x, y]: IrisBatch): { loss: tf.Scalar; acc: tf.Scalar } {
+  /** The batch's loss; the batch also goes into `acc`. */
+  private evaluate([x, y]: IrisBatch, acc: Accuracy): tf.Scalar {
     const logits = this.forward(x);
-    const loss = tf.losses.softmaxCrossEntropy(tf.oneHot(y, 3), logits) as tf.Scalar;
-    const acc = tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32')) as tf.Scalar;
-    return { loss, acc };
+    acc.update(logits, y);
+    return tf.losses.softmaxCrossEntropy(tf.oneHot(y, 3), logits) as tf.Scalar;
   }
 
   trainingStep(batch: IrisBatch): tf.Scalar {
-    const { loss, acc } = this.evaluate(batch);
+    const loss = this.evaluate(batch, this.trainAcc);
     this.log('train_loss', loss, { onStep: false, onEpoch: true });
-    this.log('train_acc', acc, { onStep: false, onEpoch: true });
+    this.log('train_acc', this.trainAcc);
     return loss;
   }
 
   override validationStep(batch: IrisBatch): void {
-    const { loss, acc } = this.evaluate(batch);
-    this.log('val_loss', loss, { progBar: true });
-    this.log('val_acc', acc, { progBar: true });
+    this.log('val_loss', this.evaluate(batch, this.valAcc), { progBar: true });
+    this.log('val_acc', this.valAcc, { progBar: true });
   }
 
   override testStep(batch: IrisBatch): void {
-    const { loss, acc } = this.evaluate(batch);
-    this.log('test_loss', loss);
-    this.log('test_acc', acc);
+    this.log('test_loss', this.evaluate(batch, this.testAcc));
+    this.log('test_acc', this.testAcc);
   }
 
   configureOptimizers(): OptimizersReturn {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { adam, crossEntropy, Dropout, LightningModule, Linear, Sequential, type OptimizersReturn } from '@flint/core';
+import { Accuracy } from '@flint/metrics';
 
 /** A batch of MNIST: flattened images [n, 784] in [0, 1] and integer labels [n]. */
 export type MnistBatch = [tf.Tensor2D, tf.Tensor1D];
@@ -18,6 +19,9 @@ export interface MnistClassifierOptions {
  */
 export class MnistClassifier extends LightningModule<MnistBatch> {
   readonly net: Sequential;
+  /** One accuracy per evaluation stage: each accumulates its epoch and is reset after it. */
+  readonly valAcc = new Accuracy({ task: 'multiclass', numClasses: 10 });
+  readonly testAcc = new Accuracy({ task: 'multiclass', numClasses: 10 });
 
   constructor(options: MnistClassifierOptions) {
     super();
@@ -37,29 +41,27 @@ export class MnistClassifier extends LightningModule<MnistBatch> {
     return this.net.forward(x);
   }
 
-  private evaluate([x, y]: MnistBatch): { loss: tf.Scalar; acc: tf.Scalar } {
+  /** The batch's loss; with `acc`, the batch also goes into that accuracy. */
+  private evaluate([x, y]: MnistBatch, acc?: Accuracy): tf.Scalar {
     const logits = this.forward(x);
-    const loss = crossEntropy(logits, y); // y: int32 class indices, no oneHot
-    const acc = tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32'));
-    return { loss: loss as tf.Scalar, acc: acc as tf.Scalar };
+    acc?.update(logits, y);
+    return crossEntropy(logits, y) as tf.Scalar; // y: int32 class indices, no oneHot
   }
 
   trainingStep(batch: MnistBatch): tf.Scalar {
-    const { loss } = this.evaluate(batch);
+    const loss = this.evaluate(batch);
     this.log('train_loss', loss, { onStep: true, onEpoch: true, progBar: true });
     return loss;
   }
 
   override validationStep(batch: MnistBatch): void {
-    const { loss, acc } = this.evaluate(batch);
-    this.log('val_loss', loss, { progBar: true });
-    this.log('val_acc', acc, { progBar: true });
+    this.log('val_loss', this.evaluate(batch, this.valAcc), { progBar: true });
+    this.log('val_acc', this.valAcc, { progBar: true });
   }
 
   override testStep(batch: MnistBatch): void {
-    const { loss, acc } = this.evaluate(batch);
-    this.log('test_loss', loss);
-    this.log('test_acc', acc);
+    this.log('test_loss', this.evaluate(batch, this.testAcc));
+    this.log('test_acc', this.testAcc);
   }
 
   configureOptimizers(): OptimizersReturn {

@@ -35,8 +35,8 @@ export {
 export type { LRScheduler, LRSchedulerConfig, LRSchedulerConfigInput, OptimizerConfig, OptimizersReturn } from './optimization.js';
 export { FlintAdam, adam, adamOptionsSchema } from './optim/adam.js';
 export type { AdamOptions } from './optim/adam.js';
-export { MetricCollector } from './metric-collector.js';
-export type { Reduce, HookKind, ResultLoop, CollectedMetrics } from './metric-collector.js';
+export { MetricCollector, isLoggableMetric } from './metric-collector.js';
+export type { Reduce, HookKind, ResultLoop, CollectedMetrics, LoggableMetric } from './metric-collector.js';
 export { parseOptions } from './options.js';
 export * from './seed.js';
 export * from './data/index.js';

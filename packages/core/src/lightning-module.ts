@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { HostTensor, loadCheckpointFile } from './checkpoint.js';
 import { CheckpointError, MisconfigurationError } from './errors.js';
 import type { ModuleHooks, TrainerContext } from './hooks.js';
-import { MetricCollector, type LogOptions } from './metric-collector.js';
+import { MetricCollector, type LoggableMetric, type LogOptions } from './metric-collector.js';
 import { tapeGradients } from './gradients.js';
 import { Module, withEvalMode } from './module.js';
 import { GradStore, type LRSchedulerConfig, type OptimizerWrapper, type OptimizersReturn } from './optimization.js';
@@ -135,8 +135,12 @@ export abstract class LightningModule<Batch = unknown> extends Module {
    * Logs a metric. In `trainingStep` it defaults to `onStep: true, onEpoch: false`; in
    * validation/test steps and epoch-level hooks to `onStep: false, onEpoch: true` (Lightning's
    * defaults). With both, loggers get `name_step` and `name_epoch`.
+   *
+   * `value` may be a metric object (e.g. `Accuracy` of `@flint/metrics`) that the step updates: it is
+   * logged once per epoch, as its `compute()` at epoch end, followed by `reset()`; its state goes
+   * into checkpoints taken mid-epoch.
    */
-  log(name: string, value: tf.Tensor | number, options?: LogOptions): void {
+  log(name: string, value: tf.Tensor | number | LoggableMetric, options?: LogOptions): void {
     if (this._collector === undefined) {
       throw new MisconfigurationError(
         `log('${name}') was called outside of a Trainer: log() works inside steps and hooks run by trainer.fit/validate/test.`,
@@ -145,9 +149,13 @@ export abstract class LightningModule<Batch = unknown> extends Module {
     this._collector.log(name, value, options);
   }
 
-  /** Logs several metrics with the same options. */
-  logDict(values: Readonly<Record<string, tf.Tensor | number>>, options?: LogOptions): void {
-    for (const [name, value] of Object.entries(values)) this.log(name, value, options);
+  /** Logs several metrics with the same options; also takes a `MetricCollection` (its `items()`). */
+  logDict(
+    values: Readonly<Record<string, tf.Tensor | number | LoggableMetric>> | { items(): Iterable<[string, LoggableMetric]> },
+    options?: LogOptions,
+  ): void {
+    const entries = typeof values.items === 'function' ? [...(values.items as () => Iterable<[string, LoggableMetric]>)()] : Object.entries(values);
+    for (const [name, value] of entries) this.log(name, value as tf.Tensor | number | LoggableMetric, options);
   }
 
   /**

@@ -3,6 +3,27 @@ import { MisconfigurationError } from './errors.js';
 
 export type Reduce = 'mean' | 'sum' | 'max' | 'min';
 
+/**
+ * A stateful metric object that `log()` accepts, such as those of `@flint/metrics` (declared here so
+ * that core does not depend on them): the trainer calls `compute()` at epoch end, then `reset()`, and
+ * keeps `stateDict()` in checkpoints taken mid-epoch; on resume the saved state is merged into the
+ * metric with `mergeState`.
+ */
+export interface LoggableMetric {
+  compute(): tf.Tensor;
+  reset(): void;
+  stateDict(): Record<string, unknown>;
+  loadStateDict(state: Readonly<Record<string, unknown>>): void;
+  mergeState(incoming: Readonly<Record<string, unknown>>): void;
+}
+
+/** Whether `value` is a metric object for `log()` (structurally: compute, reset, stateDict, loadStateDict, mergeState). */
+export function isLoggableMetric(value: unknown): value is LoggableMetric {
+  if (value === null || typeof value !== 'object' || value instanceof tf.Tensor) return false;
+  const m = value as Record<string, unknown>;
+  return ['compute', 'reset', 'stateDict', 'loadStateDict', 'mergeState'].every((k) => typeof m[k] === 'function');
+}
+
 /** Options of `LightningModule.log`. Unset values take Lightning's defaults for the running hook. */
 export interface LogOptions {
   /** Log the value of this step (logged as `name_step` when onEpoch is also set). */
@@ -28,6 +49,8 @@ export type ResultLoop = 'train' | 'validate' | 'test' | 'predict';
 interface Entry {
   readonly name: string;
   readonly value: tf.Tensor | number;
+  /** A metric object: no step value; computed at epoch end. */
+  readonly metric?: LoggableMetric;
   readonly onStep: boolean;
   readonly onEpoch: boolean;
   readonly progBar: boolean;
@@ -44,6 +67,10 @@ interface Accumulator {
   sum: number;
   weight: number;
   value: number;
+  /** A logged metric object: its compute() is the epoch value. */
+  metric?: LoggableMetric;
+  /** A metric's state from a checkpoint, merged into the metric when it is next logged. */
+  metricState?: Record<string, unknown>;
 }
 
 /** Numbers ready for the trainer: what goes to loggers, the progress bar and callbacks. */
@@ -73,15 +100,35 @@ export class MetricCollector {
   loop: ResultLoop = 'train';
   /** Batch size of the running step, inferred by the trainer from the batch. */
   currentBatchSize = 1;
+  private mutedFlag = false;
+  /** Metric objects logged while muted: the dry run's batch went into them, so they are reset on unmute. */
+  private readonly mutedMetrics = new Set<LoggableMetric>();
+
   /** While true (a dry run that builds lazy layers), log() calls are dropped. */
-  muted = false;
+  get muted(): boolean {
+    return this.mutedFlag;
+  }
+
+  set muted(value: boolean) {
+    this.mutedFlag = value;
+    if (value) return;
+    for (const m of this.mutedMetrics) m.reset();
+    this.mutedMetrics.clear();
+  }
   private pending: Entry[] = [];
   private readonly epoch = new Map<ResultLoop, Map<string, Accumulator>>();
 
-  log(name: string, value: tf.Tensor | number, options: LogOptions = {}): void {
-    if (this.muted) return;
+  log(name: string, value: tf.Tensor | number | LoggableMetric, options: LogOptions = {}): void {
+    if (this.muted) {
+      if (isLoggableMetric(value)) this.mutedMetrics.add(value);
+      return;
+    }
     if (typeof name !== 'string' || name.length === 0) {
       throw new MisconfigurationError(`log(): the metric name must be a non-empty string (received ${JSON.stringify(name)}).`);
+    }
+    if (isLoggableMetric(value)) {
+      this.logMetricObject(name, value, options);
+      return;
     }
     if (value instanceof tf.Tensor) {
       if (value.size !== 1) {
@@ -128,6 +175,31 @@ export class MetricCollector {
     });
   }
 
+  /**
+   * A metric object is logged once per epoch, as Lightning does with torchmetrics: its `compute()`
+   * at epoch end, then `reset()`. Its state is kept by the metric itself (updated by the user).
+   */
+  private logMetricObject(name: string, metric: LoggableMetric, options: LogOptions): void {
+    if ((options.onStep ?? false) || !(options.onEpoch ?? true)) {
+      throw new MisconfigurationError(
+        `log('${name}', metric): a metric object is logged per epoch (compute() at epoch end, then reset()), so onStep must be false and onEpoch true (received onStep=${String(options.onStep)}, onEpoch=${String(options.onEpoch)}); for a value per step, log the tensor that metric.forward(preds, target) returns.`,
+      );
+    }
+    for (const e of this.pending) if (e.name === name && e.value instanceof tf.Tensor) e.value.dispose();
+    this.pending = this.pending.filter((e) => e.name !== name);
+    this.pending.push({
+      name,
+      value: Number.NaN,
+      metric,
+      onStep: false,
+      onEpoch: true,
+      progBar: options.progBar ?? false,
+      logger: options.logger ?? true,
+      reduce: 'mean',
+      batchSize: 1,
+    });
+  }
+
   /** Whether anything was logged since the last `readStep`. */
   hasPending(): boolean {
     return this.pending.length > 0;
@@ -164,6 +236,12 @@ export class MetricCollector {
       this.epoch.set(this.loop, acc);
     }
     for (const e of entries) {
+      if (e.metric !== undefined) {
+        const a = acc.get(e.name);
+        if (a?.metricState !== undefined) e.metric.mergeState(a.metricState); // resumed mid-epoch
+        acc.set(e.name, { onStep: false, progBar: e.progBar, logger: e.logger, reduce: 'mean', sum: 0, weight: 0, value: Number.NaN, metric: e.metric });
+        continue;
+      }
       const v = typeof e.value === 'number' ? e.value : numbers.get(e)!;
       if (e.onStep) {
         const key = e.onEpoch ? `${e.name}_step` : e.name;
@@ -206,7 +284,9 @@ export class MetricCollector {
     const acc = this.epoch.get(loop);
     this.epoch.delete(loop);
     if (acc === undefined) return out;
+    this.computeMetrics(acc);
     for (const [name, a] of acc) {
+      if (a.metricState !== undefined && a.metric === undefined) continue; // saved, but not logged again after the resume
       const key = a.onStep ? `${name}_epoch` : name;
       if (a.logger) out.logged[key] = a.value;
       if (a.progBar) out.progBar[key] = a.value;
@@ -216,10 +296,42 @@ export class MetricCollector {
     return out;
   }
 
-  /** The epoch accumulators (plain numbers), for a checkpoint taken in the middle of an epoch. */
+  /** Epoch values of logged metric objects: their compute() (one device-to-host read for all), then reset(). */
+  private computeMetrics(acc: Map<string, Accumulator>): void {
+    const withMetric = [...acc].filter((e): e is [string, Accumulator & { metric: LoggableMetric }] => e[1].metric !== undefined);
+    if (withMetric.length === 0) return;
+    const values: tf.Tensor[] = [];
+    try {
+      for (const [name, a] of withMetric) {
+        const t = a.metric.compute();
+        values.push(t);
+        if (t.size !== 1) {
+          throw new MisconfigurationError(`log('${name}', metric): the metric's compute() must give a scalar to be logged; it gave a tensor of shape [${t.shape.join(', ')}] (e.g. average 'none'): log its elements yourself.`);
+        }
+      }
+      const stacked = tf.tidy(() => tf.concat(values.map((t) => t.reshape([1]).toFloat())));
+      values.push(stacked);
+      const host = stacked.dataSync();
+      withMetric.forEach(([, a], i) => {
+        a.value = host[i]!;
+        a.metric.reset();
+      });
+    } finally {
+      for (const t of values) t.dispose();
+    }
+  }
+
+  /**
+   * The epoch accumulators (plain numbers), for a checkpoint taken in the middle of an epoch; a
+   * logged metric object is saved as its `stateDict()`.
+   */
   stateDict(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    for (const [loop, acc] of this.epoch) out[loop] = Object.fromEntries([...acc].map(([k, a]) => [k, { ...a }]));
+    for (const [loop, acc] of this.epoch) {
+      out[loop] = Object.fromEntries(
+        [...acc].map(([k, { metric, ...a }]) => [k, metric === undefined ? a : { ...a, metricState: metric.stateDict() }]),
+      );
+    }
     return out;
   }
 

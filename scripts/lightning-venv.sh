@@ -13,7 +13,8 @@ set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${FLINT_LIGHTNING_VENV:-$ROOT/.cache/lightning-venv}"
 PY="$VENV/bin/python"
-CHECK="import torch, lightning, sys; sys.exit(0 if torch.__version__.startswith('2.13') and lightning.__version__.startswith('2.6') else 1)"
+# Reads the installed versions without importing torch (which takes seconds).
+CHECK="import sys; from importlib.metadata import version as v; sys.exit(0 if v('torch').startswith('2.13') and v('lightning').startswith('2.6') else 1)"
 
 ready() { [ -x "$PY" ] && "$PY" -c "$CHECK" >/dev/null 2>&1; }
 

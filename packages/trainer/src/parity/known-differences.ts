@@ -121,6 +121,11 @@ export const KNOWN_BUGS: readonly KnownBug[] = [
     ids: ['lr-exp-step-freq2/lrs'],
   },
   {
+    bug: 'issue13-checkpoint-last',
+    text: "Lightning runs Checkpoint callbacks after every other callback at every hook; Flint runs ModelCheckpoint's onTrainBatchEnd (everyNTrainSteps saves) in list order, before the callbacks listed after it",
+    ids: ['hooks-checkpoint-steps-runs-last/hooks'],
+  },
+  {
     bug: 'parity-11',
     text: 'with valCheckInterval (whole number or fraction) Flint also validates at the end of an epoch whose length is not a multiple of it; Lightning does not',
     ids: ['hooks-fit/hooks', 'loop-val-check-int/validations', 'loop-val-check-fraction/validations'],

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expectNoLeak } from '@flint/core/testing';
 import { describe, expect, it } from 'vitest';
-import { compareRuns, ratchet } from './compare.js';
+import { compareRuns, firstDifference, ratchet } from './compare.js';
 import { DOCS_TABLE_END, DOCS_TABLE_START, DOCUMENTED, KNOWN_BUGS, renderDocsTable } from './known-differences.js';
 import { FLINT_HOOKS, runFlintScenarios, type Observations } from './scenarios.js';
 import { PARITY_DATA, SCENARIOS } from './specs.js';
@@ -62,6 +62,26 @@ describe('differential test against PyTorch Lightning 2.6', () => {
       return;
     }
     expect(current, 'the table is generated: run FLINT_PARITY_WRITE_DOCS=1 npx vitest run packages/trainer/src/parity/parity.test.ts').toBe(wanted);
+  });
+
+  it('the comparer tolerates float32 round-off only, and the ratchet fails on new and on fixed differences', () => {
+    expect(firstDifference({ loss: 1.3067293167114258 }, { loss: 1.3067291378974915 })).toBeUndefined();
+    expect(firstDifference({ loss: 1.3067 }, { loss: 1.3167 })).toBe('loss: Lightning 1.3067, Flint 1.3167');
+    expect(firstDifference(['a', 'b'], ['a', 'b', 'c'])).toBe('list: Lightning has 2 entries, Flint 3; the first extra: "c" (Flint)');
+    const documented = [{ topic: 'deliberate', ids: ['s1/lrs'] }];
+    const bugs = [{ bug: 'b1', ids: ['s2/logSteps'] }];
+    const found = [
+      { id: 's1/lrs', text: '' },
+      { id: 's2/logSteps', text: '' },
+    ];
+    expect(ratchet(found, documented, bugs)).toEqual([]);
+    expect(ratchet([...found, { id: 's3/error', text: 'Flint raised' }], documented, bugs)).toEqual(['new difference s3/error: Flint raised']);
+    expect(ratchet(found.slice(0, 1), documented, bugs)).toEqual([
+      's2/logSteps (known bug b1) no longer differs: fixed, remove it from known-differences.ts',
+    ]);
+    expect(ratchet(found, [...documented, { topic: 'again', ids: ['s2/logSteps'] }], bugs)).toEqual([
+      "s2/logSteps is listed twice (documented difference 'again' and known bug b1)",
+    ]);
   });
 
   it('Flint differs from Lightning only where known-differences.ts says, and wherever it says', async (ctx) => {

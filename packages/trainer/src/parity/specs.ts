@@ -128,6 +128,13 @@ export const SCENARIOS: ScenarioSpec[] = [
     recordHooks: true,
     observe: ['error', 'hooks'],
   },
+  {
+    name: 'hooks-checkpoint-steps-runs-last',
+    trainer: { maxEpochs: 1, limitTrainBatches: 3, numSanityValSteps: 0 },
+    callbacks: [ckpt({ everyNTrainSteps: 1, saveTopK: -1 }), { type: 'Recorder' }],
+    recordHooks: true,
+    observe: ['error', 'hooks', 'saves'],
+  },
   // ---- log(): keys, values, reductions, logger steps ----
   {
     name: 'log-every-n-steps',

@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expectNoLeak } from '@flint/core/testing';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { compareRuns, firstDifference, ratchet } from './compare.js';
 import { DOCS_TABLE_END, DOCS_TABLE_START, DOCUMENTED, KNOWN_BUGS, renderDocsTable } from './known-differences.js';
 import { FLINT_HOOKS, runFlintScenarios, type Observations } from './scenarios.js';
@@ -47,6 +47,12 @@ function runLightning(python: string): Promise<{ versions: Record<string, string
     child.stdin.end(JSON.stringify({ scenarios: SCENARIOS, data: PARITY_DATA, hooks: FLINT_HOOKS }));
   });
 }
+
+let venv: { python?: string; reason?: string } = {};
+// Creating the venv downloads torch and lightning once (minutes); later runs find it ready.
+beforeAll(async () => {
+  venv = await lightningPython();
+}, 20 * 60_000);
 
 describe('differential test against PyTorch Lightning 2.6', () => {
   it('docs/coming-from-lightning.md shows the deliberate differences of known-differences.ts', () => {
@@ -85,7 +91,7 @@ describe('differential test against PyTorch Lightning 2.6', () => {
   });
 
   it('Flint differs from Lightning only where known-differences.ts says, and wherever it says', async (ctx) => {
-    const { python, reason } = await lightningPython();
+    const { python, reason } = venv;
     if (python === undefined) {
       console.warn(reason);
       ctx.skip(reason);
@@ -106,5 +112,6 @@ describe('differential test against PyTorch Lightning 2.6', () => {
         `in ${((performance.now() - started) / 1000).toFixed(1)} s: ${differences.length} differences (${DOCUMENTED.length} documented topics, ${KNOWN_BUGS.length} known bugs)`,
     );
     expect(ratchet(differences, DOCUMENTED, KNOWN_BUGS)).toEqual([]);
-  });
+    // About 15 s of CPU per side; generous for machines shared with other jobs.
+  }, 6 * 60_000);
 });

@@ -11,52 +11,18 @@
 set -u
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+NAME="lightning-venv"
 VENV="${FLINT_LIGHTNING_VENV:-$ROOT/.cache/lightning-venv}"
-PY="$VENV/bin/python"
+WHAT="torch==2.13.* (CPU) and lightning==2.6.*"
+source "$ROOT/scripts/lib/python-venv.sh"
+
 # Reads the installed versions without importing torch (which takes seconds).
-CHECK="import sys; from importlib.metadata import version as v; sys.exit(0 if v('torch').startswith('2.13') and v('lightning').startswith('2.6') else 1)"
-
-ready() { [ -x "$PY" ] && "$PY" -c "$CHECK" >/dev/null 2>&1; }
-
-if ready; then
-  echo "$PY"
-  exit 0
-fi
-
-mkdir -p "$(dirname "$VENV")"
-# Two test processes may ask at once: one creates, the other waits.
-exec 9>"$VENV.lock"
-if command -v flock >/dev/null 2>&1; then flock 9; fi
-
-if ready; then
-  echo "$PY"
-  exit 0
-fi
-
-if ! command -v python3 >/dev/null 2>&1; then
-  echo "lightning-venv: python3 is not installed (needed to create $VENV)" >&2
-  exit 2
-fi
-
-if [ ! -x "$PY" ]; then
-  rm -rf "$VENV"
-  if ! python3 -m venv "$VENV" >"$VENV.log" 2>&1; then
-    echo "lightning-venv: 'python3 -m venv $VENV' failed (is the python3-venv package installed?):" >&2
-    tail -n 5 "$VENV.log" >&2
-    rm -rf "$VENV"
-    exit 2
-  fi
-fi
-
-pip_install() {
-  "$PY" -m pip install --retries 0 --disable-pip-version-check --no-input "$@" >>"$VENV.log" 2>&1
+ready() {
+  [ -x "$PY" ] && "$PY" -c "import sys; from importlib.metadata import version as v; sys.exit(0 if v('torch').startswith('2.13') and v('lightning').startswith('2.6') else 1)" >/dev/null 2>&1
 }
 
-echo "lightning-venv: installing torch==2.13.* (CPU) and lightning==2.6.* into $VENV ..." >&2
-if ! pip_install --extra-index-url https://download.pytorch.org/whl/cpu 'torch==2.13.*' || ! pip_install 'lightning==2.6.*' || ! ready; then
-  echo "lightning-venv: pip could not install torch==2.13.* (CPU) and lightning==2.6.* (log: $VENV.log):" >&2
-  grep -E 'ERROR|No matching|Could not' "$VENV.log" | tail -n 3 >&2
-  exit 3
-fi
+install() {
+  pip_install --extra-index-url https://download.pytorch.org/whl/cpu 'torch==2.13.*' && pip_install 'lightning==2.6.*'
+}
 
-echo "$PY"
+python_venv_main

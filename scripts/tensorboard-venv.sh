@@ -10,49 +10,18 @@
 set -u
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+NAME="tensorboard-venv"
 VENV="${FLINT_TB_VENV:-$ROOT/.cache/tensorboard-venv}"
 TB_VERSION="2.21.0"
-MARKER="$VENV/.flint-tensorboard-$TB_VERSION"
+WHAT="tensorboard==$TB_VERSION"
+source "$ROOT/scripts/lib/python-venv.sh"
 
 ready() {
-  [ -f "$MARKER" ] && "$VENV/bin/python" -c "import tensorboard, sys; sys.exit(0 if tensorboard.__version__ == '$TB_VERSION' else 1)" 2>/dev/null
+  [ -x "$PY" ] && "$PY" -c "import tensorboard, sys; sys.exit(0 if tensorboard.__version__ == '$TB_VERSION' else 1)" >/dev/null 2>&1
 }
 
-if ready; then
-  echo "$VENV/bin/python"
-  exit 0
-fi
+install() {
+  pip_install "tensorboard==$TB_VERSION"
+}
 
-mkdir -p "$(dirname "$VENV")"
-# Two test processes may ask at once: one creates, the other waits.
-exec 9>"$VENV.lock"
-if command -v flock >/dev/null 2>&1; then flock 9; fi
-
-if ready; then
-  echo "$VENV/bin/python"
-  exit 0
-fi
-
-if ! command -v python3 >/dev/null 2>&1; then
-  echo "tensorboard-venv: python3 is not installed (needed to create $VENV)" >&2
-  exit 2
-fi
-
-rm -rf "$VENV"
-if ! python3 -m venv "$VENV" >"$VENV.log" 2>&1; then
-  echo "tensorboard-venv: 'python3 -m venv $VENV' failed (is the python3-venv package installed?):" >&2
-  tail -n 5 "$VENV.log" >&2
-  rm -rf "$VENV"
-  exit 2
-fi
-
-echo "tensorboard-venv: installing tensorboard==$TB_VERSION into $VENV ..." >&2
-if ! "$VENV/bin/python" -m pip install --retries 0 --disable-pip-version-check --no-input "tensorboard==$TB_VERSION" >>"$VENV.log" 2>&1; then
-  echo "tensorboard-venv: pip could not install tensorboard==$TB_VERSION (log: $VENV.log):" >&2
-  tail -n 5 "$VENV.log" >&2
-  rm -rf "$VENV"
-  exit 3
-fi
-
-touch "$MARKER"
-echo "$VENV/bin/python"
+python_venv_main

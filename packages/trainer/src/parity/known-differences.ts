@@ -128,7 +128,7 @@ export const KNOWN_BUGS: readonly KnownBug[] = [
   {
     bug: 'parity-11',
     text: 'with valCheckInterval (whole number or fraction) Flint also validates at the end of an epoch whose length is not a multiple of it; Lightning does not',
-    ids: ['hooks-fit/hooks', 'loop-val-check-int/validations', 'loop-val-check-fraction/validations'],
+    ids: ['loop-val-check-int/validations', 'loop-val-check-fraction/validations'],
   },
   {
     bug: 'parity-12',

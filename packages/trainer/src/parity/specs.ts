@@ -116,7 +116,7 @@ const lrObs: Observation[] = ['error', 'lrs'];
 
 export const SCENARIOS: ScenarioSpec[] = [
   // ---- hooks ----
-  { name: 'hooks-fit', trainer: { maxEpochs: 2, limitTrainBatches: 3, valCheckInterval: 2 }, recordHooks: true, observe: ['error', 'hooks'] },
+  { name: 'hooks-fit', trainer: { maxEpochs: 2, limitTrainBatches: 4, valCheckInterval: 2 }, recordHooks: true, observe: ['error', 'hooks'] },
   { name: 'hooks-validate', run: ['validate'], recordHooks: true, observe: ['error', 'hooks', 'results'] },
   { name: 'hooks-test', run: ['test'], recordHooks: true, observe: ['error', 'hooks', 'results'] },
   { name: 'hooks-predict', run: ['predict'], recordHooks: true, observe: ['error', 'hooks', 'results'] },

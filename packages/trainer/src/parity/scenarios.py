@@ -38,11 +38,6 @@ def snake(name):
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def camel(name):
-    head, *rest = name.split("_")
-    return head + "".join(p[:1].upper() + p[1:] for p in rest)
-
-
 def num(v):
     """Scripted values: numbers, or 'nan' / 'inf' / '-inf' (JSON has no NaN)."""
     return float(v) if isinstance(v, str) else v

@@ -124,9 +124,9 @@ const DEFAULT_LOGS: LogSpec[] = [
 ];
 
 /**
- * Module hooks Lightning's LightningModule has too (scenarios.py records the same set there);
- * Flint's module also receives onSanityCheckStart/End, onException and onLoadCheckpoint... see
- * the 'module-hook-set' difference.
+ * The module hooks recorded: those Lightning's LightningModule has too (scenarios.py records the
+ * same set there). Flint also calls onSanityCheckStart/End and onException on the module, which
+ * Lightning only calls on callbacks; that extension is not compared.
  */
 export const LIGHTNING_MODULE_HOOKS: ReadonlySet<string> = new Set(FLINT_HOOKS.filter((h) => !['onSanityCheckStart', 'onSanityCheckEnd', 'onException'].includes(h)));
 

@@ -98,7 +98,7 @@ export const KNOWN_BUGS: readonly KnownBug[] = [
   {
     bug: 'issue13-6',
     text: 'epoch-end logger calls that share a step with an earlier logger call lack the epoch key',
-    ids: ['log-every-n-steps/logMetrics', 'log-reductions/logMetrics'],
+    ids: ['log-every-n-steps/logMetrics'],
   },
   {
     bug: 'issue13-7',
@@ -134,11 +134,6 @@ export const KNOWN_BUGS: readonly KnownBug[] = [
     bug: 'parity-12',
     text: 'name_step of a validation value logged with onStep and onEpoch stays in callbackMetrics after the validation epoch; Lightning keeps name and name_epoch only',
     ids: ['log-val-on-step/callbackMetrics', 'log-validate-on-step/callbackMetrics'],
-  },
-  {
-    bug: 'parity-13',
-    text: 'logger calls of validate/test lack the epoch key that Lightning adds to every logger call',
-    ids: ['log-test/logMetrics'],
   },
 ];
 

@@ -278,7 +278,7 @@ describe('a signal in this process, with exitOnInterrupt: false', () => {
     for (let i = 0; i < 15; i++) await expectNoLeak(() => again.fit(module, new DataLoader(data, { batchSize: 16 })), 'fit');
     const failing = new Trainer({ ...options, maxEpochs: 1 });
     const wrongShape = new BoringModule(8);
-    await expectNoLeak(() => expect(failing.fit(wrongShape, new DataLoader(data, { batchSize: 16 }))).rejects.toThrow('BoringModule.trainingStep failed on batch 0'), 'failing fit');
+    await expectNoLeak(() => expect(failing.fit(wrongShape, new DataLoader(data, { batchSize: 16 }))).rejects.toThrow('[Flint] in BoringModule.trainingStep on batch 0 of epoch 0'), 'failing fit');
     expect(again.interrupted).toBe(false);
     expect(process.listenerCount('SIGINT') + process.listenerCount('SIGTERM')).toBe(listeners);
   });

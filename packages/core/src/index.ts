@@ -33,6 +33,8 @@ export {
 export type { LRScheduler, LRSchedulerConfig, LRSchedulerConfigInput, OptimizerConfig, OptimizersReturn } from './optimization.js';
 export { FlintAdam, adam, adamOptionsSchema } from './optim/adam.js';
 export type { AdamOptions } from './optim/adam.js';
+export { APPLY_ADAM_KERNEL } from './optim/adam-kernel.js';
+export type { AdamKernelSlot, AdamStep, AdamStepScalars, ApplyAdamAttrs } from './optim/adam-kernel.js';
 export { MetricCollector } from './metric-collector.js';
 export type { Reduce, HookKind, ResultLoop, CollectedMetrics } from './metric-collector.js';
 export { parseOptions } from './options.js';

@@ -77,7 +77,7 @@ describe.runIf(onNative)('native kernels (tfjs-node)', () => {
     const mine = tf.getKernel('Cast', 'tensorflow');
     expect(installNativeKernels()).toEqual({
       replaced: ['Cast', 'Reshape', 'Step', 'Round', '_FusedMatMul'],
-      added: ['FlintDense', 'FlintActivationGrad', 'FlintSoftmaxCrossEntropyWithLogits'],
+      added: ['FlintDense', 'FlintActivationGrad', 'FlintSoftmaxCrossEntropyWithLogits', 'FlintApplyAdam'],
     });
     expect(tf.getKernel('Cast', 'tensorflow')).toBe(mine);
     uninstallNativeKernels();
@@ -192,5 +192,32 @@ describe.runIf(onNative)('native kernels (tfjs-node)', () => {
     expect(ops.get('ResourceApplyAdam')).toBe(6);
     opt.dispose();
     tf.dispose([x, y, ...net.parameters()]);
+  });
+
+  it("adam() runs the FlintApplyAdam kernel while it is registered and tfjs ops once it is not, carrying its moments over", () => {
+    const run = (native: boolean) => {
+      seedEverything(2);
+      const net = new Sequential(new Linear(12, 8, { activation: 'relu' }), new Linear(8, 3));
+      return { net, opt: adam({ learningRate: 0.01, native }) };
+    };
+    const fused = run(true);
+    const plain = run(false);
+    const x = rand([16, 12], 3);
+    const y = tf.tensor1d(Array.from({ length: 16 }, (_, i) => i % 3), 'int32');
+    const step = ({ net, opt }: ReturnType<typeof run>) => () =>
+      tf.tidy(() => opt.minimize(() => crossEntropy(net.forward(x), y) as tf.Scalar, false, net.parameters()));
+    const applies = (r: ReturnType<typeof run>) => countOps(step(r)).ops.get('ResourceApplyAdam') ?? 0;
+    try {
+      expect([applies(fused), applies(plain)]).toEqual([4, 0]);
+      uninstallNativeKernels();
+      expect([applies(fused), applies(plain)]).toEqual([0, 0]);
+    } finally {
+      installNativeKernels();
+    }
+    const weights = (r: ReturnType<typeof run>) => r.net.parameters().map((p) => Array.from(p.dataSync()));
+    expectClose(weights(fused), weights(plain), 1e-6);
+    fused.opt.dispose();
+    plain.opt.dispose();
+    tf.dispose([x, y, ...fused.net.parameters(), ...plain.net.parameters()]);
   });
 });

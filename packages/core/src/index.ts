@@ -5,6 +5,7 @@ export type {
   CallbackHooks,
   CallbackHookName,
   ModuleHooks,
+  HookModule,
   Metrics,
   Stage,
   RunningStage,

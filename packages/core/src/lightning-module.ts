@@ -168,3 +168,8 @@ export abstract class LightningModule<Batch = unknown> extends Module {
 // The module hooks are optional methods of LightningModule.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export interface LightningModule<Batch> extends ModuleHooks {}
+
+// What the callback hooks in hooks.ts receive as `module`.
+declare module './hooks.js' {
+  interface HookModule extends LightningModule {}
+}

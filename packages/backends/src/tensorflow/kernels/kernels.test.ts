@@ -205,7 +205,9 @@ describe.runIf(onNative)('native kernels (tfjs-node)', () => {
     const x = rand([16, 12], 3);
     const y = tf.tensor1d(Array.from({ length: 16 }, (_, i) => i % 3), 'int32');
     const step = ({ net, opt }: ReturnType<typeof run>) => () =>
-      tf.tidy(() => opt.minimize(() => crossEntropy(net.forward(x), y) as tf.Scalar, false, net.parameters()));
+      tf.tidy(() => {
+        opt.minimize(() => crossEntropy(net.forward(x), y) as tf.Scalar, false, net.parameters());
+      });
     const applies = (r: ReturnType<typeof run>) => countOps(step(r)).ops.get('ResourceApplyAdam') ?? 0;
     try {
       expect([applies(fused), applies(plain)]).toEqual([4, 0]);

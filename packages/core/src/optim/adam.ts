@@ -92,7 +92,7 @@ export class FlintAdam extends tf.Optimizer {
       throw new MisconfigurationError(`FlintAdam: learningRate must be a finite number >= 0 (received ${String(lr)}).`);
     }
     this.releaseSnapshot();
-    const step: AdamStep = { ...this.stepScalars(this.iterations + 1) };
+    const step: AdamStep = this.stepScalars(this.iterations + 1);
     const useKernel = this.native && tf.getKernel(APPLY_ADAM_KERNEL, tf.getBackend()) !== undefined;
     try {
       for (const [name, grad] of entries) {

@@ -1,6 +1,7 @@
 export { BACKEND_NAMES } from './loader.js';
 export type { BackendName, BackendLoader, LoadResult } from './loader.js';
 export { cpuLoader } from './cpu/loader.js';
+export { castOnCpuByValue } from './cpu/cast.js';
 export { wasmLoader } from './wasm/loader.js';
 export { tensorflowLoader } from './tensorflow/loader.js';
 export { setupNative, setupNativeOptionsSchema, probeNativeBackend, quietTensorFlowEnv } from './tensorflow/setup/index.js';

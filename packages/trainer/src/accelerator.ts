@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { cpuLoader, tensorflowLoader, wasmLoader, type BackendLoader, type BackendName, type WasmImprovementsOptions } from '@flint/backends';
+import { castOnCpuByValue, cpuLoader, tensorflowLoader, wasmLoader, type BackendLoader, type BackendName, type WasmImprovementsOptions } from '@flint/backends';
 import { BackendError, MisconfigurationError } from '@flint/core';
 
 export type { BackendName } from '@flint/backends';
@@ -57,6 +57,7 @@ let current: { key: string; choice: BackendChoice } | undefined;
  */
 export async function selectBackend(request: BackendRequest): Promise<{ choice: BackendChoice; fresh: boolean }> {
   const key = `${request.accelerator}/${request.backend ?? 'auto'}/${JSON.stringify(request.wasm ?? {})}`;
+  castOnCpuByValue();
   if (current !== undefined && current.key === key && tf.getBackend() === current.choice.backend) {
     return { choice: current.choice, fresh: false };
   }

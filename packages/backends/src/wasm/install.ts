@@ -25,6 +25,7 @@ import {
   threadsOf,
   type WasmPackage,
 } from './threads.js';
+import { tameWasmModule } from './process-handlers.js';
 import { ensureWorkerScript } from './worker-script.js';
 
 type BackendFactory = () => KernelBackend | Promise<KernelBackend>;
@@ -286,6 +287,8 @@ async function replaceWasmFactory(entry: FactoryEntry): Promise<FactoryEntry> {
   if (previous === undefined) throw new BackendError("installWasmImprovements: the 'wasm' backend disappeared from the registry");
   const active = engine.backendName === 'wasm';
   const instance = engine.registry['wasm'];
+  // Its dispose must not take the program's process listeners with it.
+  if (instance !== undefined) tameWasmModule((instance as unknown as BackendWasm).wasm);
   if (instance !== undefined && instance.numDataIds() > 0) {
     const ownDispose = Object.prototype.hasOwnProperty.call(instance, 'dispose');
     const keep = instance as { dispose(): void };

@@ -1,7 +1,9 @@
+import * as tf from '@tensorflow/tfjs';
 import { activate, firstLine, importOptional, isResolvable } from '../internal/optional.js';
 import type { BackendLoader } from '../loader.js';
 import { installWasmImprovements, uninstallWasmImprovements } from './install.js';
 import type { WasmImprovementsOptions } from './options.js';
+import { tameWasmModule } from './process-handlers.js';
 
 /** Installs (or removes) Flint's wasm improvements as asked; returns the facts to print. */
 async function prepareWasm(options: WasmImprovementsOptions | false): Promise<string[]> {
@@ -30,6 +32,8 @@ export function wasmLoader(options: WasmImprovementsOptions | false = {}): Backe
         return { ok: false, reason: `@tensorflow/tfjs-backend-wasm does not load (${firstLine(error)})` };
       }
       if (!(await activate('wasm'))) return { ok: false, reason: 'the wasm backend did not initialize' };
+      // emscripten's process handlers would take over every uncaught error of the program.
+      tameWasmModule((tf.backend() as unknown as { wasm?: unknown }).wasm);
       return { ok: true, details: ['XNNPACK', ...details] };
     },
   };

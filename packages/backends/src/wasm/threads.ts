@@ -3,13 +3,15 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { BackendError } from '@flint/core';
+import { tameWasmModule, workerScriptEpilogue } from './process-handlers.js';
 
 /*
  * tfjs-backend-wasm turns threads off in Node (flag WASM_HAS_MULTITHREAD_SUPPORT is false there)
  * because its emscripten worker is created from a blob: URL, which Node's worker_threads refuse. The
  * package still ships the threaded build: `wasm-out/tfjs-backend-wasm-threaded-simd.js` (emscripten
  * glue), `dist/tfjs-backend-wasm-threaded-simd.wasm`, and the worker script as a string in
- * `wasm-out/tfjs-backend-wasm-threaded-simd.worker.js`. Flint writes that worker script to a cached
+ * `wasm-out/tfjs-backend-wasm-threaded-simd.worker.js`. Flint writes that worker script (plus a line that
+ * removes emscripten's process handlers in each worker, see process-handlers.ts) to a cached
  * file, instantiates the threaded build itself with the worker pointed at that file, and hands the
  * module to tfjs's own `BackendWasm` class. The C++ side sizes XNNPACK's pool as
  * min(requested, 8, logical cores / 2) ("2 hyper-threads per core"); the cores it sees come from a wasm
@@ -66,7 +68,7 @@ export function threadedBuildFiles(pkg: WasmPackage): ThreadedBuildFiles {
   }
   const { wasmWorkerContents } = requireHere(workerModule) as { wasmWorkerContents?: unknown };
   if (typeof wasmWorkerContents !== 'string') throw new Error(`${workerModule} does not export wasmWorkerContents`);
-  return { glue, wasm, workerSource: wasmWorkerContents };
+  return { glue, wasm, workerSource: wasmWorkerContents + workerScriptEpilogue };
 }
 
 /** The parts of an emscripten module that tfjs's BackendWasm and Flint use. */
@@ -175,6 +177,7 @@ export async function createThreadedBackend(
     disposeData: module.cwrap('dispose_data', null, ['number']),
     dispose: module.cwrap('dispose', null, []),
   };
+  tameWasmModule(module);
   pkg.module.setThreadsCount(threads);
   const backend = new pkg.module.BackendWasm(module as never); // starts XNNPACK's pool threads
   // emscripten refs the worker of every running pthread, as a Node program's own threads should keep

@@ -9,6 +9,7 @@ export default defineConfig({
     alias: [
       { find: /^@flint\/core\/testing$/, replacement: src('./packages/core/src/testing/index.ts') },
       { find: /^@flint\/core$/, replacement: src('./packages/core/src/index.ts') },
+      { find: /^@flint\/backends$/, replacement: src('./packages/backends/src/index.ts') },
       { find: /^@flint\/trainer$/, replacement: src('./packages/trainer/src/index.ts') },
       { find: /^@flint\/callbacks$/, replacement: src('./packages/callbacks/src/index.ts') },
       { find: /^@flint\/loggers$/, replacement: src('./packages/loggers/src/index.ts') },

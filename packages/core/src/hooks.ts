@@ -1,6 +1,13 @@
 import type * as tf from '@tensorflow/tfjs';
-import type { LightningModule } from './lightning-module.js';
 import type { OptimizerWrapper, LRSchedulerConfig } from './optimization.js';
+
+/**
+ * The module hooks are called with: `LightningModule`. This file declares it empty and
+ * `lightning-module.ts` completes it (`declare module './hooks.js'`), so that the hooks need no
+ * import of the module, which itself implements the hooks: the two files do not import each other.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface HookModule {}
 
 /** Plain numbers, never tensors: what callbacks and loggers see of the metrics. */
 export type Metrics = Readonly<Record<string, number>>;
@@ -100,45 +107,45 @@ export interface CheckpointData {
  * be synchronous because `tf.tidy` / `tf.variableGrads` cannot span an `await`.
  */
 export interface CallbackHooks {
-  setup?(trainer: TrainerContext, module: LightningModule, stage: Stage): void | Promise<void>;
-  teardown?(trainer: TrainerContext, module: LightningModule, stage: Stage): void | Promise<void>;
-  onFitStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onFitEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onSanityCheckStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onSanityCheckEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onTrainStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onTrainEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onTrainEpochStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onTrainEpochEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onTrainBatchStart?(trainer: TrainerContext, module: LightningModule, batch: unknown, batchIdx: number): void | Promise<void>;
-  onTrainBatchEnd?(trainer: TrainerContext, module: LightningModule, outputs: Metrics, batch: unknown, batchIdx: number): void | Promise<void>;
-  onValidationStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onValidationEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onValidationEpochStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onValidationEpochEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onValidationBatchStart?(trainer: TrainerContext, module: LightningModule, batch: unknown, batchIdx: number): void | Promise<void>;
-  onValidationBatchEnd?(trainer: TrainerContext, module: LightningModule, outputs: Metrics, batch: unknown, batchIdx: number): void | Promise<void>;
-  onTestStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onTestEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onTestEpochStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onTestEpochEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onTestBatchStart?(trainer: TrainerContext, module: LightningModule, batch: unknown, batchIdx: number): void | Promise<void>;
-  onTestBatchEnd?(trainer: TrainerContext, module: LightningModule, outputs: Metrics, batch: unknown, batchIdx: number): void | Promise<void>;
-  onPredictStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onPredictEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onPredictEpochStart?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onPredictEpochEnd?(trainer: TrainerContext, module: LightningModule): void | Promise<void>;
-  onPredictBatchStart?(trainer: TrainerContext, module: LightningModule, batch: unknown, batchIdx: number): void | Promise<void>;
-  onPredictBatchEnd?(trainer: TrainerContext, module: LightningModule, outputs: unknown, batch: unknown, batchIdx: number): void | Promise<void>;
+  setup?(trainer: TrainerContext, module: HookModule, stage: Stage): void | Promise<void>;
+  teardown?(trainer: TrainerContext, module: HookModule, stage: Stage): void | Promise<void>;
+  onFitStart?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onFitEnd?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onSanityCheckStart?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onSanityCheckEnd?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onTrainStart?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onTrainEnd?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onTrainEpochStart?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onTrainEpochEnd?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onTrainBatchStart?(trainer: TrainerContext, module: HookModule, batch: unknown, batchIdx: number): void | Promise<void>;
+  onTrainBatchEnd?(trainer: TrainerContext, module: HookModule, outputs: Metrics, batch: unknown, batchIdx: number): void | Promise<void>;
+  onValidationStart?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onValidationEnd?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onValidationEpochStart?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onValidationEpochEnd?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onValidationBatchStart?(trainer: TrainerContext, module: HookModule, batch: unknown, batchIdx: number): void | Promise<void>;
+  onValidationBatchEnd?(trainer: TrainerContext, module: HookModule, outputs: Metrics, batch: unknown, batchIdx: number): void | Promise<void>;
+  onTestStart?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onTestEnd?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onTestEpochStart?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onTestEpochEnd?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onTestBatchStart?(trainer: TrainerContext, module: HookModule, batch: unknown, batchIdx: number): void | Promise<void>;
+  onTestBatchEnd?(trainer: TrainerContext, module: HookModule, outputs: Metrics, batch: unknown, batchIdx: number): void | Promise<void>;
+  onPredictStart?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onPredictEnd?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onPredictEpochStart?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onPredictEpochEnd?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
+  onPredictBatchStart?(trainer: TrainerContext, module: HookModule, batch: unknown, batchIdx: number): void | Promise<void>;
+  onPredictBatchEnd?(trainer: TrainerContext, module: HookModule, outputs: unknown, batch: unknown, batchIdx: number): void | Promise<void>;
   /** Synchronous: runs inside the gradient tape, after the forward pass, with the loss about to be differentiated. */
-  onBeforeBackward?(trainer: TrainerContext, module: LightningModule, loss: tf.Scalar): void;
+  onBeforeBackward?(trainer: TrainerContext, module: HookModule, loss: tf.Scalar): void;
   /** Gradients are computed (before accumulation, clipping and the optimizer step). */
-  onAfterBackward?(trainer: TrainerContext, module: LightningModule, grads: Readonly<Record<string, tf.Tensor>>): void | Promise<void>;
+  onAfterBackward?(trainer: TrainerContext, module: HookModule, grads: Readonly<Record<string, tf.Tensor>>): void | Promise<void>;
   /** Right before the optimizer step (after accumulation, before clipping), as in Lightning. */
-  onBeforeOptimizerStep?(trainer: TrainerContext, module: LightningModule, optimizer: OptimizerWrapper, grads: Readonly<Record<string, tf.Tensor>>): void | Promise<void>;
-  onSaveCheckpoint?(trainer: TrainerContext, module: LightningModule, checkpoint: Record<string, unknown>): void | Promise<void>;
-  onLoadCheckpoint?(trainer: TrainerContext, module: LightningModule, checkpoint: Readonly<Record<string, unknown>>): void | Promise<void>;
-  onException?(trainer: TrainerContext, module: LightningModule, error: unknown): void | Promise<void>;
+  onBeforeOptimizerStep?(trainer: TrainerContext, module: HookModule, optimizer: OptimizerWrapper, grads: Readonly<Record<string, tf.Tensor>>): void | Promise<void>;
+  onSaveCheckpoint?(trainer: TrainerContext, module: HookModule, checkpoint: Record<string, unknown>): void | Promise<void>;
+  onLoadCheckpoint?(trainer: TrainerContext, module: HookModule, checkpoint: Readonly<Record<string, unknown>>): void | Promise<void>;
+  onException?(trainer: TrainerContext, module: HookModule, error: unknown): void | Promise<void>;
 }
 
 export type CallbackHookName = keyof CallbackHooks;
@@ -211,7 +218,7 @@ export interface Logger extends CallbackHooks {
   loadStateDict?(state: Readonly<Record<string, unknown>>): void;
 }
 
-type WithoutTrainerAndModule<F> = F extends (trainer: TrainerContext, module: LightningModule, ...rest: infer A) => infer R
+type WithoutTrainerAndModule<F> = F extends (trainer: TrainerContext, module: HookModule, ...rest: infer A) => infer R
   ? (...args: A) => R
   : never;
 

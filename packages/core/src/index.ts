@@ -7,6 +7,7 @@ export type {
   CallbackHooks,
   CallbackHookName,
   ModuleHooks,
+  HookModule,
   Metrics,
   Stage,
   RunningStage,
@@ -35,6 +36,8 @@ export {
 export type { LRScheduler, LRSchedulerConfig, LRSchedulerConfigInput, OptimizerConfig, OptimizersReturn } from './optimization.js';
 export { FlintAdam, adam, adamOptionsSchema } from './optim/adam.js';
 export type { AdamOptions } from './optim/adam.js';
+export { APPLY_ADAM_KERNEL } from './optim/adam-kernel.js';
+export type { AdamKernelSlot, AdamStep, AdamStepScalars, ApplyAdamAttrs } from './optim/adam-kernel.js';
 export { MetricCollector, isLoggableMetric } from './metric-collector.js';
 export type { Reduce, HookKind, ResultLoop, CollectedMetrics, LoggableMetric } from './metric-collector.js';
 export { parseOptions } from './options.js';

@@ -219,3 +219,8 @@ function describeExample(example: tf.Tensor | tf.Tensor[]): string {
 // The module hooks are optional methods of LightningModule.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export interface LightningModule<Batch> extends ModuleHooks {}
+
+// What the callback hooks in hooks.ts receive as `module`.
+declare module './hooks.js' {
+  interface HookModule extends LightningModule {}
+}

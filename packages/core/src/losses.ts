@@ -8,7 +8,7 @@ import { parseOptions } from './options.js';
  * int32 `[batch]` (class indices) or float32 `[batch, classes]` (probabilities); outputs
  * `[loss [batch], backprop [batch, classes]]`, where backprop is `softmax(logits) - onehot(labels)`,
  * as TensorFlow's (Sparse)SoftmaxCrossEntropyWithLogits. A backend may register it
- * (`@flint/trainer` does for the native backend); elsewhere `crossEntropy` computes the same with
+ * (`@flint/backends` does for the native and the wasm backend); elsewhere `crossEntropy` computes the same with
  * tfjs ops.
  */
 export const SOFTMAX_CROSS_ENTROPY_KERNEL = 'FlintSoftmaxCrossEntropyWithLogits';
@@ -36,7 +36,7 @@ const DEFAULTS = { reduction: 'mean' } as const satisfies z.output<typeof crossE
  * pass is a single multiplication.
  *
  * Class indices outside `[0, classes)` throw on the native backend (TensorFlow checks them) and on
- * wasm with `@flint/trainer`'s layer kernels; the cpu backend does not read the labels back to check
+ * wasm with `@flint/backends`' layer kernels; the cpu backend does not read the labels back to check
  * them and treats such a row as an all-zero target (loss 0, gradient softmax).
  */
 export function crossEntropy(logits: tf.Tensor, target: tf.Tensor, options?: CrossEntropyOptions): tf.Tensor {

@@ -8,8 +8,8 @@ export type Activation = 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'elu' | 'relu6
 const FUSED: ReadonlySet<Activation> = new Set(['linear', 'relu', 'sigmoid', 'elu', 'relu6', 'leakyrelu']);
 
 /**
- * Name of the kernel `Linear` runs when the active backend registers it (`@flint/trainer` does for
- * the native backend): inputs `{ x: [batch, in], weight: [in, out], bias?: [out] }`, attribute
+ * Name of the kernel `Linear` runs when the active backend registers it (`@flint/backends` does for
+ * the native and the wasm backend): inputs `{ x: [batch, in], weight: [in, out], bias?: [out] }`, attribute
  * `activation` ('linear' | 'relu' | 'sigmoid' | 'tanh'), output `act(x W + b)`. One tape entry with
  * a gradient of its own (below): the tfjs ops Linear runs otherwise record matmul, add and the
  * activation separately while training, because tfjs fuses only without a gradient tape.
@@ -67,7 +67,7 @@ function glorotUniform(fanIn: number, fanOut: number): tf.Tensor2D {
 /**
  * A dense layer `y = act(x W + b)` with its weights as plain tf.Variables, computed with one fused
  * matmul + bias + activation op (as `torch.nn.Linear` followed by an activation). Where the backend
- * registers `DENSE_KERNEL` (the native backend with `@flint/trainer`), linear/relu/sigmoid/tanh
+ * registers `DENSE_KERNEL` (`@flint/backends` does for the native and the wasm backend), linear/relu/sigmoid/tanh
  * layers run it: one kernel forward and the activation's backward plus two matmuls and a sum back.
  */
 export class Linear extends Module {

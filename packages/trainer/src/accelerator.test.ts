@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BackendError, MisconfigurationError } from '@flint/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeChoice, selectBackend } from './accelerator.js';
-import { probeNativeBackend } from './native/index.js';
+import { probeNativeBackend } from '@flint/backends';
 
 const suiteBackend = process.env.FLINT_BACKEND ?? 'wasm';
 afterAll(async () => {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resetBackendChoice, selectBackend, type BackendName } from './accelerator.js';
-import { probeNativeBackend } from './native/index.js';
+import { probeNativeBackend } from '@flint/backends';
 
 /**
  * A tensor made on one backend and used on another keeps its values, whatever made it: casts between

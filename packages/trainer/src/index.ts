@@ -8,9 +8,25 @@ export { ProgressBar } from './progress-bar.js';
 export type { ProgressStream } from './progress-bar.js';
 export type { TrainerEvents } from './events.js';
 export type { HookTiming } from './internal/hook-dispatcher.js';
-export { setupNative, setupNativeOptionsSchema, probeNativeBackend, quietTensorFlowEnv } from './native/index.js';
-export type { SetupNativeOptions, SetupNativeReport, NativeProbeResult, ProbeNativeOptions } from './native/index.js';
-export { installNativeKernels, uninstallNativeKernels, nativeKernelsInstalled } from './native-kernels/index.js';
-export type { NativeKernelsReport } from './native-kernels/index.js';
-export { installWasmImprovements, uninstallWasmImprovements, wasmImprovementsOptionsSchema } from './wasm/index.js';
-export type { WasmImprovementsOptions, WasmSetupReport } from './wasm/index.js';
+// The backends' own API moved to @flint/backends; re-exported so that @flint/trainer's API stays as it was.
+export {
+  setupNative,
+  setupNativeOptionsSchema,
+  probeNativeBackend,
+  quietTensorFlowEnv,
+  installNativeKernels,
+  uninstallNativeKernels,
+  nativeKernelsInstalled,
+  installWasmImprovements,
+  uninstallWasmImprovements,
+  wasmImprovementsOptionsSchema,
+} from '@flint/backends';
+export type {
+  SetupNativeOptions,
+  SetupNativeReport,
+  NativeProbeResult,
+  ProbeNativeOptions,
+  NativeKernelsReport,
+  WasmImprovementsOptions,
+  WasmSetupReport,
+} from '@flint/backends';

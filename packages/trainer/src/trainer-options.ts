@@ -1,6 +1,6 @@
+import { BACKEND_NAMES, wasmImprovementsOptionsSchema } from '@flint/backends';
 import { Callback, type Logger } from '@flint/core';
 import { z } from 'zod';
-import { wasmImprovementsOptionsSchema } from './wasm/index.js';
 
 /** A whole number of batches (>= 0), or a fraction of the data in (0, 1). */
 const batchLimit = z
@@ -56,7 +56,7 @@ export const trainerOptionsSchema = z.strictObject({
   accumulateGradBatches: z.number().int().min(1).default(1),
   accelerator: z.enum(['auto', 'cpu', 'gpu']).default('auto'),
   /** Pin the tfjs backend. Default: chosen by `accelerator` (or the FLINT_BACKEND environment variable). */
-  backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional(),
+  backend: z.enum(BACKEND_NAMES).optional(),
   /** Flint's improvements of the wasm backend (see docs/wasm-backend.md), or false for stock tfjs-backend-wasm. */
   wasm: z.union([z.literal(false), wasmImprovementsOptionsSchema.partial()]).default({}),
   /** Require seedEverything() to have been called, so that the same seed gives the same run on the same backend. */

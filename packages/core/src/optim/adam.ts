@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { MisconfigurationError } from '../errors.js';
 import { parseOptions } from '../options.js';
-import { NativeAdamSlot, OpsAdamSlot, type AdamSlot, type AdamStepScalars, type SharedScalars } from './internal/adam-state.js';
-import { activeTensorflowBackend, type TensorflowBackend } from './internal/tensorflow-backend.js';
+import { APPLY_ADAM_KERNEL, type AdamStep, type AdamStepScalars } from './adam-kernel.js';
+import { KernelAdamSlot, OpsAdamSlot, type AdamSlot } from './internal/adam-state.js';
 
 /** `{ name, tensor }`, as tfjs optimizers take and return them (not exported by @tensorflow/tfjs). */
 type NamedTensor = { name: string; tensor: tf.Tensor };
@@ -21,8 +21,9 @@ export const adamOptionsSchema = z.strictObject({
   /** Added to the root of the second moment. Default 1e-7, as `tf.train.adam` (PyTorch uses 1e-8). */
   epsilon: z.number().positive({ error: 'must be a number > 0' }).default(1e-7),
   /**
-   * On the native backend (tfjs-node), update each parameter with TensorFlow's fused
-   * `ResourceApplyAdam` kernel (default true). False always uses tfjs ops, as on other backends.
+   * Run the backend's Adam kernel (`APPLY_ADAM_KERNEL`) where it registers one (default true): on
+   * the native backend, TensorFlow's fused `ResourceApplyAdam`. False always uses tfjs ops, as on
+   * other backends.
    */
   native: z.boolean().default(true),
 });
@@ -35,9 +36,11 @@ type ResolvedAdamOptions = z.output<typeof adamOptionsSchema>;
  * Adam that gives the same numbers as `tf.train.adam` (to float32 rounding) with far fewer ops per
  * step; pass it from `configureOptimizers` like any tfjs optimizer.
  *
- * - On the native backend (`@tensorflow/tfjs-node`) every parameter is updated by TensorFlow's fused
- *   `ResourceApplyAdam` kernel on moments kept in TensorFlow resource variables: 2 ops per parameter
- *   and step (update, read back) instead of about 16, and one pass over memory instead of a dozen.
+ * - Where the backend registers `APPLY_ADAM_KERNEL` (`@flint/backends` does for the native backend,
+ *   `@tensorflow/tfjs-node`), every parameter is updated by it; on the native backend that is
+ *   TensorFlow's fused `ResourceApplyAdam` on moments kept in TensorFlow resource variables: 2 ops
+ *   per parameter and step (update, read back) instead of about 16, and one pass over memory
+ *   instead of a dozen.
  * - On every other backend it runs 12 tfjs ops per parameter (tfjs's Adam: about 16, plus 6 scalar
  *   tensors).
  *
@@ -59,7 +62,7 @@ export class FlintAdam extends tf.Optimizer {
   readonly beta1: number;
   readonly beta2: number;
   readonly epsilon: number;
-  /** Whether the fused native kernel is used when the backend is tfjs-node. */
+  /** Whether the backend's Adam kernel is used where it registers one. */
   readonly native: boolean;
 
   private readonly slots = new Map<string, AdamSlot>();
@@ -89,21 +92,19 @@ export class FlintAdam extends tf.Optimizer {
       throw new MisconfigurationError(`FlintAdam: learningRate must be a finite number >= 0 (received ${String(lr)}).`);
     }
     this.releaseSnapshot();
-    const scalars = this.stepScalars(this.iterations + 1);
-    const native = this.native ? activeTensorflowBackend() : undefined;
-    let shared: SharedScalars | undefined;
+    const step: AdamStep = this.stepScalars(this.iterations + 1);
+    const useKernel = this.native && tf.getKernel(APPLY_ADAM_KERNEL, tf.getBackend()) !== undefined;
     try {
-      if (native !== undefined) shared = NativeAdamSlot.shareScalars(native, scalars);
       for (const [name, grad] of entries) {
         if (grad === undefined || grad === null) continue;
         const variable = tf.engine().registeredVariables[name];
         if (variable === undefined) {
           throw new MisconfigurationError(`FlintAdam.applyGradients: '${name}' is not the name of a tf.Variable (gradients must be keyed by variable name).`);
         }
-        this.slotFor(variable, native).update(variable, grad, scalars, shared);
+        this.slotFor(variable, useKernel).update(variable, grad, step);
       }
     } finally {
-      if (shared !== undefined) NativeAdamSlot.releaseShared(native!, shared);
+      step.release?.();
     }
     this.incrementIterations();
   }
@@ -147,11 +148,10 @@ export class FlintAdam extends tf.Optimizer {
     };
   }
 
-  private slotFor(variable: tf.Variable, native: TensorflowBackend | undefined): AdamSlot {
+  private slotFor(variable: tf.Variable, useKernel: boolean): AdamSlot {
     const name = variable.name;
-    const wanted = (native as unknown as tf.KernelBackend | undefined) ?? tf.backend();
     let slot = this.slots.get(name);
-    if (slot !== undefined && slot.backend === wanted && (native === undefined) === slot instanceof OpsAdamSlot) return slot;
+    if (slot !== undefined && slot.backend === tf.backend() && useKernel === slot instanceof KernelAdamSlot) return slot;
     // A new variable, or the backend changed under an existing one: (re)build its state here.
     let m: tf.Tensor;
     let v: tf.Tensor;
@@ -173,14 +173,7 @@ export class FlintAdam extends tf.Optimizer {
         }
       }
     }
-    try {
-      slot = native !== undefined ? new NativeAdamSlot(native, variable, m, v) : new OpsAdamSlot(m, v);
-    } finally {
-      if (native !== undefined) {
-        m.dispose();
-        v.dispose();
-      }
-    }
+    slot = useKernel ? new KernelAdamSlot(m, v) : new OpsAdamSlot(m, v);
     this.slots.set(name, slot);
     return slot;
   }

@@ -1,8 +1,8 @@
 import { DataLoader } from '@flint/core';
 import { BoringModule, expectNoLeak, randomClassificationDataset } from '@flint/core/testing';
-import { Trainer } from '@flint/trainer';
+import { Trainer } from '../index.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LambdaCallback } from './index.js';
+import { LambdaCallback } from '@flint/callbacks';
 
 const data = randomClassificationDataset({ n: 32, features: 4, classes: 2, seed: 1 });
 afterAll(() => data.dispose());

@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { DataLoader, MisconfigurationError, seedEverything, type LightningModule } from '@flint/core';
 import { BoringModule, expectNoLeak, randomClassificationDataset } from '@flint/core/testing';
-import { Trainer, type TrainerOptions } from '@flint/trainer';
+import { Trainer, type TrainerOptions } from '../index.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EarlyStopping, LambdaCallback } from './index.js';
-import { FakeTrainer } from './test-utils/fake-trainer.js';
+import { EarlyStopping, LambdaCallback } from '@flint/callbacks';
+import { FakeTrainer } from '../../../callbacks/src/test-utils/fake-trainer.js';
 
 const quiet: TrainerOptions = { logger: false, enableProgressBar: false, enableModelSummary: false, enableCheckpointing: false };
 const data = randomClassificationDataset({ n: 64, features: 4, classes: 2, seed: 3 });

@@ -6,10 +6,10 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { DataLoader, loadCheckpointFile, MisconfigurationError, seedEverything } from '@flint/core';
 import { BoringModule, expectNoLeak, randomClassificationDataset } from '@flint/core/testing';
-import { Trainer, type TrainerOptions } from '@flint/trainer';
+import { Trainer, type TrainerOptions } from '../index.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { LambdaCallback, ModelCheckpoint } from './index.js';
-import { FakeTrainer } from './test-utils/fake-trainer.js';
+import { LambdaCallback, ModelCheckpoint } from '@flint/callbacks';
+import { FakeTrainer } from '../../../callbacks/src/test-utils/fake-trainer.js';
 import { Net, weightsOf } from './test-utils/net.js';
 
 const quiet: TrainerOptions = { logger: false, enableProgressBar: false, enableModelSummary: false, enableCheckpointing: false, backend: 'cpu' };

@@ -7,7 +7,7 @@ import { permutation, TensorDataset } from '@flint/core';
  * split at random into train and validation rows, standardized with the training rows' statistics.
  */
 export function irisSplit(nTrain: number, seed: number): { train: TensorDataset<[tf.Tensor2D, tf.Tensor1D]>; val: TensorDataset<[tf.Tensor2D, tf.Tensor1D]> } {
-  const text = readFileSync(new URL('../../../../examples/iris/data/iris.csv', import.meta.url), 'utf8');
+  const text = readFileSync(new URL('../../../../../examples/iris/data/iris.csv', import.meta.url), 'utf8');
   const rows = text.trim().split('\n').slice(1).map((l) => l.split(',').map(Number));
   const order = Array.from(permutation(rows.length, seed));
   const train = order.slice(0, nTrain).map((i) => rows[i]!);

@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { DataLoader, LightningModule, Linear, MisconfigurationError, seedEverything, Sequential, type OptimizersReturn } from '@flint/core';
 import { BoringModule, expectNoLeak, randomClassificationDataset, type BoringBatch } from '@flint/core/testing';
-import { Trainer, type TrainerOptions } from '@flint/trainer';
+import { Trainer, type TrainerOptions } from '../index.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { judgeFit, OverfittingMonitor, type EpochFit, type JudgeSettings } from './index.js';
-import { FakeTrainer, MemoryLogger } from './test-utils/fake-trainer.js';
+import { judgeFit, OverfittingMonitor, type EpochFit, type JudgeSettings } from '@flint/callbacks';
+import { FakeTrainer, MemoryLogger } from '../../../callbacks/src/test-utils/fake-trainer.js';
 import { irisSplit } from './test-utils/iris.js';
 
 afterAll(async () => {

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
  * running a small program against the built packages, which fits, then throws or rejects.
  */
 
-const packageDir = fileURLToPath(new URL('../..', import.meta.url));
+const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const program = `
 import * as tf from '@tensorflow/tfjs';
 import { DataLoader } from '@flint/core';
@@ -59,7 +59,7 @@ let runs: Map<string, Promise<Run>>;
 const result = (backend: 'cpu' | 'wasm', threads: 1 | 2, mode: Mode): Promise<Run> => runs.get(`${backend}/${threads}/${mode}`)!;
 
 beforeAll(() => {
-  const dist = fileURLToPath(new URL('../../dist/index.js', import.meta.url));
+  const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
   if (!fs.existsSync(dist)) throw new Error(`${dist} is missing: these tests run the built packages (pnpm build first)`);
   const cases = [
     ['cpu', 1, 'throw'],

@@ -54,7 +54,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   // Loaded only now: @flint/core brings TensorFlow.js, which --help and usage errors do not need.
-  const [{ FlintError }, { setupNative }] = await Promise.all([import('@flint/core'), import('./native/index.js')]);
+  const [{ FlintError }, { setupNative }] = await Promise.all([import('@flint/core'), import('./tensorflow/setup/index.js')]);
   try {
     const report = await setupNative({ python: values.python, force: values.force ?? false, check: values.check ?? false });
     if (values.check === true) {

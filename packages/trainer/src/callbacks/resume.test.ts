@@ -4,9 +4,9 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { DataLoader, loadCheckpointFile, seedEverything, type Callback } from '@flint/core';
 import { expectNoLeak, randomClassificationDataset } from '@flint/core/testing';
-import { Trainer, type TrainerOptions } from '@flint/trainer';
+import { Trainer, type TrainerOptions } from '../index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DropoutScheduler, EarlyStopping, LambdaCallback, LearningRateMonitor, ModelCheckpoint, OverfittingMonitor, StepLR, Timer } from './index.js';
+import { DropoutScheduler, EarlyStopping, LambdaCallback, LearningRateMonitor, ModelCheckpoint, OverfittingMonitor, StepLR, Timer } from '@flint/callbacks';
 import { Net, weightsOf } from './test-utils/net.js';
 
 const quiet: TrainerOptions = { logger: false, enableProgressBar: false, enableModelSummary: false, enableCheckpointing: false, backend: 'cpu' };

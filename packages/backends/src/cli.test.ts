@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../cli.js';
+import { main } from './cli.js';
 
 let out = '';
 let err = '';

@@ -1,45 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
-import { ACTIVATION_GRAD_KERNEL, DENSE_KERNEL, SOFTMAX_CROSS_ENTROPY_KERNEL } from '@flint/core';
-
-/** What the kernels use of tfjs-node's backend (NodeJSKernelBackend) and its binding. */
-export interface NodeBackend {
-  readonly binding: {
-    readonly TF_FLOAT: number;
-    readonly TF_INT32: number;
-    readonly TF_BOOL: number;
-    readonly TF_ATTR_TYPE: number;
-    readonly TF_ATTR_BOOL: number;
-    readonly TF_ATTR_FLOAT: number;
-    executeOp(name: string, attrs: readonly OpAttr[], inputIds: readonly number[], numOutputs: number): OutputMetadata[];
-    deleteTensor(id: number): void;
-  };
-  getInputTensorIds(tensors: readonly TensorInfo[]): number[];
-  createOutputTensor(metadata: OutputMetadata): tf.Tensor;
-  incRef(dataId: object): void;
-}
-
-interface OpAttr {
-  readonly name: string;
-  readonly type: number;
-  readonly value: unknown;
-}
-
-interface OutputMetadata {
-  readonly id: number;
-  readonly shape: number[];
-  readonly dtype: number;
-}
-
-function typeAttr(b: NodeBackend, name: string, dtype: tf.DataType): OpAttr {
-  const value = dtype === 'float32' ? b.binding.TF_FLOAT : dtype === 'int32' ? b.binding.TF_INT32 : dtype === 'bool' ? b.binding.TF_BOOL : undefined;
-  if (value === undefined) throw new Error(`Flint native kernels: dtype ${dtype} is not supported here`);
-  return { name, type: b.binding.TF_ATTR_TYPE, value };
-}
-
-function boolAttr(b: NodeBackend, name: string, value: boolean): OpAttr {
-  return { name, type: b.binding.TF_ATTR_BOOL, value };
-}
+import { ACTIVATION_GRAD_KERNEL, APPLY_ADAM_KERNEL, DENSE_KERNEL, SOFTMAX_CROSS_ENTROPY_KERNEL } from '@flint/core';
+import { boolAttr, typeAttr, type NodeBackend, type OpAttr, type OutputMetadata } from '../binding.js';
+import { applyAdamKernel } from './adam.js';
 
 /**
  * Runs a chain of TensorFlow ops on raw handles: each step gets the previous output's handle id;
@@ -153,6 +116,7 @@ export function flintKernelConfigs(): KernelConfig[] {
     { kernelName: DENSE_KERNEL, backendName: 'tensorflow', kernelFunc: dense },
     { kernelName: ACTIVATION_GRAD_KERNEL, backendName: 'tensorflow', kernelFunc: activationGrad },
     { kernelName: SOFTMAX_CROSS_ENTROPY_KERNEL, backendName: 'tensorflow', kernelFunc: crossEntropy },
+    { kernelName: APPLY_ADAM_KERNEL, backendName: 'tensorflow', kernelFunc: applyAdamKernel },
   ];
 }
 

@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { DataLoader, GradStore, LightningModule, Linear, OptimizerWrapper, type LRSchedulerConfig, type OptimizersReturn } from '@flint/core';
 import { expectNoLeak, randomClassificationDataset, type BoringBatch } from '@flint/core/testing';
-import { Trainer } from '@flint/trainer';
+import { Trainer } from '../index.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LearningRateMonitor, OneCycleLR } from './index.js';
-import { FakeTrainer, MemoryLogger } from './test-utils/fake-trainer.js';
+import { LearningRateMonitor, OneCycleLR } from '@flint/callbacks';
+import { FakeTrainer, MemoryLogger } from '../../../callbacks/src/test-utils/fake-trainer.js';
 
 const data = randomClassificationDataset({ n: 64, features: 4, classes: 2, seed: 2 });
 afterAll(() => data.dispose());

@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { CheckpointError, DataLoader, Dropout, LightningModule, Linear, seedEverything, type Metrics, type OptimizersReturn } from '@flint/core';
 import { BoringModule, expectNoLeak, randomClassificationDataset, type BoringBatch } from '@flint/core/testing';
-import { Trainer } from '@flint/trainer';
+import { Trainer } from '../index.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DropoutScheduler, LambdaCallback, scheduledRate } from './index.js';
-import { FakeTrainer, MemoryLogger } from './test-utils/fake-trainer.js';
+import { DropoutScheduler, LambdaCallback, scheduledRate } from '@flint/callbacks';
+import { FakeTrainer, MemoryLogger } from '../../../callbacks/src/test-utils/fake-trainer.js';
 
 const data = randomClassificationDataset({ n: 64, features: 4, classes: 2, seed: 4 });
 afterAll(() => data.dispose());

@@ -1,24 +1,15 @@
-import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
   adam,
-  Callback,
   crossEntropy,
-  DataLoader,
   DENSE_KERNEL,
-  LightningModule,
   Linear,
   seedEverything,
   Sequential,
   SOFTMAX_CROSS_ENTROPY_KERNEL,
   type DenseActivation,
-  type TrainerContext,
 } from '@flint/core';
-import { expectNoLeak } from '@flint/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Trainer, type TrainerOptions } from '../index.js';
 import { installNativeKernels, nativeKernelsInstalled, uninstallNativeKernels } from './index.js';
 
 // The kernels are for the native backend: this file runs in the suite's native run
@@ -27,9 +18,7 @@ const onNative = process.env.FLINT_BACKEND === 'tensorflow';
 
 interface Binding {
   executeOp(...args: unknown[]): unknown;
-  getNumOfTensors(): number;
 }
-const binding = (): Binding => (tf.findBackend('tensorflow') as unknown as { binding: Binding }).binding;
 
 /** Counts the TensorFlow ops `fn` runs, by name. */
 function countOps<T>(fn: () => T): { result: T; ops: Map<string, number> } {
@@ -88,7 +77,7 @@ describe.runIf(onNative)('native kernels (tfjs-node)', () => {
     const mine = tf.getKernel('Cast', 'tensorflow');
     expect(installNativeKernels()).toEqual({
       replaced: ['Cast', 'Reshape', 'Step', 'Round', '_FusedMatMul'],
-      added: ['FlintDense', 'FlintActivationGrad', 'FlintSoftmaxCrossEntropyWithLogits'],
+      added: ['FlintDense', 'FlintActivationGrad', 'FlintSoftmaxCrossEntropyWithLogits', 'FlintApplyAdam'],
     });
     expect(tf.getKernel('Cast', 'tensorflow')).toBe(mine);
     uninstallNativeKernels();
@@ -204,78 +193,33 @@ describe.runIf(onNative)('native kernels (tfjs-node)', () => {
     opt.dispose();
     tf.dispose([x, y, ...net.parameters()]);
   });
-});
 
-/** The module the benchmark recommends (docs/performance.md): Linear layers, crossEntropy, adam(). */
-class Mlp extends LightningModule<[tf.Tensor2D, tf.Tensor1D]> {
-  net = new Sequential(new Linear(12, 16, { activation: 'relu' }), new Linear(16, 16, { activation: 'relu' }), new Linear(16, 3));
-  override forward(x: tf.Tensor) {
-    return this.net.forward(x);
-  }
-  trainingStep([x, y]: [tf.Tensor2D, tf.Tensor1D]) {
-    const loss = crossEntropy(this.forward(x), y) as tf.Scalar;
-    this.log('train_loss', loss, { onEpoch: true });
-    return loss;
-  }
-  configureOptimizers() {
-    return adam({ learningRate: 0.01 });
-  }
-}
-
-class SaveAndStop extends Callback {
-  constructor(private readonly file: string) {
-    super();
-  }
-  override async onTrainBatchEnd(trainer: TrainerContext, _m: LightningModule, _o: unknown, _b: unknown, batchIdx: number) {
-    if (trainer.currentEpoch === 1 && batchIdx === 2) {
-      await trainer.saveCheckpoint(this.file);
-      trainer.requestStop({ rule: 'test', message: 'saved' });
+  it("adam() runs the FlintApplyAdam kernel while it is registered and tfjs ops once it is not, carrying its moments over", () => {
+    const run = (native: boolean) => {
+      seedEverything(2);
+      const net = new Sequential(new Linear(12, 8, { activation: 'relu' }), new Linear(8, 3));
+      return { net, opt: adam({ learningRate: 0.01, native }) };
+    };
+    const fused = run(true);
+    const plain = run(false);
+    const x = rand([16, 12], 3);
+    const y = tf.tensor1d(Array.from({ length: 16 }, (_, i) => i % 3), 'int32');
+    const step = ({ net, opt }: ReturnType<typeof run>) => () =>
+      tf.tidy(() => {
+        opt.minimize(() => crossEntropy(net.forward(x), y) as tf.Scalar, false, net.parameters());
+      });
+    const applies = (r: ReturnType<typeof run>) => countOps(step(r)).ops.get('ResourceApplyAdam') ?? 0;
+    try {
+      expect([applies(fused), applies(plain)]).toEqual([4, 0]);
+      uninstallNativeKernels();
+      expect([applies(fused), applies(plain)]).toEqual([0, 0]);
+    } finally {
+      installNativeKernels();
     }
-  }
-}
-
-describe.runIf(onNative)('training with Flint kernels on the native backend', () => {
-  const quiet: TrainerOptions = { logger: false, enableProgressBar: false, enableModelSummary: false, enableCheckpointing: false, maxEpochs: 3 };
-  const n = 60;
-  const features = tf.tidy(() => tf.keep(rand([n, 12], 21)));
-  const labels = tf.tensor1d(Array.from({ length: n }, (_, i) => (i * 7) % 3), 'int32');
-  const loader = () => new DataLoader([features, labels], { batchSize: 8, shuffle: true, seed: 3 });
-  const weights = (m: LightningModule) => m.namedParameters().map((p) => Array.from(p.variable.dataSync()));
-  let dir: string;
-  beforeAll(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'flint-native-kernels-'));
-  });
-  afterAll(async () => {
-    tf.dispose([features, labels]);
-    await fs.rm(dir, { recursive: true, force: true });
-    await tf.setBackend('tensorflow');
-  });
-
-  async function fit(backend: 'cpu' | 'tensorflow', extra: TrainerOptions = {}, ckptPath?: string, seed = 0, module = newModule(seed)): Promise<{ module: Mlp; trainer: Trainer }> {
-    const trainer = new Trainer({ ...quiet, backend, ...extra });
-    await trainer.fit(module, loader(), undefined, ckptPath === undefined ? {} : { ckptPath });
-    return { module, trainer };
-  }
-  function newModule(seed: number): Mlp {
-    seedEverything(seed);
-    return new Mlp();
-  }
-
-  it('fits like the cpu backend, leaks nothing, and resumes exactly from a mid-epoch checkpoint', async () => {
-    const reference = await fit('cpu');
-    const module = newModule(0);
-    const full = await expectNoLeak(() => fit('tensorflow', {}, undefined, 0, module), 'native fit');
-    expectClose(weights(full.module), weights(reference.module), 1e-4);
-
-    // No TensorFlow handle is left behind either (the optimizer's resource variables included).
-    const file = path.join(dir, 'mid.ckpt');
-    const handles = binding().getNumOfTensors();
-    const stopped = await fit('tensorflow', { callbacks: [new SaveAndStop(file)] });
-    tf.dispose(stopped.module.parameters());
-    expect(binding().getNumOfTensors()).toBe(handles);
-
-    const resumed = await fit('tensorflow', {}, file, 99);
-    expect(weights(resumed.module)).toEqual(weights(full.module));
-    expect(resumed.trainer.history).toEqual(full.trainer.history);
+    const weights = (r: ReturnType<typeof run>) => r.net.parameters().map((p) => Array.from(p.dataSync()));
+    expectClose(weights(fused), weights(plain), 1e-6);
+    fused.opt.dispose();
+    plain.opt.dispose();
+    tf.dispose([x, y, ...fused.net.parameters(), ...plain.net.parameters()]);
   });
 });

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { Callback, DataLoader, getLearningRate, LightningModule, Linear, seedEverything, type OptimizersReturn, type TrainerContext } from '@flint/core';
 import { expectNoLeak, randomClassificationDataset, type BoringBatch } from '@flint/core/testing';
-import { Trainer, type TrainerOptions } from '@flint/trainer';
+import { Trainer, type TrainerOptions } from '../index.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CosineAnnealingLR, ExponentialLR, LearningRateMonitor, OneCycleLR, ReduceLROnPlateau, StepLR } from './index.js';
+import { CosineAnnealingLR, ExponentialLR, LearningRateMonitor, OneCycleLR, ReduceLROnPlateau, StepLR } from '@flint/callbacks';
 
 const quiet: TrainerOptions = { logger: false, enableProgressBar: false, enableModelSummary: false, enableCheckpointing: false };
 const data = randomClassificationDataset({ n: 64, features: 4, classes: 2, seed: 21 });

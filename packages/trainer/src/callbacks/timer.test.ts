@@ -1,9 +1,9 @@
 import { DataLoader } from '@flint/core';
 import { BoringModule, expectNoLeak, randomClassificationDataset } from '@flint/core/testing';
-import { Trainer } from '@flint/trainer';
+import { Trainer } from '../index.js';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { LambdaCallback, Timer } from './index.js';
-import { FakeTrainer } from './test-utils/fake-trainer.js';
+import { LambdaCallback, Timer } from '@flint/callbacks';
+import { FakeTrainer } from '../../../callbacks/src/test-utils/fake-trainer.js';
 
 const data = randomClassificationDataset({ n: 64, features: 4, classes: 2, seed: 1 });
 afterAll(() => data.dispose());

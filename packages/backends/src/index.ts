@@ -1,0 +1,12 @@
+export { BACKEND_NAMES } from './loader.js';
+export type { BackendName, BackendLoader, LoadResult } from './loader.js';
+export { cpuLoader } from './cpu/loader.js';
+export { castOnCpuByValue } from './cpu/cast.js';
+export { wasmLoader } from './wasm/loader.js';
+export { tensorflowLoader } from './tensorflow/loader.js';
+export { setupNative, setupNativeOptionsSchema, probeNativeBackend, quietTensorFlowEnv } from './tensorflow/setup/index.js';
+export type { SetupNativeOptions, SetupNativeReport, NativeProbeResult, ProbeNativeOptions } from './tensorflow/setup/index.js';
+export { installNativeKernels, uninstallNativeKernels, nativeKernelsInstalled } from './tensorflow/kernels/index.js';
+export type { NativeKernelsReport } from './tensorflow/kernels/index.js';
+export { installWasmImprovements, uninstallWasmImprovements, wasmImprovementsOptionsSchema } from './wasm/index.js';
+export type { WasmImprovementsOptions, WasmSetupReport } from './wasm/index.js';

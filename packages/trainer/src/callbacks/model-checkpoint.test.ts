@@ -386,7 +386,7 @@ describe('ModelCheckpoint in a fit', () => {
 });
 
 describe('leftovers of killed and failed writes', () => {
-  const packages = path.resolve(fileURLToPath(new URL('../../', import.meta.url)));
+  const packages = path.resolve(fileURLToPath(new URL('../../../', import.meta.url)));
   const core = JSON.stringify(path.join(packages, 'core', 'dist', 'index.js'));
   const temps = async (dir: string) => (await fs.readdir(dir)).filter((f) => f.endsWith('.tmp')).sort();
 

@@ -22,7 +22,7 @@ ready() {
 }
 
 install() {
-  pip_install --extra-index-url https://download.pytorch.org/whl/cpu 'torch==2.13.*' && pip_install 'lightning==2.6.*'
+  pip_install 'torch==2.13.*' && pip_install 'lightning==2.6.*'
 }
 
 python_venv_main

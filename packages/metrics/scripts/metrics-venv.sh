@@ -11,46 +11,17 @@
 set -u
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+NAME="metrics-venv"
 VENV="${FLINT_METRICS_VENV:-$ROOT/.cache/metrics-venv}"
-PY="$VENV/bin/python"
-CHECK="import torch, sklearn, torchmetrics; assert torchmetrics.__version__.startswith('1.9')"
+WHAT="torch (CPU), torchmetrics==1.9.* and scikit-learn"
+source "$ROOT/scripts/lib/python-venv.sh"
 
-ready() { [ -x "$PY" ] && "$PY" -c "$CHECK" >/dev/null 2>&1; }
+ready() {
+  [ -x "$PY" ] && "$PY" -c "import torch, sklearn, torchmetrics; assert torchmetrics.__version__.startswith('1.9')" >/dev/null 2>&1
+}
 
-if ready; then
-  echo "$PY"
-  exit 0
-fi
+install() {
+  pip_install 'torch==2.13.*' && pip_install 'torchmetrics==1.9.*' 'scikit-learn>=1.5'
+}
 
-mkdir -p "$(dirname "$VENV")"
-# Two test processes may ask at once: one creates, the other waits.
-exec 9>"$VENV.lock"
-if command -v flock >/dev/null 2>&1; then flock 9; fi
-
-if ready; then
-  echo "$PY"
-  exit 0
-fi
-
-if ! command -v python3 >/dev/null 2>&1; then
-  echo "metrics-venv: python3 is not installed (needed to create $VENV)" >&2
-  exit 2
-fi
-if [ ! -x "$PY" ]; then
-  if ! python3 -m venv "$VENV" >"$VENV.log" 2>&1; then
-    echo "metrics-venv: 'python3 -m venv $VENV' failed (is the python3-venv package installed?):" >&2
-    tail -n 5 "$VENV.log" >&2
-    rm -rf "$VENV"
-    exit 2
-  fi
-fi
-
-echo "metrics-venv: installing torch (CPU), torchmetrics 1.9 and scikit-learn into $VENV ..." >&2
-pip() { "$PY" -m pip install --retries 0 --disable-pip-version-check --no-input "$@" >>"$VENV.log" 2>&1; }
-if ! { pip --index-url https://download.pytorch.org/whl/cpu torch || pip torch; } ||
-  ! pip 'torchmetrics==1.9.*' 'scikit-learn>=1.5' || ! ready; then
-  echo "metrics-venv: pip could not install torch, torchmetrics==1.9.* and scikit-learn (log: $VENV.log):" >&2
-  grep -E 'ERROR|No matching|Could not' "$VENV.log" | tail -n 3 >&2
-  exit 3
-fi
-echo "$PY"
+python_venv_main

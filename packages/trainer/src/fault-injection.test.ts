@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadCheckpointFile } from '@flint/core';
+import { createRng, loadCheckpointFile } from '@flint/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLogDir } from '../../loggers/src/testing/event-reader.js';
 
@@ -19,16 +19,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const child = path.join(here, 'testing', 'fault-child.mjs');
 const distIndex = path.join(here, '..', 'dist', 'index.js');
 
-/** Mulberry32: the suite's kill moments come from this seed, printed on failure. */
+/** The suite's kill moments come from this seed (printed on failure) through core's seeded generator. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = createRng(seed >>> 0);
+  return () => r.next();
 }
 const SEED = Number(process.env.FLINT_FAULT_SEED ?? 20261204);
 

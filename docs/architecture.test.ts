@@ -21,7 +21,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   callbacks: ['core'],
   loggers: ['core'],
   metrics: ['core'],
-  trainer: ['core', 'backends', 'callbacks', 'loggers'],
+  trainer: ['core', 'backends', 'callbacks', 'loggers', 'metrics'],
   examples: ['core', 'backends', 'callbacks', 'loggers', 'metrics', 'trainer'],
   bench: ['core', 'backends', 'callbacks', 'loggers', 'metrics', 'trainer', 'examples'],
 };

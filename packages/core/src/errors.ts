@@ -1,4 +1,4 @@
-import type { RunningStage, Stage } from './hooks.js';
+import type { RunningStage, Stage } from './stages.js';
 
 /**
  * Flint's error family. Every error names the option or data at fault, the value received and what

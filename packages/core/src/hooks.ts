@@ -1,5 +1,8 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { OptimizerWrapper, LRSchedulerConfig } from './optimization.js';
+import type { RunningStage, Stage } from './stages.js';
+
+export type { RunningStage, Stage } from './stages.js';
 
 /**
  * The module hooks are called with: `LightningModule`. This file declares it empty and
@@ -12,9 +15,6 @@ export interface HookModule {}
 /** Plain numbers, never tensors: what callbacks and loggers see of the metrics. */
 export type Metrics = Readonly<Record<string, number>>;
 
-/** What the trainer is doing. */
-export type Stage = 'fit' | 'validate' | 'test' | 'predict';
-export type RunningStage = 'train' | 'sanity_check' | 'validate' | 'test' | 'predict';
 
 /** Why training stopped, visible as `trainer.stopReason`. */
 export interface StopReason {

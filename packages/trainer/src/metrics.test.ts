@@ -7,7 +7,7 @@ import { DataLoader, LightningModule, Linear, loadCheckpointFile, seedEverything
 import { expectNoLeak, randomClassificationDataset, type BoringBatch } from '@flint/core/testing';
 import { Trainer, type TrainerOptions } from '@flint/trainer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Accuracy, AUROC, F1Score, MetricCollection } from './index.js';
+import { Accuracy, AUROC, F1Score, MetricCollection } from '@flint/metrics';
 
 // Metric objects through a real trainer.fit: `this.log(name, metric)` gives compute() of the whole
 // epoch, the metric is reset between epochs, and a mid-epoch checkpoint carries its state.

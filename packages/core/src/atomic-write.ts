@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, promises as fs, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 /**
@@ -98,5 +98,30 @@ export async function writeFileAtomic(target: string, bytes: Uint8Array | string
     }
   } catch {
     // Some file systems cannot fsync a directory; the rename is still atomic.
+  }
+}
+
+/**
+ * The synchronous atomic write (the loggers' files, written from synchronous code): a temporary file
+ * in the same folder, then a rename over the target, without the fsyncs of `writeFileAtomic`. The
+ * temporary name never contains `tfevents`, so TensorBoard does not pick up a half-written file; it
+ * holds the writer's pid (`.flint-tmp.<pid>.<hex>.tmp`), so that the first write into a folder can
+ * remove what killed writers left there. A write that fails removes its temporary file.
+ */
+export function writeFileAtomicSync(file: string, data: string | Uint8Array): void {
+  const dir = path.dirname(file);
+  mkdirSync(dir, { recursive: true });
+  removeStaleTempFiles(dir, { once: true });
+  const tmp = atomicTempPath(file, 'flint-tmp');
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, file);
+  } catch (error) {
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // nothing more to clean
+    }
+    throw error;
   }
 }

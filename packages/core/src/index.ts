@@ -59,5 +59,5 @@ export {
   CHECKPOINT_FORMAT_VERSION,
 } from './checkpoint.js';
 export type { CheckpointObject, OptimizerState } from './checkpoint.js';
-export { writeFileAtomic, atomicTempPath, removeStaleTempFiles } from './atomic-write.js';
+export { writeFileAtomic, writeFileAtomicSync, atomicTempPath, removeStaleTempFiles } from './atomic-write.js';
 export { FLINT_VERSION } from './version.js';

@@ -1,12 +1,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CheckpointError, MisconfigurationError, parseOptions } from '@flint/core';
+import { CheckpointError, MisconfigurationError, parseOptions, writeFileAtomicSync } from '@flint/core';
 import type { Metrics, RunStatus } from '@flint/core';
 import { z } from 'zod';
 import { AppendFile } from './internal/append-file.js';
 import { formatCsvCell, formatCsvRow, parseCsv } from './internal/csv.js';
 import { FileLogger, onWriteErrorSchema } from './internal/file-logger.js';
-import { runDirOptionsShape, writeFileAtomic } from './internal/run-dir.js';
+import { runDirOptionsShape } from './internal/run-dir.js';
 
 export const csvLoggerOptionsSchema = z.strictObject({
   ...runDirOptionsShape,
@@ -180,7 +180,7 @@ export class CSVLogger extends FileLogger {
       if (this.rowsOnDisk > 0) data = data.slice(0, this.rowsOnDisk);
       this.columns = [...header, ...this.columns.filter((c) => !header.includes(c))];
       if (header.length > 0 && data.length !== rows.length - 1) {
-        writeFileAtomic(file, formatCsvRow(header) + data.map((r) => formatCsvRow(r)).join(''));
+        writeFileAtomicSync(file, formatCsvRow(header) + data.map((r) => formatCsvRow(r)).join(''));
       }
       this.diskColumns = header;
       this.rowsOnDisk = data.length;
@@ -222,7 +222,7 @@ export class CSVLogger extends FileLogger {
     const columns = [...(resume.knownColumns ?? resume.columns)];
     for (const c of header) if (!columns.includes(c) && kept.some((r) => r.has(c))) columns.push(c);
     for (const r of kept) for (const c of r.keys()) if (!columns.includes(c)) columns.push(c);
-    writeFileAtomic(file, formatCsvRow(columns) + kept.map((r) => formatCsvRow(columns.map((c) => r.get(c)))).join(''));
+    writeFileAtomicSync(file, formatCsvRow(columns) + kept.map((r) => formatCsvRow(columns.map((c) => r.get(c)))).join(''));
     this.columns = [...columns, ...this.columns.filter((c) => !columns.includes(c))];
     this.diskColumns = columns;
     this.rowsOnDisk = kept.length;
@@ -268,7 +268,7 @@ export class CSVLogger extends FileLogger {
       }));
       const text = formatCsvRow(this.columns) + remap.map((r) => formatCsvRow(r)).join('') + rows.map((r) => this.formatRow(r)).join('');
       this.file.close();
-      writeFileAtomic(file, text);
+      writeFileAtomicSync(file, text);
       this.file = new AppendFile(file);
       this.diskColumns = [...this.columns];
     } else {

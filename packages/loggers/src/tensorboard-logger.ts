@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CheckpointError, MisconfigurationError, parseOptions } from '@flint/core';
+import { CheckpointError, MisconfigurationError, parseOptions, writeFileAtomicSync } from '@flint/core';
 import type { LightningModule, Metrics, RunStatus, TrainerContext } from '@flint/core';
 import type * as tf from '@tensorflow/tfjs';
 import { encode as encodePng } from 'fast-png';
@@ -28,7 +28,7 @@ import {
   type TensorInput,
   type ValueInput,
 } from './internal/proto.js';
-import { runDirOptionsShape, writeFileAtomic } from './internal/run-dir.js';
+import { runDirOptionsShape } from './internal/run-dir.js';
 import { decodeRecords, encodeRecord, outlineEvent } from './internal/tfrecord.js';
 
 export const tensorBoardLoggerOptionsSchema = z.strictObject({
@@ -559,7 +559,7 @@ export class TensorBoardLogger extends FileLogger {
       const buf = fs.readFileSync(full);
       const tail = keep(decodeRecords(buf.subarray(bytes)));
       if (tail.length === 0) fs.truncateSync(full, bytes);
-      else writeFileAtomic(full, Buffer.concat([buf.subarray(0, bytes), ...tail.map(encodeRecord)]));
+      else writeFileAtomicSync(full, Buffer.concat([buf.subarray(0, bytes), ...tail.map(encodeRecord)]));
     }
     for (const name of fs.readdirSync(dir).sort()) {
       if (!isEventFileName(name) || name <= file || name.endsWith(ROOT_SUFFIX)) continue;
@@ -567,7 +567,7 @@ export class TensorBoardLogger extends FileLogger {
       const records = decodeRecords(fs.readFileSync(later));
       const kept = keep(records.slice(1));
       if (kept.length === 0) fs.rmSync(later, { force: true });
-      else if (kept.length !== records.length - 1) writeFileAtomic(later, Buffer.concat([records[0]!, ...kept].map(encodeRecord)));
+      else if (kept.length !== records.length - 1) writeFileAtomicSync(later, Buffer.concat([records[0]!, ...kept].map(encodeRecord)));
     }
     return true;
   }
@@ -612,7 +612,7 @@ export class TensorBoardLogger extends FileLogger {
     ].map(encodeRecord);
     fs.mkdirSync(root, { recursive: true });
     const name = nextEventFileName(fs.readdirSync(root), now, ROOT_SUFFIX);
-    writeFileAtomic(path.join(root, name), Buffer.concat(records));
+    writeFileAtomicSync(path.join(root, name), Buffer.concat(records));
     for (const o of old) fs.rmSync(path.join(root, o), { force: true });
   }
 }

@@ -176,7 +176,6 @@ export class Trainer implements TrainerContext {
   private datamodule: DataModule<unknown> | undefined;
   /** SIGINT/SIGTERM listeners of the running stage. */
   private interruptListener: InterruptListener | undefined;
-  private interruptedBy: InterruptSignal | undefined;
   /** The last checkpoint written through saveCheckpoint (the resume line after an interrupt names it). */
   private lastSaved: { path: string; weightsOnly: boolean } | undefined;
 
@@ -269,7 +268,7 @@ export class Trainer implements TrainerContext {
    * 'interrupted' and the signal in `values.signal`. See the option `exitOnInterrupt`.
    */
   get interrupted(): boolean {
-    return this.interruptedBy !== undefined;
+    return this._stopReason?.rule === 'interrupted';
   }
   get optimizers(): readonly OptimizerWrapper[] {
     return this._optimizers;
@@ -516,11 +515,9 @@ export class Trainer implements TrainerContext {
     module._collector = this.collector;
     const targets: HookTarget[] = [...this.callbacks, ...this.loggers];
     this._dispatcher = new HookDispatcher(this, module, targets);
-    this.interruptedBy = undefined;
     // A first SIGINT/SIGTERM requests a stop that the loops turn into an InterruptedError at the
     // next batch boundary; a second one ends the process at once.
     const interrupt = new InterruptListener((signal) => {
-      this.interruptedBy = signal;
       this.requestStop({ rule: 'interrupted', message: `${signal} received`, source: 'signal', values: { signal } });
     });
     this.interruptListener = interrupt;

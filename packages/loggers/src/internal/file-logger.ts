@@ -1,10 +1,10 @@
-import { LoggerError, MisconfigurationError } from '@flint/core';
+import { LoggerError, MisconfigurationError, writeFileAtomicSync } from '@flint/core';
 import type { HParams, LightningModule, Logger, Metrics, RunStatus, Stage, TrainerContext } from '@flint/core';
 import { stringify } from 'yaml';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { registerExitFlush, unregisterExitFlush, type ExitFlushable } from './exit-flush.js';
-import { RunDir, writeFileAtomic, type VersionInput } from './run-dir.js';
+import { RunDir, type VersionInput } from './run-dir.js';
 
 export const onWriteErrorSchema = z.enum(['stop', 'continue']);
 export type OnWriteError = z.output<typeof onWriteErrorSchema>;
@@ -224,7 +224,7 @@ export abstract class FileLogger implements Logger, ExitFlushable {
   protected writePendingHparams(): void {
     if (!this.hparamsYamlPending || this.hparams === undefined) return;
     this.hparamsYamlPending = false;
-    writeFileAtomic(path.join(this.logDir, 'hparams.yaml'), stringify(toYamlSafe(this.hparams)));
+    writeFileAtomicSync(path.join(this.logDir, 'hparams.yaml'), stringify(toYamlSafe(this.hparams)));
     this.onHparams(this.hparams);
   }
 

@@ -1,7 +1,7 @@
+import { writeFileAtomicSync } from '@flint/core';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { HParamType, HParamValue } from './proto.js';
-import { writeFileAtomic } from './run-dir.js';
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object') return false;
@@ -87,7 +87,7 @@ export function sameExperimentIndex(a: ExperimentIndex, b: ExperimentIndex): boo
 }
 
 export function writeExperimentIndex(root: string, index: ExperimentIndex): void {
-  writeFileAtomic(path.join(root, EXPERIMENT_INDEX_FILE), `${JSON.stringify(index, null, 2)}\n`);
+  writeFileAtomicSync(path.join(root, EXPERIMENT_INDEX_FILE), `${JSON.stringify(index, null, 2)}\n`);
 }
 
 function escapeCell(text: string): string {

@@ -1,6 +1,5 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { atomicTempPath, removeStaleTempFiles } from '@flint/core';
 import { z } from 'zod';
 
 /**
@@ -74,29 +73,5 @@ export class RunDir {
 
   get logDir(): string {
     return path.join(this.root, this.versionFolder);
-  }
-}
-
-/**
- * Writes a file atomically: a temporary file in the same folder, then a rename over the target. The
- * temporary name never contains `tfevents`, so TensorBoard does not pick up a half-written file; it
- * holds the writer's pid (`.flint-tmp.<pid>.<hex>.tmp`), so that the first write into a folder can
- * remove what killed writers left there. A write that fails removes its temporary file.
- */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true });
-  removeStaleTempFiles(dir, { once: true });
-  const tmp = atomicTempPath(file, 'flint-tmp');
-  try {
-    fs.writeFileSync(tmp, data);
-    fs.renameSync(tmp, file);
-  } catch (error) {
-    try {
-      fs.rmSync(tmp, { force: true });
-    } catch {
-      // nothing more to clean
-    }
-    throw error;
   }
 }

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -55,7 +55,9 @@ function runChild(config: ChildConfig, hit?: { trigger: Trigger; signal: NodeJS.
     const proc =
       asUser === undefined
         ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-        : spawn('setpriv', [`--reuid=${asUser}`, `--regid=${asUser}`, '--clear-groups', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        : spawn('setpriv', [...(asUser === 'nocaps' ? ['--bounding-set=-all', '--inh-caps=-all'] : [`--reuid=${asUser}`, `--regid=${asUser}`, '--clear-groups']), process.execPath, ...args], {
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
     let stdout = '';
     let stderr = '';
     let fired = false;
@@ -263,14 +265,19 @@ describe.skipIf(native)('SIGINT and SIGTERM', () => {
 describe.skipIf(native)('folders that cannot be written', () => {
   const isRoot = process.getuid?.() === 0;
 
-  it('an unwritable folder (as a non-root user): exit 1, a message naming the folder, nothing written', async (ctx) => {
+  it('an unwritable folder (as a non-root user, or root without capabilities): exit 1, a message naming the folder, nothing written', async (ctx) => {
     if (!isRoot) {
       console.log('fault-injection: skipped the unwritable-folder test: it runs the child as user nobody, which needs root');
       ctx.skip();
     }
     const root = path.join(tmp, 'readonly');
-    fs.mkdirSync(root, { mode: 0o755 }); // owned by root: nobody cannot write here
-    const end = await runChild({ root }, undefined, '65534'); // nobody
+    fs.mkdirSync(root);
+    fs.chmodSync(root, 0o555); // owned by root, writable by nobody
+    // As user nobody when nobody can read this checkout; a checkout in a private folder (mode 0700)
+    // is read as root without capabilities instead, for whom the folder's mode bits hold as well.
+    const readable = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-r', child, '-a', '-r', distIndex]).status === 0;
+    if (!readable) console.log('fault-injection: user nobody cannot read this checkout; the unwritable-folder child runs as root without capabilities');
+    const end = await runChild({ root }, undefined, readable ? '65534' : 'nocaps');
     expect(end.code, end.stderr).toBe(1);
     expect(end.stderr).toContain(root);
     expect(end.stderr).toMatch(/EACCES|permission denied/i);

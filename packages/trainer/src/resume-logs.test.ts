@@ -33,7 +33,7 @@ const val = new core.DataLoader(data, { batchSize: 32 });
 const callbacks = [new LambdaCallback({ onTrainBatchEnd: (t) => process.stdout.write('step ' + t.globalStep + '\\n') })];
 if (Number(everyN) > 0) callbacks.push(new ModelCheckpoint({ saveLast: true, saveTopK: 0, everyNTrainSteps: Number(everyN) }));
 const trainer = new Trainer({
-  backend: 'cpu', maxEpochs: 4, logEveryNSteps: 1, enableProgressBar: false, enableModelSummary: false, callbacks,
+  backend: 'cpu', maxEpochs: 8, logEveryNSteps: 1, enableProgressBar: false, enableModelSummary: false, callbacks,
   logger: [new TensorBoardLogger({ saveDir, maxQueue: 3 }), new CSVLogger({ saveDir, flushLogsEveryNSteps: 2 })],
 });
 trainer.events.on('message', (m) => process.stdout.write(m + '\\n'));
@@ -106,8 +106,10 @@ describe('kill -9 and resume', () => {
     let resume = '0';
     let last = 0;
     for (let k = 0; k < 5; k++) {
-      // At least one step past the first checkpoint (every 3 steps), then anywhere in the next steps.
-      const killAt = Math.max(last + 1, 4) + Math.floor(random.next() * 6);
+      // At least one step past the first checkpoint (every 3 steps), then anywhere in the next steps, but
+      // never later than step 40 of 64: a child that reaches the end before the kill lands (a fast machine,
+      // or a kill point past the last step) would make the test fail for the wrong reason.
+      const killAt = Math.min(Math.max(last + 1, 4) + Math.floor(random.next() * 6), 40);
       const delay = Math.floor(random.next() * 40);
       const end = await runChild(script, [killedDir, resume, '3'], killAt, delay);
       expect(end.signal, `${end.out}\n${end.err}`).toBe('SIGKILL');
@@ -118,7 +120,7 @@ describe('kill -9 and resume', () => {
     const end = await runChild(script, [killedDir, '1', '3']);
     expect(end.code, `${kills.join(', ')}\n${end.err}`).toBe(0);
     expect(end.out).toMatch(/Flint: resumed from .*version_0\/checkpoints\/last\.ckpt/);
-    expect(end.out).toMatch(/done 32 \S+version_0 /);
+    expect(end.out).toMatch(/done 64 \S+version_0 /);
     const full = await uninterrupted;
     expect(full.code, full.err).toBe(0);
     for (const out of [full.out, end.out]) {
@@ -133,10 +135,10 @@ describe('kill -9 and resume', () => {
     expect(fs.readdirSync(path.join(killedDir, 'flint_logs', 'version_0', 'checkpoints')).filter((f) => f.endsWith('.ckpt'))).toEqual(['last.ckpt']);
     const csv = (dir: string): string => fs.readFileSync(path.join(dir, 'flint_logs', 'version_0', 'metrics.csv'), 'utf8');
     const rows = csv(killedDir).trim().split('\n').slice(1);
-    expect(rows.map((r) => Number(r.split(',')[1])), kills.join(', ')).toEqual(Array.from({ length: 32 }, (_, i) => i + 1));
+    expect(rows.map((r) => Number(r.split(',')[1])), kills.join(', ')).toEqual(Array.from({ length: 64 }, (_, i) => i + 1));
     expect(csv(killedDir), kills.join(', ')).toBe(csv(fullDir));
     const tb = scalars(path.join(killedDir, 'flint_logs'));
-    expect(tb.train_loss_step!.map((p) => p[0])).toEqual(Array.from({ length: 32 }, (_, i) => i + 1));
+    expect(tb.train_loss_step!.map((p) => p[0])).toEqual(Array.from({ length: 64 }, (_, i) => i + 1));
     expect(tb, kills.join(', ')).toEqual(scalars(path.join(fullDir, 'flint_logs')));
   });
 });

@@ -26,7 +26,8 @@ describe('Timer', () => {
     const module = new BoringModule();
     await expectNoLeak(() => trainer.fit(module, new DataLoader(data, { batchSize: 16 })), 'fit');
     expect(trainer.stopReason).toMatchObject({ rule: 'max_time', source: 'Timer', values: { durationSeconds: 0.15 } });
-    expect(trainer.stopReason!.message).toMatch(/^Timer: time is up after 0\.\d s of training \(duration 0\.15 s\) at epoch \d+, step \d+\.$/);
+    expect(trainer.stopReason!.message).toMatch(/^Timer: time is up after \d+\.\d s of training \(duration 0\.15 s\) at epoch \d+, step \d+\.$/);
+    // The first step on a loaded machine may take over a second: the stop comes at the first batch end past 0.15 s.
     expect(trainer.currentEpoch).toBeLessThan(5);
     expect(timer.timeElapsed('train')).toBeGreaterThanOrEqual(0.15);
     expect(timer.timeRemaining()).toBeLessThanOrEqual(0);

@@ -117,7 +117,7 @@ async function endTrainEpoch(run: RunContext, epoch: number): Promise<void> {
   const collected = collector.takeEpoch('train');
   state.absorb(collected);
   if (Object.keys(collected.logged).length > 0) await state.logMetrics(collected.logged);
-  state.recordHistory(epoch, collected.callback);
+  state.recordHistory(epoch, collected.byName);
   await stepSchedulers(run, 'epoch');
   state.epochEndDone = true;
 }

@@ -144,9 +144,19 @@ export class RunState {
     this.progress.batchInEpoch = resume.batch;
     this.progress.globalStep = progress.globalStep;
     this.progress.totalBatches = progress.totalBatches;
-    this.history.splice(0, this.history.length, ...(loops.history ?? []));
+    this.history.splice(0, this.history.length, ...(loops.history ?? []).map(withoutEpochForks));
     this.callbackMetrics = { ...(loops.callbackMetrics ?? {}) };
   }
+}
+
+/**
+ * A history record of a checkpoint written before history kept one key per metric: it held both
+ * `loss` and `loss_epoch` (the same value) for a metric logged with onStep and onEpoch.
+ */
+function withoutEpochForks(record: EpochRecord): EpochRecord {
+  const m = record.metrics;
+  const metrics = Object.fromEntries(Object.entries(m).filter(([k, v]) => !(k.endsWith('_epoch') && m[k.slice(0, -'_epoch'.length)] === v)));
+  return { ...record, metrics };
 }
 
 /**

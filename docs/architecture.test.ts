@@ -6,6 +6,7 @@
 // never: core -> anything; backends -> trainer, callbacks, loggers; callbacks <-> loggers;
 // callbacks, loggers -> trainer. An import counts whether it names a package (`@flint/x`, static,
 // type-only or dynamic) or reaches into another package's folder by a relative path.
+// Inside the trainer: no file of src/internal/ imports trainer.ts (the loops get a RunContext instead).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -137,6 +138,15 @@ describe('package architecture', () => {
 
   it("no package's files import each other in a cycle (type-only imports included)", () => {
     expect(units.flatMap((u) => cycles(fileImports(u)))).toEqual([]);
+  });
+
+  it("the trainer's loops do not import the Trainer: no file of packages/trainer/src/internal imports trainer.ts", () => {
+    const trainer = units.find((u) => u.layer === 'trainer')!;
+    const back = fileImports(trainer)
+      .filter(([from, to]) => from.startsWith(`${trainer.dir}/src/internal/`) && to === `${trainer.dir}/src/trainer.ts`)
+      .map(([from]) => `${from} imports trainer.ts`);
+    expect(fileImports(trainer).some(([from]) => from.startsWith(`${trainer.dir}/src/internal/`)), 'reads the internal files').toBe(true);
+    expect(back).toEqual([]);
   });
 
   it('every package declares the workspace packages it imports by name (devDependencies for tests)', () => {

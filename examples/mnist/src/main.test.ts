@@ -14,7 +14,7 @@ describe('examples/mnist main (small)', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(results.map((r) => r.model)).toEqual(['single', 'multi']);
     for (const r of results) {
-      expect(Number.isFinite(r.history[0]!.metrics.train_loss_epoch)).toBe(true);
+      expect(Number.isFinite(r.history[0]!.metrics.train_loss)).toBe(true);
       expect(r.test.test_acc).toBeGreaterThan(0.5); // chance is 0.1
       expect(r.epochs).toBe(1);
     }

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { OptimizerWrapper, LRSchedulerConfig } from './optimization.js';
-import type { RunningStage, Stage } from './stages.js';
+import type { Stage } from './stages.js';
 
 export type { RunningStage, Stage } from './stages.js';
 
@@ -52,39 +52,31 @@ export interface FitProgress {
 }
 
 /**
- * The narrow view of the Trainer that callbacks and loggers get (they never import `@flint/trainer`).
+ * The narrow view of the Trainer that callbacks, loggers and modules (`this.trainer`) get: what they
+ * read, and the one way to stop (`requestStop`). They never import `@flint/trainer`; the `Trainer`
+ * itself offers more (options, `loggers`, `callbacks`, `progress`, `dumpCheckpoint`, ...).
  */
 export interface TrainerContext {
+  /** Epochs fully completed (the epoch running now, counting from 0). */
   readonly currentEpoch: number;
   readonly globalStep: number;
-  readonly maxEpochs: number;
-  readonly maxSteps: number;
   /** Training batches per epoch after `limitTrainBatches` (Infinity when unknown). */
   readonly numTrainingBatches: number;
   readonly stage: Stage | undefined;
-  readonly runningStage: RunningStage | undefined;
   readonly sanityChecking: boolean;
   /** True during fastDevRun: callbacks that write files should do nothing. */
   readonly fastDevRun: boolean;
   readonly callbackMetrics: Metrics;
-  readonly loggedMetrics: Metrics;
-  readonly progressBarMetrics: Metrics;
   readonly history: readonly EpochRecord[];
-  readonly progress: Readonly<FitProgress>;
-  readonly loggers: readonly Logger[];
-  readonly callbacks: readonly Callback[];
   /** The run's folder (the first logger's logDir, or defaultRootDir). */
   readonly logDir: string;
-  readonly defaultRootDir: string;
   readonly optimizers: readonly OptimizerWrapper[];
   readonly lrSchedulers: readonly LRSchedulerConfig[];
-  /** Set true to stop training after the current batch/epoch (respects minEpochs). */
-  shouldStop: boolean;
+  /** Whether a stop was requested (training ends after the current batch and epoch end, never before minEpochs). */
+  readonly shouldStop: boolean;
   readonly stopReason: StopReason | undefined;
-  /** Stop with a reason: `shouldStop = true` plus the reason. */
+  /** Stops training after the current batch and epoch end (never before minEpochs), with a reason (`stopReason`). */
   requestStop(reason: Omit<StopReason, 'epoch' | 'globalStep'> & Partial<Pick<StopReason, 'epoch' | 'globalStep'>>): void;
-  /** Builds the full checkpoint object for the current state (see checkpoint docs). */
-  dumpCheckpoint(weightsOnly?: boolean): Promise<CheckpointData>;
   /** Writes a checkpoint atomically. */
   saveCheckpoint(path: string, weightsOnly?: boolean): Promise<void>;
   /** Sends metrics to every logger (with `epoch`), at `step` (default: the global step). */

@@ -3,14 +3,13 @@ export type { FlintErrorCode, InterruptSignal, InterruptPosition, StepErrorConte
 export { tapeGradients } from './gradients.js';
 export type { TapeResult } from './gradients.js';
 export { Callback } from './hooks.js';
+export type { Stage, Phase, RunningStage, EvaluationPhase } from './stages.js';
 export type {
   CallbackHooks,
   CallbackHookName,
   ModuleHooks,
   HookModule,
   Metrics,
-  Stage,
-  RunningStage,
   StopReason,
   EpochRecord,
   FitProgress,
@@ -39,7 +38,7 @@ export type { AdamOptions } from './optim/adam.js';
 export { APPLY_ADAM_KERNEL } from './optim/adam-kernel.js';
 export type { AdamKernelSlot, AdamStep, AdamStepScalars, ApplyAdamAttrs } from './optim/adam-kernel.js';
 export { MetricCollector, isLoggableMetric } from './metric-collector.js';
-export type { Reduce, HookKind, ResultLoop, CollectedMetrics, LoggableMetric } from './metric-collector.js';
+export type { Reduce, HookKind, ResultLoop, CollectedMetrics, LoggableMetric, LogScope } from './metric-collector.js';
 export { parseOptions } from './options.js';
 export * from './seed.js';
 export * from './data/index.js';

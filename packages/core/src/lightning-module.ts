@@ -9,6 +9,14 @@ import { GradStore, type LRSchedulerConfig, type OptimizerWrapper, type Optimize
 
 export type { LogOptions } from './metric-collector.js';
 
+/** @internal What a trainer attaches to the module it runs (`LightningModule.attachTrainer`). */
+export interface ModuleRuntime {
+  readonly trainer?: TrainerContext;
+  readonly collector?: MetricCollector;
+  readonly optimizers?: readonly OptimizerWrapper[];
+  readonly lrSchedulers?: readonly LRSchedulerConfig[];
+}
+
 /** What `trainingStep` returns under automatic optimization: the loss, or the loss with extras. */
 export type TrainingStepOutput = tf.Scalar | tf.Tensor | { loss: tf.Scalar | tf.Tensor; [key: string]: unknown };
 
@@ -47,14 +55,35 @@ export abstract class LightningModule<Batch = unknown> extends Module {
   /** The trainer running this module (set by the trainer during fit/validate/test/predict). */
   trainer: TrainerContext | undefined;
 
-  /** @internal Set by the trainer. */
+  /** @internal Where log() goes while a trainer runs the module (see `attachTrainer`). */
   _collector: MetricCollector | undefined;
   /** @internal Gradients collected by manualBackward. */
   readonly _gradStore = new GradStore();
-  /** @internal Set by the trainer after configureOptimizers. */
+  /** @internal The optimizers of the running fit (see `attachTrainer`). */
   _optimizers: OptimizerWrapper[] = [];
   /** @internal */
   _lrSchedulers: LRSchedulerConfig[] = [];
+
+  /**
+   * @internal The trainer's one door into the module: at the start of a run it attaches itself and
+   * its metric collector, after configureOptimizers the optimizers and schedulers (an empty list
+   * when the fit that made them ends). Fields not given are left as they are.
+   */
+  attachTrainer(runtime: ModuleRuntime): void {
+    if (runtime.trainer !== undefined) this.trainer = runtime.trainer;
+    if (runtime.collector !== undefined) this._collector = runtime.collector;
+    if (runtime.optimizers !== undefined) this._optimizers = [...runtime.optimizers];
+    if (runtime.lrSchedulers !== undefined) this._lrSchedulers = [...runtime.lrSchedulers];
+  }
+
+  /**
+   * @internal At the end of a run: log() no longer reaches the trainer and collected gradients are
+   * dropped. `trainer` stays set, so that the module can still read the last run's state.
+   */
+  detachTrainer(): void {
+    this._collector = undefined;
+    this._gradStore.clear();
+  }
 
   /**
    * Builds a module from a checkpoint for inference: constructs it with `args` (default: the saved

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { MisconfigurationError } from './errors.js';
+import type { Phase } from './stages.js';
 
 export type Reduce = 'mean' | 'sum' | 'max' | 'min';
 
@@ -43,8 +44,26 @@ export interface LogOptions {
 /** Which kind of hook is running, for Lightning's per-hook defaults. */
 export type HookKind = 'train_step' | 'eval_step' | 'epoch' | 'none';
 
-/** Which loop's results a value belongs to. */
-export type ResultLoop = 'train' | 'validate' | 'test' | 'predict';
+/** Which loop's results a value belongs to (the sanity check's go to 'validate', and are discarded). */
+export type ResultLoop = Exclude<Phase, 'sanity_check'>;
+
+/**
+ * Where `log()` calls come from while a scope is open (`MetricCollector.scope`): the kind of hook
+ * (for Lightning's per-hook defaults), its name (for messages), the loop whose epoch values they
+ * join and the batch size of the running step (for weighted means).
+ */
+export interface LogScope {
+  readonly kind: HookKind;
+  readonly hook: string;
+  readonly loop: ResultLoop;
+  readonly batchSize: number;
+}
+
+const OUTSIDE: LogScope = { kind: 'none', hook: '', loop: 'train', batchSize: 1 };
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
+}
 
 interface Entry {
   readonly name: string;
@@ -95,25 +114,71 @@ const VALID_REDUCE: readonly Reduce[] = ['mean', 'sum', 'max', 'min'];
  * accumulation happens on plain numbers.
  */
 export class MetricCollector {
-  hookKind: HookKind = 'none';
-  hookName = '';
-  loop: ResultLoop = 'train';
-  /** Batch size of the running step, inferred by the trainer from the batch. */
-  currentBatchSize = 1;
+  private current: LogScope = OUTSIDE;
   private mutedFlag = false;
   /** Metric objects logged while muted: the dry run's batch went into them, so they are reset on unmute. */
   private readonly mutedMetrics = new Set<LoggableMetric>();
+
+  /** The kind of hook whose log() calls are collected now (see `scope`). */
+  get hookKind(): HookKind {
+    return this.current.kind;
+  }
+  /** The name of that hook, for messages. */
+  get hookName(): string {
+    return this.current.hook;
+  }
+  /** The loop whose epoch values log() calls join now. */
+  get loop(): ResultLoop {
+    return this.current.loop;
+  }
+  /** Batch size of the running step, inferred by the trainer from the batch. */
+  get currentBatchSize(): number {
+    return this.current.batchSize;
+  }
+
+  /**
+   * Runs `fn` with the log() calls it makes attributed to `scope` (fields not given are kept from the
+   * enclosing scope), and restores the enclosing scope when `fn` returns, throws, or (when it returns
+   * a promise) settles. The trainer opens one per loop (`{ loop }`) and one per step or epoch-end
+   * hook (`{ kind, hook, batchSize }`).
+   */
+  scope<T>(scope: Partial<LogScope>, fn: () => T): T {
+    const enclosing = this.current;
+    this.current = { ...enclosing, ...scope };
+    let result: T;
+    try {
+      result = fn();
+    } catch (error) {
+      this.current = enclosing;
+      throw error;
+    }
+    if (!isThenable(result)) {
+      this.current = enclosing;
+      return result;
+    }
+    return Promise.resolve(result).finally(() => {
+      this.current = enclosing;
+    }) as T;
+  }
 
   /** While true (a dry run that builds lazy layers), log() calls are dropped. */
   get muted(): boolean {
     return this.mutedFlag;
   }
 
-  set muted(value: boolean) {
-    this.mutedFlag = value;
-    if (value) return;
-    for (const m of this.mutedMetrics) m.reset();
-    this.mutedMetrics.clear();
+  /**
+   * Runs `fn` (synchronous) with log() calls dropped: a dry run whose batch must not count. Metric
+   * objects it logged saw that batch, so they are reset afterwards.
+   */
+  runMuted<T>(fn: () => T): T {
+    this.mutedFlag = true;
+    try {
+      return fn();
+    } finally {
+      this.mutedFlag = false;
+      for (const m of this.mutedMetrics) m.reset();
+      this.mutedMetrics.clear();
+    }
   }
   private pending: Entry[] = [];
   private readonly epoch = new Map<ResultLoop, Map<string, Accumulator>>();
@@ -143,15 +208,16 @@ export class MetricCollector {
     if (!VALID_REDUCE.includes(reduce)) {
       throw new MisconfigurationError(`log('${name}'): option 'reduce' must be one of ${VALID_REDUCE.join(', ')} (received ${JSON.stringify(reduce)}).`);
     }
-    const defaults = DEFAULTS[this.hookKind];
+    const { kind, hook } = this.current;
+    const defaults = DEFAULTS[kind];
     const onStep = options.onStep ?? defaults.onStep;
     const onEpoch = options.onEpoch ?? defaults.onEpoch;
-    if (this.hookKind === 'epoch' && onStep) {
+    if (kind === 'epoch' && onStep) {
       throw new MisconfigurationError(
-        `log('${name}', ..., { onStep: true }) is not allowed in ${this.hookName}: epoch-level hooks log once per epoch (use onEpoch).`,
+        `log('${name}', ..., { onStep: true }) is not allowed in ${hook}: epoch-level hooks log once per epoch (use onEpoch).`,
       );
     }
-    const batchSize = options.batchSize ?? this.currentBatchSize;
+    const batchSize = options.batchSize ?? this.current.batchSize;
     if (!(batchSize > 0)) {
       throw new MisconfigurationError(`log('${name}'): option 'batchSize' must be a positive number (received ${batchSize}).`);
     }
@@ -230,10 +296,11 @@ export class MetricCollector {
       }
       tensors.forEach((e, i) => numbers.set(e, host[i]!));
     }
-    let acc = this.epoch.get(this.loop);
+    const loop = this.current.loop;
+    let acc = this.epoch.get(loop);
     if (acc === undefined) {
       acc = new Map();
-      this.epoch.set(this.loop, acc);
+      this.epoch.set(loop, acc);
     }
     for (const e of entries) {
       if (e.metric !== undefined) {
@@ -278,9 +345,12 @@ export class MetricCollector {
     return out;
   }
 
-  /** The reduced epoch-level values of a loop, then forgets them. */
-  takeEpoch(loop: ResultLoop): CollectedMetrics {
-    const out: CollectedMetrics = { logged: {}, progBar: {}, callback: {} };
+  /**
+   * The reduced epoch-level values of a loop, then forgets them. `byName` holds each value once, under
+   * the name it was logged with (`loss`, not also `loss_epoch`): what `trainer.history` records.
+   */
+  takeEpoch(loop: ResultLoop): CollectedMetrics & { byName: Record<string, number> } {
+    const out = { logged: {}, progBar: {}, callback: {}, byName: {} } as CollectedMetrics & { byName: Record<string, number> };
     const acc = this.epoch.get(loop);
     this.epoch.delete(loop);
     if (acc === undefined) return out;
@@ -292,6 +362,7 @@ export class MetricCollector {
       if (a.progBar) out.progBar[key] = a.value;
       out.callback[key] = a.value;
       out.callback[name] = a.value;
+      out.byName[name] = a.value;
     }
     return out;
   }

@@ -106,9 +106,9 @@ describe("a user's error in a step keeps its class; Flint's context is added", (
   it('trainingStep: the same object, its message first, flintContext and a note naming module, step, batch and epoch', async () => {
     const thrown = new UserError('bad batch');
     class Throws extends BoringModule {
-      override trainingStep(batch: BoringBatch): tf.Scalar {
+      override trainingStep(batch: BoringBatch, batchIdx?: number): tf.Scalar {
         const loss = super.trainingStep(batch);
-        if (this.trainer!.currentEpoch === 1 && this.trainer!.progress.batchInEpoch === 2) throw thrown;
+        if (this.trainer!.currentEpoch === 1 && batchIdx === 2) throw thrown;
         return loss;
       }
     }

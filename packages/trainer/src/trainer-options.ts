@@ -124,3 +124,43 @@ export function applyLimit(limit: number | undefined, available: number): number
   }
   return Math.min(limit, available);
 }
+
+/** The options' limits, resolved once per run: fastDevRun and overfitBatches applied. */
+export interface Limits {
+  /** Batches per loop under fastDevRun (0: off). */
+  readonly fastDevRunBatches: number;
+  /** -1: no limit. */
+  readonly maxEpochs: number;
+  /** -1: no limit. */
+  readonly maxSteps: number;
+  /** Milliseconds (Infinity: no limit). */
+  readonly maxTimeMs: number;
+  /** A count or a fraction of the loader's batches (undefined: all), per loop. */
+  readonly batches: {
+    readonly train: number | undefined;
+    /** The validation inside fit (overfitBatches validates on the same batches it trains on). */
+    readonly fitValidation: number | undefined;
+    readonly validate: number | undefined;
+    readonly test: number | undefined;
+    readonly predict: number | undefined;
+  };
+}
+
+export function resolveLimits(o: ResolvedTrainerOptions): Limits {
+  const fast = o.fastDevRun === true ? 1 : o.fastDevRun === false ? 0 : o.fastDevRun;
+  const overfit = o.overfitBatches > 0 ? o.overfitBatches : undefined;
+  const or = (limit: number | undefined) => (fast > 0 ? fast : limit);
+  return {
+    fastDevRunBatches: fast,
+    maxEpochs: fast > 0 ? 1 : (o.maxEpochs ?? (o.maxSteps === -1 ? 1000 : -1)),
+    maxSteps: fast > 0 ? fast : o.maxSteps,
+    maxTimeMs: maxTimeMs(o.maxTime),
+    batches: {
+      train: or(overfit ?? o.limitTrainBatches),
+      fitValidation: or(overfit ?? o.limitValBatches),
+      validate: or(o.limitValBatches),
+      test: or(o.limitTestBatches),
+      predict: or(o.limitPredictBatches),
+    },
+  };
+}

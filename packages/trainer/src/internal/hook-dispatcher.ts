@@ -19,8 +19,12 @@ export interface HookTiming {
   totalMs: number;
 }
 
-/** Hooks after which callbacks that read epoch metrics run last, once the metrics are computed. */
-const EPOCH_END_HOOKS: ReadonlySet<CallbackHookName> = new Set(['onTrainEpochEnd', 'onValidationEpochEnd', 'onValidationEnd', 'onTestEpochEnd', 'onTestEnd']);
+/**
+ * Which part of an epoch-end hook to call. The loop computes the epoch's metrics between the two:
+ * `'early'` calls the callbacks and loggers that do not read epoch metrics, then the module;
+ * `'late'` calls the callbacks that set `readsEpochMetrics` (EarlyStopping, ModelCheckpoint, ...).
+ */
+export type EpochEndPart = 'early' | 'late';
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
@@ -28,9 +32,9 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 /**
  * The one place that calls hooks: callbacks in list order, then loggers, then the module (without
- * the trainer/module arguments), skipping what is not implemented and timing each call. For the
- * epoch-end hooks, callbacks that declare `readsEpochMetrics` run after the module, and `between`
- * (the trainer's epoch-metric computation) runs just before them.
+ * the trainer/module arguments), skipping what is not implemented and timing each call. An
+ * epoch-end hook is called in two parts (`EpochEndPart`) by the loop, which computes the epoch
+ * metrics between them; the dispatcher knows no hook names.
  */
 export class HookDispatcher {
   readonly timings = new Map<string, HookTiming>();
@@ -46,19 +50,13 @@ export class HookDispatcher {
     return typeof (this.module as unknown as Record<string, unknown>)[name] === 'function' || this.targets.some((t) => typeof t[name] === 'function');
   }
 
-  async call<K extends CallbackHookName>(name: K, args: HookArgs<K>, between?: () => void | Promise<void>): Promise<void> {
-    const epochEnd = EPOCH_END_HOOKS.has(name);
-    const late: HookTarget[] = [];
+  /** Calls the hook on every target then the module, or one part of it (see `EpochEndPart`). */
+  async call<K extends CallbackHookName>(name: K, args: HookArgs<K>, part?: EpochEndPart): Promise<void> {
     for (const target of this.targets) {
-      if (epochEnd && target.readsEpochMetrics === true) {
-        late.push(target);
-        continue;
-      }
+      if (part !== undefined && (target.readsEpochMetrics === true) !== (part === 'late')) continue;
       await this.invokeTarget(target, name, args);
     }
-    await this.invokeModule(name, args);
-    if (between !== undefined) await between();
-    for (const target of late) await this.invokeTarget(target, name, args);
+    if (part !== 'late') await this.invokeModule(name, args);
   }
 
   /** For hooks inside the gradient tape: they must not return a promise. */

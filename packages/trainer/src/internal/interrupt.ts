@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import type { InterruptSignal } from '@flint/core';
+import type { InterruptedError, InterruptSignal } from '@flint/core';
 
 const SIGNALS: readonly InterruptSignal[] = ['SIGINT', 'SIGTERM'];
 
@@ -56,4 +56,19 @@ export function exitBySignal(signal: InterruptSignal): never {
   const code = 128 + constants.signals[signal];
   if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
   process.exit(code);
+}
+
+/**
+ * The one line after an interrupt: where the run stopped and how to resume it, from the last
+ * checkpoint the run wrote through saveCheckpoint.
+ */
+export function interruptReport(error: InterruptedError, lastSaved: { path: string; weightsOnly: boolean } | undefined): string {
+  const what = error.message.replace(/\.$/, '');
+  if (error.position.stage !== 'fit') return `Flint: ${what}.`;
+  if (lastSaved !== undefined && !lastSaved.weightsOnly) {
+    const quoted = `'${lastSaved.path.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+    return `Flint: ${what}; resume with trainer.fit(module, train, val, { ckptPath: ${quoted} })`;
+  }
+  if (lastSaved !== undefined) return `Flint: ${what}; ${lastSaved.path} holds the weights only (ModelCheckpoint saveWeightsOnly) and cannot resume a fit.`;
+  return `Flint: ${what}; no checkpoint was written, so the fit cannot resume from here (keep enableCheckpointing: true, or add a ModelCheckpoint with saveLast: true, to write last.ckpt when interrupted).`;
 }

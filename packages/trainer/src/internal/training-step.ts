@@ -1,0 +1,240 @@
+import * as tf from '@tensorflow/tfjs';
+import {
+  attachStepContext,
+  clipGradients,
+  describeBatch,
+  inferBatchSize,
+  MisconfigurationError,
+  normalizeOptimizers,
+  tapeGradients,
+  type CollectedMetrics,
+  type LightningModule,
+  type LRSchedulerConfig,
+  type OptimizerWrapper,
+  type StepErrorContext,
+  type TapeResult,
+} from '@flint/core';
+import type { ResolvedTrainerOptions } from '../trainer-options.js';
+import type { RunContext } from './run-state.js';
+
+/**
+ * One training batch, in Lightning's order:
+ *
+ *   automatic optimization: trainingStep and backward in one gradient tape (onBeforeBackward inside
+ *   it), onAfterBackward, gradient accumulation, onBeforeOptimizerStep, clipping, the optimizer step,
+ *   the step schedulers;
+ *   manual optimization: trainingStep, which steps its optimizers itself.
+ *
+ * The step runs in the collector's train-step scope (log() defaults of trainingStep); the step's
+ * logged values are returned.
+ */
+export async function trainingStep(run: RunContext, batch: unknown, batchIdx: number, isLast: boolean): Promise<CollectedMetrics> {
+  const { module, collector } = run;
+  await collector.scope({ kind: 'train_step', hook: 'trainingStep', batchSize: inferBatchSize(batch) }, () =>
+    module.automaticOptimization ? automaticStep(run, batch, batchIdx, isLast) : manualStep(run, batch, batchIdx),
+  );
+  return collector.readStep();
+}
+
+async function automaticStep(run: RunContext, batch: unknown, batchIdx: number, isLast: boolean): Promise<void> {
+  const { module, dispatcher: d, options, state } = run;
+  const opt = state.optimizers[0]!;
+  const vars = opt.params;
+  if (vars.length === 0) {
+    throw new MisconfigurationError(`${module.constructor.name} has no trainable parameters: nothing to optimize.`);
+  }
+  const accumulate = options.accumulateGradBatches;
+  const wantsBeforeBackward = d.has('onBeforeBackward');
+  // Forward and backward: the step runs inside the gradient tape; when it fails, tapeGradients frees what the tape kept.
+  let failed = undefined as Exclude<TapeResult, { kind: 'ok' }> | undefined;
+  let grads: tf.NamedTensorMap = tf.tidy((): tf.NamedTensorMap => {
+    const r = tapeGradients(() => {
+      const out = module.trainingStep(batch, batchIdx);
+      let loss = extractLoss(module, out, batch, batchIdx);
+      if (accumulate > 1) loss = tf.div(loss, accumulate);
+      if (wantsBeforeBackward) d.callSync('onBeforeBackward', [loss]);
+      return loss;
+    }, vars);
+    if (r.kind === 'ok') return r.grads;
+    failed = r;
+    return {};
+  });
+  if (failed?.kind === 'threw') throw stepError(run, 'trainingStep', batch, batchIdx, failed.error);
+  if (failed?.kind === 'no-gradient') {
+    throw trainerError(
+      new MisconfigurationError(
+        `${module.constructor.name}.trainingStep returned a loss that does not depend on the trainable float parameters (batch ${batchIdx}: no gradient reaches any of ` +
+          `${describeParams(module)}): compute the loss inside trainingStep from the module's outputs (not from a constant, or from numbers read back with dataSync()).`,
+      ),
+    );
+  }
+  try {
+    if (d.has('onAfterBackward')) await d.call('onAfterBackward', [grads]);
+    // Accumulation: the optimizer steps every `accumulate` batches and on the epoch's last.
+    if (accumulate > 1) {
+      module._gradStore.accumulate(grads);
+      tf.dispose(grads);
+      grads = {};
+      if ((batchIdx + 1) % accumulate !== 0 && !isLast) return;
+      grads = module._gradStore.get();
+    }
+    // The optimizer step.
+    if (d.has('onBeforeOptimizerStep')) await d.call('onBeforeOptimizerStep', [opt, grads]);
+    const clip = options.gradientClipVal;
+    tf.tidy(() => {
+      opt.optimizer.applyGradients(clip === undefined ? grads : clipGradients(grads, clip, options.gradientClipAlgorithm));
+    });
+    if (accumulate > 1) module._gradStore.clear();
+  } finally {
+    if (accumulate === 1) tf.dispose(grads);
+  }
+  state.progress.globalStep += 1;
+  await stepSchedulers(run, 'step');
+}
+
+/** Manual optimization: the step owns the optimizer loop; the trainer counts steps. */
+function manualStep(run: RunContext, batch: unknown, batchIdx: number): void {
+  const { module } = run;
+  try {
+    tf.tidy(() => {
+      checkSync(module, 'trainingStep', module.trainingStep(batch, batchIdx));
+    });
+  } catch (error) {
+    throw stepError(run, 'trainingStep', batch, batchIdx, error);
+  } finally {
+    module._gradStore.clear();
+  }
+  run.state.progress.globalStep += 1;
+}
+
+/**
+ * Steps the LR schedulers of `interval` whose frequency is due (automatic optimization; manual
+ * optimization steps them itself). A scheduler with a `monitor` gets that metric's value.
+ */
+export async function stepSchedulers(run: RunContext, interval: 'epoch' | 'step'): Promise<void> {
+  const { module, state } = run;
+  if (!module.automaticOptimization) return;
+  for (const config of state.lrSchedulers) {
+    if (config.interval !== interval) continue;
+    const count = interval === 'step' ? state.progress.globalStep : state.progress.epoch + 1;
+    if (count % config.frequency !== 0) continue;
+    if (config.monitor !== undefined) {
+      const value = state.callbackMetrics[config.monitor];
+      if (value === undefined) {
+        if (!config.strict) continue;
+        throw new MisconfigurationError(
+          `lrScheduler monitor '${config.monitor}' is not among the logged metrics: ${Object.keys(state.callbackMetrics).join(', ') || '(none logged yet)'}. Log it, or set strict: false to skip the step when it is missing.`,
+        );
+      }
+      config.scheduler.step(value);
+    } else config.scheduler.step();
+  }
+}
+
+/** What configureOptimizers returned, checked against the trainer's options. */
+export function configureOptimizers(module: LightningModule, options: ResolvedTrainerOptions): { optimizers: OptimizerWrapper[]; lrSchedulers: LRSchedulerConfig[] } {
+  const { optimizers, schedulers } = normalizeOptimizers(module.configureOptimizers(), () => module.parameters(), module._gradStore);
+  if (module.automaticOptimization && optimizers.length > 1) {
+    throw new MisconfigurationError(
+      `${module.constructor.name}.configureOptimizers returned ${optimizers.length} optimizers: automatic optimization uses one. Set automaticOptimization = false and step them yourself in trainingStep.`,
+    );
+  }
+  if (!module.automaticOptimization && (options.accumulateGradBatches > 1 || options.gradientClipVal !== undefined)) {
+    throw new MisconfigurationError(
+      'Trainer options accumulateGradBatches and gradientClipVal apply to automatic optimization; with automaticOptimization = false, accumulate and clip in your trainingStep.',
+    );
+  }
+  return { optimizers, lrSchedulers: schedulers };
+}
+
+/**
+ * The optimizers configureOptimizers created belong to the fit that created them: they are
+ * disposed when it ends (a later fit calls configureOptimizers again; a resume restores their
+ * state from the checkpoint), so that a finished fit leaves no tensors behind.
+ */
+export function disposeOptimizers(optimizers: readonly OptimizerWrapper[]): void {
+  for (const o of optimizers) {
+    o.optimizer.dispose();
+    // tfjs's MomentumOptimizer.dispose() does not free the learning-rate scalar `c` it inherits
+    // from SGDOptimizer (SGD's own dispose does): free it here so that a fit leaks nothing.
+    const c = (o.optimizer as unknown as { c?: unknown }).c;
+    if (c instanceof tf.Tensor && !c.isDisposed) c.dispose();
+  }
+}
+
+// ---- a step's output and errors ------------------------------------------------------------------
+
+type StepName = StepErrorContext['step'];
+
+/** Errors the trainer raised itself inside a step: they already say everything and are not wrapped (see `stepError`). */
+const TRAINER_ERRORS = new WeakSet<Error>();
+function trainerError<E extends Error>(error: E): E {
+  TRAINER_ERRORS.add(error);
+  return error;
+}
+
+/** The trainable parameters' names, for messages: the first few and how many more. */
+function describeParams(module: LightningModule): string {
+  const names = module.namedParameters({ trainableOnly: true }).map((p) => p.name);
+  return names.length <= 4 ? names.join(', ') : `${names.slice(0, 4).join(', ')} and ${names.length - 4} more`;
+}
+
+function isTensor(value: unknown): value is tf.Tensor {
+  return value instanceof tf.Tensor;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/** The loss of trainingStep's output (a scalar, or `{ loss }`), checked. */
+function extractLoss(module: LightningModule, out: unknown, batch: unknown, batchIdx: number): tf.Scalar {
+  checkSync(module, 'trainingStep', out);
+  const loss = isTensor(out) ? out : out !== null && typeof out === 'object' && 'loss' in out ? (out as { loss: unknown }).loss : undefined;
+  if (!isTensor(loss)) {
+    throw trainerError(
+      new MisconfigurationError(
+        `${module.constructor.name}.trainingStep must return the loss as a scalar tensor, or { loss, ... }, under automatic optimization (batch ${batchIdx}: received ${describeBatch(out)}).`,
+      ),
+    );
+  }
+  if (loss.size !== 1) {
+    throw trainerError(
+      new MisconfigurationError(
+        `${module.constructor.name}.trainingStep returned a loss of shape [${loss.shape.join(', ')}] on batch ${batchIdx} (${describeBatch(batch)}): reduce it to a scalar (e.g. tf.mean).`,
+      ),
+    );
+  }
+  if (loss.dtype !== 'float32') {
+    throw trainerError(
+      new MisconfigurationError(
+        `${module.constructor.name}.trainingStep returned ${loss.dtype === 'int32' ? 'an' : 'a'} ${loss.dtype} loss on batch ${batchIdx}: a loss must be float32 and depend on the trainable float parameters ` +
+          `(${describeParams(module)}); no gradient flows through ${loss.dtype} values (argMax, tf.cast to int32, comparisons). Compute it with float ops, e.g. tf.losses.* or crossEntropy.`,
+      ),
+    );
+  }
+  return (loss.rank === 0 ? loss : loss.reshape([])) as tf.Scalar;
+}
+
+/** A step that returned a promise was declared async: its work after an await runs outside the tape and tidy. */
+export function checkSync(module: LightningModule, step: StepName, out: unknown): void {
+  if (!isThenable(out)) return;
+  // Its result is not used; a later rejection must not become an unhandled one.
+  Promise.resolve(out).catch(() => undefined);
+  throw trainerError(
+    new MisconfigurationError(
+      `${module.constructor.name}.${step} returned a Promise (is it declared async?): steps must be synchronous, because they run inside tf.tidy and ` +
+        `the gradient tape (tf.variableGrads), which cannot span an await. Remove async/await from ${step}; load data in the DataLoader and do asynchronous work in hooks.`,
+    ),
+  );
+}
+
+/**
+ * The error a step threw, kept as it is (same object and class, its message first) with where it
+ * happened attached (`flintContext` and a note as the message's last line). Errors the trainer
+ * raised itself inside the step already say everything.
+ */
+export function stepError(run: Pick<RunContext, 'module' | 'state'>, step: StepName, batch: unknown, batchIdx: number, error: unknown): Error {
+  if (error instanceof Error && TRAINER_ERRORS.has(error)) return error;
+  return attachStepContext(error, { module: run.module.constructor.name, step, batchIdx, epoch: run.state.progress.epoch, batch: describeBatch(batch) });
+}

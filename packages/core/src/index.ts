@@ -30,6 +30,8 @@ export {
   normalizeOptimizers,
   getLearningRate,
   setLearningRate,
+  getMomentum,
+  setMomentum,
   clipGradients,
   globalNorm,
 } from './optimization.js';

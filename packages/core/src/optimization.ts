@@ -75,15 +75,14 @@ export function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
 }
 
 /**
- * The momentum a tfjs optimizer really uses, as PyTorch's cycling schedulers read it: SGD with
- * momentum's `momentum` (`tf.train.momentum`), RMSProp's `momentum`, or Adam's `beta1` (Flint's
- * `adam()` and `tf.train.adam`). Undefined for an optimizer without one (plain SGD, Adagrad, ...).
+ * The momentum a tfjs optimizer uses, as PyTorch's cycling schedulers read it: the `momentum` of
+ * SGD with momentum (`tf.train.momentum`) and RMSProp, or the `beta1` of Adam (Flint's `adam()`,
+ * `tf.train.adam`) and Adamax. Undefined for an optimizer without one (plain SGD, Adagrad, ...).
  */
 export function getMomentum(optimizer: tf.Optimizer): number | undefined {
   const o = optimizer as unknown as { momentum?: unknown; beta1?: unknown };
-  const name = optimizer.getClassName();
-  if ((name === 'Momentum' || name === 'RMSProp') && typeof o.momentum === 'number') return o.momentum;
-  if ((name === 'Adam' || name === 'FlintAdam') && typeof o.beta1 === 'number') return o.beta1;
+  if (typeof o.momentum === 'number') return o.momentum;
+  if (typeof o.beta1 === 'number') return o.beta1;
   return undefined;
 }
 
@@ -98,7 +97,7 @@ export function setMomentum(optimizer: tf.Optimizer, momentum: number): void {
     throw new MisconfigurationError(`momentum must be a number in [0, 1) (received ${momentum}).`);
   }
   const name = optimizer.getClassName();
-  if (getMomentum(optimizer) === undefined) {
+  if (!['Momentum', 'RMSProp', 'Adam', 'FlintAdam'].includes(name)) {
     throw new MisconfigurationError(
       `The optimizer ${name} has no momentum or beta1 that Flint can set: use tf.train.momentum(lr, 0.9), tf.train.rmsprop(lr, 0.9, 0.9), adam() from @flint/core or tf.train.adam(lr).`,
     );

@@ -206,7 +206,7 @@ describe('a cycled beta1 (OneCycleLR, CyclicLR): setMomentum', () => {
         setMomentum(opt, betas[t]!);
         expect(getMomentum(opt)).toBe(betas[t]);
         const grad = tf.tensor1d(Array.from(g));
-        opt.applyGradients({ [w.name]: grad });
+        opt.applyGradients([{ name: w.name, tensor: grad }]);
         grad.dispose();
       });
       const want = torchAdam(w0, grads, betas, 0.01, 1e-7);

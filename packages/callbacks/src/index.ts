@@ -7,17 +7,53 @@ export type { ModelCheckpointOptions } from './model-checkpoint.js';
 export { DropoutScheduler, dropoutSchedulerOptionsSchema, dropoutScheduleSchema, findDropoutLayers, scheduledRate } from './dropout-scheduler.js';
 export type { DropoutSchedulerOptions, DropoutSchedule, DropoutScheduleFn } from './dropout-scheduler.js';
 export {
+  ChainableLRScheduler,
   ClosedFormLRScheduler,
   StepLR,
+  MultiStepLR,
+  ConstantLR,
+  LinearLR,
   ExponentialLR,
+  PolynomialLR,
+  LambdaLR,
+  MultiplicativeLR,
   CosineAnnealingLR,
+  CosineAnnealingWarmRestarts,
+  CyclicLR,
   OneCycleLR,
+  SequentialLR,
+  ChainedScheduler,
   stepLROptionsSchema,
+  multiStepLROptionsSchema,
+  constantLROptionsSchema,
+  linearLROptionsSchema,
   exponentialLROptionsSchema,
+  polynomialLROptionsSchema,
+  lambdaLROptionsSchema,
+  multiplicativeLROptionsSchema,
   cosineAnnealingLROptionsSchema,
+  cosineAnnealingWarmRestartsOptionsSchema,
+  cyclicLROptionsSchema,
   oneCycleLROptionsSchema,
+  sequentialLROptionsSchema,
+  chainedSchedulerOptionsSchema,
 } from './lr-schedulers.js';
-export type { StepLROptions, ExponentialLROptions, CosineAnnealingLROptions, OneCycleLROptions } from './lr-schedulers.js';
+export type {
+  StepLROptions,
+  MultiStepLROptions,
+  ConstantLROptions,
+  LinearLROptions,
+  ExponentialLROptions,
+  PolynomialLROptions,
+  LambdaLROptions,
+  MultiplicativeLROptions,
+  CosineAnnealingLROptions,
+  CosineAnnealingWarmRestartsOptions,
+  CyclicLROptions,
+  OneCycleLROptions,
+  SequentialLROptions,
+  ChainedSchedulerOptions,
+} from './lr-schedulers.js';
 export { ReduceLROnPlateau, reduceLROnPlateauOptionsSchema } from './reduce-lr-on-plateau.js';
 export type { ReduceLROnPlateauOptions } from './reduce-lr-on-plateau.js';
 export { LearningRateMonitor, learningRateMonitorOptionsSchema } from './learning-rate-monitor.js';

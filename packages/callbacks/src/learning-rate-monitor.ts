@@ -1,4 +1,4 @@
-import { Callback, getLearningRate, parseOptions, type LightningModule, type OptimizerWrapper, type TrainerContext } from '@flint/core';
+import { Callback, getLearningRate, getMomentum, parseOptions, type LightningModule, type OptimizerWrapper, type TrainerContext } from '@flint/core';
 import { z } from 'zod';
 import { logToLoggers } from './internal/util.js';
 
@@ -63,7 +63,7 @@ export class LearningRateMonitor extends Callback {
       metrics[name] = lr;
       (this.lrs[name] ??= []).push(lr);
       if (this.options.logMomentum) {
-        const momentum = momentumOf(o);
+        const momentum = getMomentum(o.optimizer);
         if (momentum !== undefined) metrics[name.startsWith('lr-') ? `momentum-${name.slice(3)}` : `${name}-momentum`] = momentum;
       }
     });
@@ -74,11 +74,4 @@ export class LearningRateMonitor extends Callback {
     if (this.options.loggingInterval !== 'auto') return this.options.loggingInterval;
     return trainer.lrSchedulers.find((c) => c.optimizer === o)?.interval ?? 'epoch';
   }
-}
-
-function momentumOf(o: OptimizerWrapper): number | undefined {
-  const opt = o.optimizer as unknown as { momentum?: unknown; beta1?: unknown };
-  if (typeof opt.momentum === 'number') return opt.momentum;
-  if (typeof opt.beta1 === 'number') return opt.beta1;
-  return undefined;
 }

@@ -7,7 +7,7 @@ import { minDeltaSchema, modeSchema } from './monitor-callback.js';
 const wholeNumber = z.number({ error: 'must be a whole number >= 0' }).int({ error: 'must be a whole number >= 0' }).min(0, { error: 'must be a whole number >= 0' });
 const nonNegative = z.number({ error: 'must be a number >= 0' }).nonnegative({ error: 'must be a number >= 0' });
 
-/** Schema of `ReduceLROnPlateauOptions`. */
+/** Schema of `ReduceLROnPlateauOptions`; the defaults are PyTorch's. */
 export const reduceLROnPlateauOptionsSchema = z.strictObject({
   /** 'min' (default): lower is better; 'max': higher is better. Never guessed from the metric's name. */
   mode: modeSchema.default('min'),
@@ -15,10 +15,10 @@ export const reduceLROnPlateauOptionsSchema = z.strictObject({
   factor: z.number({ error: 'must be a factor in (0, 1)' }).gt(0, { error: 'must be a factor in (0, 1)' }).lt(1, { error: 'must be a factor in (0, 1)' }).default(0.1),
   /** Steps without improvement that are tolerated: the rate drops at the (patience + 1)-th, as in PyTorch. */
   patience: wholeNumber.default(10),
-  /** An improvement must beat the best value by more than this: an amount ('abs') or a fraction of the best ('rel'). */
-  minDelta: minDeltaSchema.default(0),
-  /** How minDelta is read. */
-  thresholdMode: z.enum(['abs', 'rel'], { error: "must be 'abs' or 'rel'" }).default('abs'),
+  /** PyTorch's `threshold`: an improvement must beat the best value by more than this, a fraction of the best ('rel', the default) or an amount ('abs'). */
+  minDelta: minDeltaSchema.default(1e-4),
+  /** How minDelta is read (PyTorch's `threshold_mode`). */
+  thresholdMode: z.enum(['abs', 'rel'], { error: "must be 'abs' or 'rel'" }).default('rel'),
   /** Steps to wait after a reduction before counting again. */
   cooldown: wholeNumber.default(0),
   /** The rate never goes below this. */

@@ -29,6 +29,8 @@ export {
   normalizeOptimizers,
   getLearningRate,
   setLearningRate,
+  getMomentum,
+  setMomentum,
   clipGradients,
   globalNorm,
 } from './optimization.js';

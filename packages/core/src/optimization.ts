@@ -75,6 +75,49 @@ export function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
 }
 
 /**
+ * The momentum a tfjs optimizer uses, as PyTorch's cycling schedulers read it: the `momentum` of
+ * SGD with momentum (`tf.train.momentum`) and RMSProp, or the `beta1` of Adam (Flint's `adam()`,
+ * `tf.train.adam`) and Adamax. Undefined for an optimizer without one (plain SGD, Adagrad, ...).
+ */
+export function getMomentum(optimizer: tf.Optimizer): number | undefined {
+  const o = optimizer as unknown as { momentum?: unknown; beta1?: unknown };
+  if (typeof o.momentum === 'number') return o.momentum;
+  if (typeof o.beta1 === 'number') return o.beta1;
+  return undefined;
+}
+
+/**
+ * Sets the momentum (see `getMomentum`) the optimizer uses from its next step on. tfjs's Momentum
+ * caches it in a scalar tensor (its own `setMomentum` leaves that tensor alone), replaced here;
+ * for tfjs's Adam the running `beta1^t` of its bias correction becomes `beta1^t` of the new value,
+ * as PyTorch's Adam computes it. Throws for an optimizer without momentum.
+ */
+export function setMomentum(optimizer: tf.Optimizer, momentum: number): void {
+  if (!Number.isFinite(momentum) || momentum < 0 || momentum >= 1) {
+    throw new MisconfigurationError(`momentum must be a number in [0, 1) (received ${momentum}).`);
+  }
+  const name = optimizer.getClassName();
+  if (!['Momentum', 'RMSProp', 'Adam', 'FlintAdam'].includes(name)) {
+    throw new MisconfigurationError(
+      `The optimizer ${name} has no momentum or beta1 that Flint can set: use tf.train.momentum(lr, 0.9), tf.train.rmsprop(lr, 0.9, 0.9), adam() from @flint/core or tf.train.adam(lr).`,
+    );
+  }
+  const o = optimizer as unknown as { momentum: number; beta1: number; m?: tf.Scalar; accBeta1?: tf.Variable; iterations: number };
+  if (name === 'Momentum') {
+    o.momentum = momentum;
+    o.m?.dispose();
+    o.m = tf.keep(tf.scalar(momentum));
+  } else if (name === 'RMSProp') o.momentum = momentum;
+  else {
+    o.beta1 = momentum;
+    if (name === 'Adam' && o.accBeta1 !== undefined) {
+      const power = momentum ** (o.iterations + 1);
+      tf.tidy(() => o.accBeta1!.assign(tf.scalar(power)));
+    }
+  }
+}
+
+/**
  * Gradients accumulated by `manualBackward` (or by the trainer's accumulation), keyed by variable
  * name, kept alive across tidy scopes until an optimizer step or `zeroGrad` disposes them.
  */

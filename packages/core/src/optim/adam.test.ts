@@ -9,7 +9,9 @@ import {
   decodeCheckpoint,
   encodeCheckpoint,
   FlintAdam,
+  getMomentum,
   MisconfigurationError,
+  setMomentum,
   restoreOptimizerState,
   type CheckpointObject,
   type OptimizerState,
@@ -168,5 +170,62 @@ describe('FlintAdam', () => {
     } finally {
       await tf.setBackend('tensorflow');
     }
+  });
+});
+
+describe('a cycled beta1 (OneCycleLR, CyclicLR): setMomentum', () => {
+  /** PyTorch's Adam in float64 with beta1 changed before every step: bias correction 1 - beta1^t of the current beta1. */
+  function torchAdam(w0: Float64Array, grads: Float64Array[], betas: number[], lr: number, eps: number): Float64Array {
+    const w = Float64Array.from(w0);
+    const m = new Float64Array(w.length);
+    const v = new Float64Array(w.length);
+    grads.forEach((g, i) => {
+      const t = i + 1;
+      const b1 = betas[i]!;
+      for (let j = 0; j < w.length; j++) {
+        m[j] = b1 * m[j]! + (1 - b1) * g[j]!;
+        v[j] = 0.999 * v[j]! + 0.001 * g[j]! * g[j]!;
+        w[j]! -= (lr * (m[j]! / (1 - b1 ** t))) / (Math.sqrt(v[j]! / (1 - 0.999 ** t)) + eps);
+      }
+    });
+    return w;
+  }
+
+  for (const [label, make] of [
+    ['adam()', () => adam({ learningRate: 0.01, native: false })],
+    ['tf.train.adam', () => tf.train.adam(0.01)],
+  ] as const) {
+    it(`${label}: every step uses the beta1 set before it, as PyTorch's Adam`, () => {
+      const betas = Array.from({ length: 12 }, (_, t) => 0.85 + 0.1 * Math.abs(Math.cos(t / 3)));
+      const w = tf.variable(tf.tensor1d([0.5, -0.3, 0.2, 0.1]));
+      const w0 = Float64Array.from(w.dataSync());
+      const grads = betas.map((_, t) => Float64Array.from([0.1, -0.2, 0.05, 0.3].map((g, j) => g * Math.cos(t + j))));
+      const before = tf.memory().numTensors;
+      const opt = make();
+      grads.forEach((g, t) => {
+        setMomentum(opt, betas[t]!);
+        expect(getMomentum(opt)).toBe(betas[t]);
+        const grad = tf.tensor1d(Array.from(g));
+        opt.applyGradients([{ name: w.name, tensor: grad }]);
+        grad.dispose();
+      });
+      const want = torchAdam(w0, grads, betas, 0.01, 1e-7);
+      const constant = torchAdam(w0, grads, betas.map(() => 0.9), 0.01, 1e-7);
+      w.dataSync().forEach((x, j) => expect(Math.abs(x - want[j]!)).toBeLessThan(1e-6));
+      expect(Math.max(...Array.from(w.dataSync(), (x, j) => Math.abs(x - constant[j]!)))).toBeGreaterThan(1e-4);
+      opt.dispose();
+      expect(tf.memory().numTensors, 'tensors left by the optimizer').toBe(before);
+      w.dispose();
+    });
+  }
+
+  it('optimizers without momentum are refused with a pinned message', () => {
+    const sgd = tf.train.sgd(0.1);
+    expect(getMomentum(sgd)).toBeUndefined();
+    expect(() => setMomentum(sgd, 0.9)).toThrow(
+      'The optimizer SGD has no momentum or beta1 that Flint can set: use tf.train.momentum(lr, 0.9), tf.train.rmsprop(lr, 0.9, 0.9), adam() from @flint/core or tf.train.adam(lr).',
+    );
+    expect(() => setMomentum(tf.train.momentum(0.1, 0.9), 1)).toThrow('momentum must be a number in [0, 1) (received 1).');
+    sgd.dispose();
   });
 });

@@ -59,7 +59,8 @@ export class FlintAdam extends tf.Optimizer {
 
   /** Read at every step: set it to change the step size (schedulers do). */
   learningRate: number;
-  readonly beta1: number;
+  /** Decay of the first moment; settable between steps (OneCycleLR and CyclicLR cycle it, as PyTorch does). */
+  beta1: number;
   readonly beta2: number;
   readonly epsilon: number;
   /** Whether the backend's Adam kernel is used where it registers one. */
@@ -70,8 +71,8 @@ export class FlintAdam extends tf.Optimizer {
   private readonly pending = new Map<string, { m?: tf.Tensor; v?: tf.Tensor }>();
   /** Tensors returned by the last getWeights (owned here). */
   private snapshot: tf.Tensor[] = [];
-  /** tfjs's float32 running powers beta^t, valid for `powersAt` steps done. */
-  private powers = { at: -1, beta1: 0, beta2: 0 };
+  /** tfjs's float32 running powers beta^t at step `at`; `of1` is the beta1 they were computed for. */
+  private powers = { at: -1, beta1: 0, beta2: 0, of1: 0 };
 
   constructor(options: AdamOptions = {}) {
     super();
@@ -118,18 +119,21 @@ export class FlintAdam extends tf.Optimizer {
   private stepScalars(t: number): AdamStepScalars {
     const b1 = fround(this.beta1);
     const b2 = fround(this.beta2);
-    if (this.powers.at !== t) {
+    if (this.powers.at !== t || this.powers.of1 !== b1) {
       let p1 = b1;
       let p2 = b2;
       let at = 1;
       if (this.powers.at >= 1 && this.powers.at <= t) {
         ({ beta1: p1, beta2: p2, at } = this.powers);
+        // beta1 was changed (a scheduler cycles it): the bias correction is 1 - beta1^t of the new
+        // value, as PyTorch's Adam computes it.
+        if (this.powers.of1 !== b1) p1 = fround(b1 ** at);
       }
       for (; at < t; at++) {
         p1 = fround(p1 * b1);
         p2 = fround(p2 * b2);
       }
-      this.powers = { at: t, beta1: p1, beta2: p2 };
+      this.powers = { at: t, beta1: p1, beta2: p2, of1: b1 };
     }
     const oneMinusBeta1 = 1 - b1; // exact in float32
     const oneMinusBeta2 = 1 - b2;
@@ -228,7 +232,7 @@ export class FlintAdam extends tf.Optimizer {
       entry[which] = tf.keep(tensor.clone());
       this.pending.set(variable, entry);
     }
-    this.powers = { at: -1, beta1: 0, beta2: 0 };
+    this.powers = { at: -1, beta1: 0, beta2: 0, of1: 0 };
   }
 
   private disposePending(): void {

@@ -1,9 +1,39 @@
 import * as tf from '@tensorflow/tfjs';
-import { Callback, DataLoader, getLearningRate, LightningModule, Linear, seedEverything, type OptimizersReturn, type TrainerContext } from '@flint/core';
+import {
+  adam,
+  Callback,
+  DataLoader,
+  getLearningRate,
+  getMomentum,
+  LightningModule,
+  Linear,
+  seedEverything,
+  type LRScheduler,
+  type OptimizersReturn,
+  type OptimizerWrapper,
+  type TrainerContext,
+} from '@flint/core';
 import { expectNoLeak, randomClassificationDataset, type BoringBatch } from '@flint/core/testing';
 import { Trainer, type TrainerOptions } from '../index.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CosineAnnealingLR, ExponentialLR, LearningRateMonitor, OneCycleLR, ReduceLROnPlateau, StepLR } from '@flint/callbacks';
+import {
+  ChainedScheduler,
+  ConstantLR,
+  CosineAnnealingLR,
+  CosineAnnealingWarmRestarts,
+  CyclicLR,
+  ExponentialLR,
+  LambdaLR,
+  LearningRateMonitor,
+  LinearLR,
+  MultiplicativeLR,
+  MultiStepLR,
+  OneCycleLR,
+  PolynomialLR,
+  ReduceLROnPlateau,
+  SequentialLR,
+  StepLR,
+} from '@flint/callbacks';
 
 const quiet: TrainerOptions = { logger: false, enableProgressBar: false, enableModelSummary: false, enableCheckpointing: false };
 const data = randomClassificationDataset({ n: 64, features: 4, classes: 2, seed: 21 });
@@ -38,17 +68,17 @@ describe('closed-form schedulers', () => {
     const opt = tf.train.adam(0.1);
     const plain = trace(new CosineAnnealingLR(opt, { tMax: 4, etaMin: 0.01 }), 5);
     const cos = (t: number) => 0.01 + ((0.1 - 0.01) * (1 + Math.cos((Math.PI * t) / 4))) / 2;
-    expect(plain).toEqual([cos(0), cos(1), cos(2), cos(3), cos(4), 0.01]);
+    [cos(0), cos(1), cos(2), cos(3), cos(4), 0.01].forEach((v, t) => expect(plain[t]).toBeCloseTo(v, 15));
     const opt2 = tf.train.adam(0.1);
-    const warm = trace(new CosineAnnealingLR(opt2, { tMax: 2, warmup: 2, warmupStartLr: 0.02 }), 4);
-    expect(warm).toEqual([0.02, 0.06, 0.1, 0.05, 0]);
+    const warm = trace(new CosineAnnealingLR(opt2, { tMax: 2, warmup: 2, warmupStartFactor: 0.2 }), 4);
+    [0.02, 0.06, 0.1, 0.05, 0].forEach((v, t) => expect(warm[t]).toBeCloseTo(v, 15));
     opt.dispose();
     opt2.dispose();
   });
 
   it("OneCycleLR: PyTorch's phases (cos and linear, two and three phases); stepping past totalSteps is an error", () => {
     const opt = tf.train.sgd(123);
-    const s = new OneCycleLR(opt, { maxLr: 0.1, totalSteps: 10 });
+    const s = new OneCycleLR(opt, { maxLr: 0.1, totalSteps: 10, cycleMomentum: false });
     const lrs = trace(s, 10);
     const initial = 0.1 / 25;
     const min = initial / 1e4;
@@ -60,7 +90,7 @@ describe('closed-form schedulers', () => {
     expect(() => s.step()).toThrow(
       "OneCycleLR was stepped 11 times, more than totalSteps=10: set totalSteps to the number of scheduler steps of the run (epochs * batches per epoch for interval 'step').",
     );
-    const three = trace(new OneCycleLR(opt, { maxLr: 1, totalSteps: 10, pctStart: 0.25, annealStrategy: 'linear', divFactor: 10, finalDivFactor: 10, threePhase: true }), 9);
+    const three = trace(new OneCycleLR(opt, { maxLr: 1, totalSteps: 10, cycleMomentum: false, pctStart: 0.25, annealStrategy: 'linear', divFactor: 10, finalDivFactor: 10, threePhase: true }), 9);
     // Phases end at steps 1.5, 3 and 9: 0.1 -> 1 -> 0.1 -> 0.01, linearly.
     [0.1, 0.7, 0.7, 0.1, 0.085, 0.07, 0.055, 0.04, 0.025, 0.01].forEach((v, t) => expect(three[t]).toBeCloseTo(v, 12));
     opt.dispose();
@@ -246,6 +276,103 @@ describe('the scheduled rate is the rate the optimizer uses', () => {
         const { before, grads, after } = steps[3]!;
         after.forEach((a, p) => a.forEach((v, i) => expect(v - before[p]![i]!).toBeCloseTo(-0.2 * 0.5 ** 3 * grads[p]![i]!, 6)));
       }
+    });
+  }
+});
+
+/** Records the learning rate and momentum the optimizer has at every optimizer step. */
+class RateRecorder extends Callback {
+  readonly lrs: number[] = [];
+  readonly momentums: Array<number | undefined> = [];
+  override onBeforeOptimizerStep(_t: TrainerContext, _m: LightningModule, o: OptimizerWrapper) {
+    this.lrs.push(getLearningRate(o.optimizer));
+    this.momentums.push(getMomentum(o.optimizer));
+  }
+}
+
+interface FitCase {
+  name: string;
+  interval: 'epoch' | 'step';
+  optimizer?: (lr: number) => tf.Optimizer;
+  scheduler: (o: tf.Optimizer) => LRScheduler;
+  /** The rate after `t` scheduler steps (t = epoch or optimizer step). */
+  lr: (t: number) => number;
+  momentum?: (t: number) => number;
+}
+
+const cosAnneal = (from: number, to: number, pct: number) => to + ((from - to) / 2) * (Math.cos(Math.PI * pct) + 1);
+/** CyclicLR's triangle with stepSizeUp = stepSizeDown = 2: 0 at the ends of a cycle, 1 at its middle. */
+const triangle = (t: number) => Math.max(0, 1 - Math.abs(t / 2 - 2 * Math.floor(1 + t / 4) + 1));
+/** OneCycleLR over 8 steps, pctStart 0.25: up over steps 0..1, down over 1..7. */
+const oneCycle = (t: number, a: number, peak: number, end: number) => (t <= 1 ? cosAnneal(a, peak, t) : cosAnneal(peak, end, (t - 1) / 6));
+
+const FIT_CASES: FitCase[] = [
+  { name: 'MultiStepLR', interval: 'step', scheduler: (o) => new MultiStepLR(o, { milestones: [2, 5], gamma: 0.5 }), lr: (t) => 0.1 * 0.5 ** [2, 5].filter((m) => m <= t).length },
+  { name: 'ConstantLR', interval: 'step', scheduler: (o) => new ConstantLR(o, { factor: 0.5, totalIters: 3 }), lr: (t) => 0.1 * (t < 3 ? 0.5 : 1) },
+  { name: 'LinearLR', interval: 'step', scheduler: (o) => new LinearLR(o, { totalIters: 4 }), lr: (t) => 0.1 * (1 / 3 + ((2 / 3) * Math.min(t, 4)) / 4) },
+  { name: 'PolynomialLR', interval: 'step', scheduler: (o) => new PolynomialLR(o, { totalIters: 6, power: 2 }), lr: (t) => 0.1 * (1 - Math.min(t, 6) / 6) ** 2 },
+  { name: 'LambdaLR', interval: 'epoch', scheduler: (o) => new LambdaLR(o, { lrLambda: (e) => 1 / (1 + e) }), lr: (t) => 0.1 / (1 + t) },
+  { name: 'MultiplicativeLR', interval: 'step', scheduler: (o) => new MultiplicativeLR(o, { lrLambda: () => 0.9 }), lr: (t) => 0.1 * 0.9 ** t },
+  {
+    name: 'CosineAnnealingWarmRestarts',
+    interval: 'step',
+    scheduler: (o) => new CosineAnnealingWarmRestarts(o, { t0: 3 }),
+    lr: (t) => (0.1 * (1 + Math.cos((Math.PI * (t % 3)) / 3))) / 2,
+  },
+  {
+    name: 'CyclicLR cycling Adam beta1',
+    interval: 'step',
+    optimizer: (lr) => adam({ learningRate: lr }),
+    scheduler: (o) => new CyclicLR(o, { baseLr: 0.01, maxLr: 0.1, stepSizeUp: 2 }),
+    lr: (t) => 0.01 + 0.09 * triangle(t),
+    momentum: (t) => 0.9 - 0.1 * triangle(t),
+  },
+  {
+    name: 'OneCycleLR cycling Momentum',
+    interval: 'step',
+    optimizer: (lr) => tf.train.momentum(lr, 0.5),
+    scheduler: (o) => new OneCycleLR(o, { maxLr: 0.5, totalSteps: 8, pctStart: 0.25 }),
+    lr: (t) => oneCycle(t, 0.02, 0.5, 0.02 / 1e4),
+    momentum: (t) => oneCycle(t, 0.95, 0.85, 0.95),
+  },
+  {
+    name: 'SequentialLR (LinearLR warm-up, then ExponentialLR)',
+    interval: 'epoch',
+    scheduler: (o) => new SequentialLR(o, { schedulers: [new LinearLR(o, { totalIters: 1 }), new ExponentialLR(o, { gamma: 0.5 })], milestones: [1] }),
+    lr: (t) => (t < 1 ? 0.1 / 3 : 0.1 * 0.5 ** (t - 1)),
+  },
+  {
+    name: 'ChainedScheduler (ConstantLR x ExponentialLR)',
+    interval: 'step',
+    scheduler: (o) => new ChainedScheduler(o, { schedulers: [new ConstantLR(o, { factor: 0.5, totalIters: 2 }), new ExponentialLR(o, { gamma: 0.9 })] }),
+    lr: (t) => 0.1 * 0.9 ** t * (t < 2 ? 0.5 : 1),
+  },
+];
+
+describe('every scheduler family in a fit: the rate (and momentum) the optimizer has at each step', () => {
+  for (const k of FIT_CASES) {
+    it(`${k.name}, interval '${k.interval}'`, async () => {
+      class Model extends LightningModule<BoringBatch> {
+        layer = new Linear(4, 2);
+        trainingStep([x, y]: BoringBatch) {
+          return tf.losses.softmaxCrossEntropy(tf.oneHot(y, 2), this.layer.forward(x)) as tf.Scalar;
+        }
+        configureOptimizers(): OptimizersReturn {
+          const optimizer = (k.optimizer ?? ((lr: number) => tf.train.sgd(lr)))(0.1);
+          return { optimizer, lrScheduler: { scheduler: k.scheduler(optimizer), interval: k.interval } };
+        }
+      }
+      const recorder = new RateRecorder();
+      const trainer = new Trainer({ ...quiet, maxEpochs: 2, callbacks: [recorder] });
+      const module = new Model();
+      await expectNoLeak(() => trainer.fit(module, new DataLoader(data, { batchSize: 16 })), `fit with ${k.name}`);
+      tf.dispose(module.parameters());
+      expect(recorder.lrs).toHaveLength(8);
+      // 4 optimizer steps per epoch: an epoch scheduler has been stepped once per finished epoch.
+      const t = (step: number) => (k.interval === 'step' ? step : Math.floor(step / 4));
+      recorder.lrs.forEach((lr, step) => expect(lr, `lr at step ${step}`).toBeCloseTo(k.lr(t(step)), 12));
+      if (k.momentum) recorder.momentums.forEach((m, step) => expect(m, `momentum at step ${step}`).toBeCloseTo(k.momentum!(t(step)), 12));
+      expect(new Set(recorder.lrs.map((v) => v.toFixed(12))).size, 'the rate changes during the fit').toBeGreaterThan(1);
     });
   }
 });

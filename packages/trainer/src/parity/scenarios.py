@@ -33,6 +33,10 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 torch.set_num_threads(1)
 
+# The schedulers, built from the same data as Flint's side (callbacks' test-utils/scheduler-specs.ts).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "callbacks", "src", "test-utils"))
+from torch_schedulers import build as build_scheduler, momentum_of  # noqa: E402
+
 
 def snake(name):
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
@@ -95,6 +99,7 @@ class Rec:
         self.sanity_batches = 0
         self.saves = []
         self.lrs = []
+        self.momentums = []
         self.logs = []
         self.val_runs = 0
 
@@ -112,6 +117,7 @@ def recording_callback_class(hook_names, rec, record_hooks):
                 rec.saves.append([trainer.current_epoch, trainer.global_step])
             if hook == "onBeforeOptimizerStep":
                 rec.lrs.append(args[0].param_groups[0]["lr"])
+                rec.momentums.append(momentum_of(args[0]))
 
         return fn
 
@@ -193,43 +199,13 @@ def module_class(spec, data, rec, hook_names):
         def configure_optimizers(self):
             if record_hooks:
                 rec.hooks.append("Module.configureOptimizers")
-            opt = torch.optim.SGD(self.parameters(), lr=spec.get("lr", 0.1))
+            if "momentum" in spec:
+                opt = torch.optim.SGD(self.parameters(), lr=spec.get("lr", 0.1), momentum=spec["momentum"])
+            else:
+                opt = torch.optim.SGD(self.parameters(), lr=spec.get("lr", 0.1))
             if sched is None:
                 return opt
-            o = sched.get("options", {})
-            t = sched["type"]
-            if t == "StepLR":
-                s = torch.optim.lr_scheduler.StepLR(opt, step_size=o["stepSize"], gamma=o.get("gamma", 0.1))
-            elif t == "ExponentialLR":
-                s = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=o["gamma"])
-            elif t == "CosineAnnealingLR":
-                s = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=o["tMax"], eta_min=o.get("etaMin", 0))
-            elif t == "OneCycleLR":
-                s = torch.optim.lr_scheduler.OneCycleLR(
-                    opt,
-                    max_lr=o["maxLr"],
-                    total_steps=o["totalSteps"],
-                    pct_start=o.get("pctStart", 0.3),
-                    anneal_strategy=o.get("annealStrategy", "cos"),
-                    div_factor=o.get("divFactor", 25.0),
-                    final_div_factor=o.get("finalDivFactor", 1e4),
-                    three_phase=o.get("threePhase", False),
-                    cycle_momentum=False,
-                )
-            elif t == "ReduceLROnPlateau":
-                s = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                    opt,
-                    mode=o.get("mode", "min"),
-                    factor=o.get("factor", 0.1),
-                    patience=o.get("patience", 10),
-                    threshold=o.get("minDelta", 0.0),
-                    threshold_mode=o.get("thresholdMode", "abs"),
-                    cooldown=o.get("cooldown", 0),
-                    min_lr=o.get("minLr", 0.0),
-                    eps=o.get("eps", 1e-8),
-                )
-            else:
-                raise ValueError(f"unknown scheduler {t}")
+            s = build_scheduler(opt, sched.get("torch", sched))
             config = {"scheduler": s}
             for key in ("interval", "frequency", "monitor", "strict"):
                 if key in sched:
@@ -326,6 +302,8 @@ def run(spec, data, hook_names, tmp):
     out["final"] = {"epoch": trainer.current_epoch, "globalStep": trainer.global_step}
     out["logs"] = rec.logs
     out["lrs"] = rec.lrs
+    # Plain SGD (Flint's has no momentum): null, as Flint records it.
+    out["momentums"] = rec.momentums if "momentum" in spec else [None] * len(rec.momentums)
     out["saves"] = rec.saves
     out["results"] = results
     out["callbackMetrics"] = plain_dict(trainer.callback_metrics)

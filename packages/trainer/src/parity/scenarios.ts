@@ -12,6 +12,7 @@ import {
   Callback,
   DataLoader,
   getLearningRate,
+  getMomentum,
   LightningModule,
   Linear,
   type CallbackHooks,
@@ -22,7 +23,8 @@ import {
   type OptimizerWrapper,
   type TrainerContext,
 } from '@flint/core';
-import { CosineAnnealingLR, EarlyStopping, ExponentialLR, ModelCheckpoint, OneCycleLR, ReduceLROnPlateau, StepLR } from '@flint/callbacks';
+import { EarlyStopping, ModelCheckpoint } from '@flint/callbacks';
+import { buildScheduler } from '../../../callbacks/src/test-utils/scheduler-specs.js';
 import { Trainer } from '../index.js';
 import { PARITY_DATA, type LogSpec, type ParityData, type ScenarioSpec } from './specs.js';
 
@@ -49,6 +51,8 @@ export interface Observations {
   final: { epoch: number; globalStep: number };
   logs: Array<{ step: number; metrics: Record<string, Num> }>;
   lrs: number[];
+  /** The optimizer's momentum (SGD's momentum) at every step; null for plain SGD. */
+  momentums: Array<number | null>;
   saves: Array<[number, number]>;
   results: Array<Record<string, Num>>;
   callbackMetrics: Record<string, Num>;
@@ -76,6 +80,7 @@ class Rec {
   sanityBatches = 0;
   saves: Array<[number, number]> = [];
   lrs: number[] = [];
+  momentums: Array<number | null> = [];
   logs: Array<{ step: number; metrics: Record<string, Num> }> = [];
   valRuns = 0;
 }
@@ -109,7 +114,11 @@ class RecordingCallback extends Callback {
         if (hook === 'onSaveCheckpoint' && (last?.[0] !== trainer.currentEpoch || last[1] !== trainer.globalStep)) {
           rec.saves.push([trainer.currentEpoch, trainer.globalStep]);
         }
-        if (hook === 'onBeforeOptimizerStep') rec.lrs.push(getLearningRate((args[0] as OptimizerWrapper).optimizer));
+        if (hook === 'onBeforeOptimizerStep') {
+          const optimizer = (args[0] as OptimizerWrapper).optimizer;
+          rec.lrs.push(getLearningRate(optimizer));
+          rec.momentums.push(getMomentum(optimizer) ?? null);
+        }
       };
     }
   }
@@ -208,21 +217,12 @@ class ParityModule extends LightningModule<Batch> {
 
   configureOptimizers(): OptimizersReturn {
     if (this.spec.recordHooks) this.rec.hooks.push('Module.configureOptimizers');
-    const optimizer = tf.train.sgd(this.spec.lr ?? 0.1);
+    const lr = this.spec.lr ?? 0.1;
+    const optimizer = this.spec.momentum === undefined ? tf.train.sgd(lr) : tf.train.momentum(lr, this.spec.momentum);
     const s = this.spec.scheduler;
     if (s === undefined) return optimizer;
-    const o = s.options as never;
-    const scheduler =
-      s.type === 'StepLR'
-        ? new StepLR(optimizer, o)
-        : s.type === 'ExponentialLR'
-          ? new ExponentialLR(optimizer, o)
-          : s.type === 'CosineAnnealingLR'
-            ? new CosineAnnealingLR(optimizer, o)
-            : s.type === 'OneCycleLR'
-              ? new OneCycleLR(optimizer, o)
-              : new ReduceLROnPlateau(optimizer, o);
-    const { type: _type, options: _options, ...config } = s;
+    const scheduler = buildScheduler(optimizer, s);
+    const { type: _type, options: _options, torch: _torch, ...config } = s;
     return { optimizer, lrScheduler: { scheduler, ...config } };
   }
 }
@@ -293,6 +293,7 @@ async function runScenario(spec: ScenarioSpec, data: ParityData, tmp: string): P
     final: { epoch: trainer.currentEpoch, globalStep: trainer.globalStep },
     logs: rec.logs,
     lrs: rec.lrs,
+    momentums: rec.momentums,
     saves: rec.saves,
     results,
     callbackMetrics: plainDict(trainer.callbackMetrics),

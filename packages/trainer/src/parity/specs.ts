@@ -5,6 +5,8 @@
  * same tiny data, and says which of its observations are compared (`observe`).
  */
 
+import type { SchedulerData } from '../../../callbacks/src/test-utils/scheduler-specs.js';
+
 /** One `self.log` / `this.log` call made by the module. */
 export interface LogSpec {
   /** Where it is logged: in trainingStep, validationStep or testStep. */
@@ -17,9 +19,10 @@ export interface LogSpec {
   reduce?: 'mean' | 'sum' | 'max' | 'min';
 }
 
-export interface SchedulerSpec {
-  type: 'StepLR' | 'ExponentialLR' | 'CosineAnnealingLR' | 'OneCycleLR' | 'ReduceLROnPlateau';
-  options: Record<string, number | string | boolean>;
+/** A scheduler (built by callbacks' test-utils/scheduler-specs.ts and torch_schedulers.py) and its config. */
+export interface SchedulerSpec extends SchedulerData {
+  /** What Lightning runs when it differs (Flint's CosineAnnealingLR warm-up is torch's SequentialLR of LinearLR and CosineAnnealingLR). */
+  torch?: SchedulerData;
   interval?: 'epoch' | 'step';
   frequency?: number;
   monitor?: string;
@@ -42,6 +45,7 @@ export type Observation =
   | 'logSteps'
   | 'logMetrics'
   | 'lrs'
+  | 'momentums'
   | 'saves'
   | 'results'
   | 'callbackMetrics'
@@ -70,6 +74,8 @@ export interface ScenarioSpec {
   /** Record every hook call (callbacks and module). */
   recordHooks?: boolean;
   lr?: number;
+  /** SGD with this momentum (`tf.train.momentum`; torch's SGD(momentum=...)) instead of plain SGD. */
+  momentum?: number;
   observe: Observation[];
 }
 
@@ -113,6 +119,13 @@ const ckpt = (options: Record<string, number | string | boolean>): CallbackSpec 
 const ckptObs: Observation[] = ['error', 'saves', 'ckptFiles', 'ckptBest'];
 const esObs: Observation[] = ['error', 'earlyStopping', 'final', 'validations'];
 const lrObs: Observation[] = ['error', 'lrs'];
+
+const s = (type: SchedulerData['type'], options: SchedulerData['options'] = {}): SchedulerData => ({ type, options });
+/** A scheduler stepped per epoch (6 epochs) and per optimizer step (10 steps): the rate used at every step. */
+const lrBoth = (name: string, scheduler: SchedulerSpec, extra: Partial<ScenarioSpec> = {}): ScenarioSpec[] => [
+  { name: `lr-${name}-epoch`, trainer: { maxEpochs: 6 }, scheduler, observe: lrObs, ...extra },
+  { name: `lr-${name}-step`, trainer: { maxEpochs: 2 }, scheduler: { ...scheduler, interval: 'step' }, observe: lrObs, ...extra },
+];
 
 export const SCENARIOS: ScenarioSpec[] = [
   // ---- hooks ----
@@ -223,7 +236,7 @@ export const SCENARIOS: ScenarioSpec[] = [
   {
     name: 'lr-onecycle-step',
     trainer: { maxEpochs: 2 },
-    scheduler: { type: 'OneCycleLR', options: { maxLr: 0.5, totalSteps: 10 }, interval: 'step' },
+    scheduler: { type: 'OneCycleLR', options: { maxLr: 0.5, totalSteps: 10, cycleMomentum: false }, interval: 'step' },
     observe: lrObs,
   },
   {
@@ -249,6 +262,42 @@ export const SCENARIOS: ScenarioSpec[] = [
     script: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
     scheduler: { type: 'ReduceLROnPlateau', options: { patience: 1, factor: 0.5 }, monitor: 'ts', interval: 'step', strict: false },
     observe: lrObs,
+  },
+  {
+    name: 'lr-plateau-default-threshold',
+    trainer: { maxEpochs: 6 },
+    logs: scoreLogs,
+    script: [1, 0.99995, 0.99985, 0.9997, 0.9, 0.89995],
+    scheduler: { type: 'ReduceLROnPlateau', options: { patience: 0, factor: 0.5 }, monitor: 'score' },
+    observe: lrObs,
+  },
+  ...lrBoth('multistep', s('MultiStepLR', { milestones: [1, 3, 4], gamma: 0.5 })),
+  ...lrBoth('constant', s('ConstantLR', { factor: 0.5, totalIters: 3 })),
+  ...lrBoth('linear', s('LinearLR', { totalIters: 4 })),
+  ...lrBoth('polynomial', s('PolynomialLR', { totalIters: 8, power: 2 })),
+  ...lrBoth('lambda', s('LambdaLR', { lrLambda: 'inverse' })),
+  ...lrBoth('multiplicative', s('MultiplicativeLR', { lrLambda: 'wobble' })),
+  ...lrBoth('warm-restarts', s('CosineAnnealingWarmRestarts', { t0: 2, tMult: 2, etaMin: 0.01 })),
+  ...lrBoth('cyclic', s('CyclicLR', { baseLr: 0.01, maxLr: 0.1, stepSizeUp: 2, stepSizeDown: 3, mode: 'triangular2' }), { momentum: 0.9, observe: [...lrObs, 'momentums', 'weights'] }),
+  ...lrBoth('sequential', s('SequentialLR', { schedulers: [s('LinearLR', { totalIters: 2 }), s('ExponentialLR', { gamma: 0.7 })], milestones: [2] })),
+  ...lrBoth('chained', s('ChainedScheduler', { schedulers: [s('ConstantLR', { factor: 0.5, totalIters: 2 }), s('ExponentialLR', { gamma: 0.8 })] })),
+  ...lrBoth('cosine-warmup', {
+    ...s('CosineAnnealingLR', { tMax: 8, warmup: 2 }),
+    torch: s('SequentialLR', { schedulers: [s('LinearLR', { totalIters: 2 }), s('CosineAnnealingLR', { tMax: 8 })], milestones: [2] }),
+  }),
+  {
+    name: 'lr-onecycle-momentum-epoch',
+    trainer: { maxEpochs: 6 },
+    momentum: 0.9,
+    scheduler: { type: 'OneCycleLR', options: { maxLr: 0.5, totalSteps: 6 } },
+    observe: [...lrObs, 'momentums', 'weights'],
+  },
+  {
+    name: 'lr-onecycle-momentum-step',
+    trainer: { maxEpochs: 2 },
+    momentum: 0.9,
+    scheduler: { type: 'OneCycleLR', options: { maxLr: 0.5, totalSteps: 10, threePhase: true }, interval: 'step' },
+    observe: [...lrObs, 'momentums', 'weights'],
   },
   // ---- loop limits: training steps and validation runs ----
   { name: 'loop-default', trainer: fit2, observe: counts },

@@ -64,7 +64,8 @@ export async function writeFolderAtomic(dir: string, files: ReadonlyArray<readon
   const tag = `${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const fail = (error: unknown): never => {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === undefined ? (error as Error).message : `${code}: ${(error as Error).message}`;
+    const message = (error as Error).message;
+    const reason = code === undefined || message.startsWith(code) ? message : `${code}: ${message}`;
     throw new ExportError(`Cannot write the model folder ${target} (${reason}); nothing was written there.`, { cause: error });
   };
   let existing: import('node:fs').Stats | undefined;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { markWriting, removeStaleTempFiles } from './atomic-write.js';
 import { ExportError } from './errors.js';
 
 /** The files of a TensorFlow.js model folder, as tfjs-node and the converter name them. */
@@ -57,7 +58,8 @@ async function saveArtifacts(dir: string, artifacts: tf.io.ModelArtifacts): Prom
  * Writes `files` into the folder `dir` so that no reader sees half of it: into a fresh temporary
  * folder beside `dir`, renamed to `dir` at the end; when `dir` already exists, each file goes to a
  * temporary name inside it and is renamed over its old version once all are written. On an error
- * every temporary file or folder is removed and the error (an `ExportError` naming `dir`) is thrown.
+ * every temporary file or folder is removed and the error (an `ExportError` naming `dir`) is thrown;
+ * the ones a killed writer left are removed by the next write.
  */
 export async function writeFolderAtomic(dir: string, files: ReadonlyArray<readonly [string, Uint8Array | string]>): Promise<void> {
   const target = path.resolve(dir);
@@ -77,8 +79,12 @@ export async function writeFolderAtomic(dir: string, files: ReadonlyArray<readon
   if (existing !== undefined && !existing.isDirectory()) {
     throw new ExportError(`Cannot write the model folder ${target}: it is a file; give a folder path (it is created if missing).`);
   }
+  // what killed writers left: temporary folders beside the target, temporary files inside it
+  removeStaleTempFiles(path.dirname(target));
+  if (existing !== undefined) removeStaleTempFiles(target);
   if (existing === undefined) {
     const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${tag}`);
+    markWriting(tmp, true);
     try {
       await fs.mkdir(path.dirname(target), { recursive: true });
       await fs.mkdir(tmp);
@@ -87,16 +93,21 @@ export async function writeFolderAtomic(dir: string, files: ReadonlyArray<readon
     } catch (error) {
       await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
       fail(error);
+    } finally {
+      markWriting(tmp, false);
     }
     return;
   }
   const temps = files.map(([name]) => path.join(target, `.${name}.${tag}`));
+  temps.forEach((t) => markWriting(t, true));
   try {
     for (const [i, [, data]] of files.entries()) await writeSynced(temps[i]!, data);
     for (const [i, [name]] of files.entries()) await fs.rename(temps[i]!, path.join(target, name));
   } catch (error) {
     await Promise.all(temps.map((t) => fs.rm(t, { force: true }).catch(() => undefined)));
     fail(error);
+  } finally {
+    temps.forEach((t) => markWriting(t, false));
   }
 }
 

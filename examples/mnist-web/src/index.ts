@@ -2,8 +2,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { DataLoader, exportModule, randomSplit, seedEverything, TensorDataset } from '@flint/core';
-import { loadMnist, MnistClassifier, type MnistBatch } from '@flint/example-mnist';
+import { DataLoader, exportModule, seedEverything } from '@flint/core';
+import { MnistClassifier, mnistDatasets } from '@flint/example-mnist';
 import { Trainer, type BackendName } from '@flint/trainer';
 
 export { serveSite } from './server.js';
@@ -49,18 +49,7 @@ export async function buildSite(options: BuildSiteOptions = {}): Promise<BuiltSi
   const seed = options.seed ?? 42;
   const count = options.testDigits ?? 100;
   seedEverything(seed);
-  const train = await loadMnist({ split: 'train', ...(options.trainLimit === undefined ? {} : { limit: options.trainLimit }) });
-  const test = await loadMnist({ split: 'test' });
-  const full = TensorDataset.from([
-    { data: train.images, shape: [train.count, 784] },
-    { data: train.labels, shape: [train.count], dtype: 'int32' },
-  ]) as TensorDataset<MnistBatch>;
-  const testSet = TensorDataset.from([
-    { data: test.images, shape: [test.count, 784] },
-    { data: test.labels, shape: [test.count], dtype: 'int32' },
-  ]) as TensorDataset<MnistBatch>;
-  const valSize = Math.min(5000, Math.floor(train.count / 10));
-  const [trainSet, valSet] = randomSplit(full, [train.count - valSize, valSize], seed) as [TensorDataset<MnistBatch>, TensorDataset<MnistBatch>];
+  const { trainSet, valSet, testSet, test, dispose } = await mnistDatasets({ seed, ...(options.trainLimit === undefined ? {} : { trainLimit: options.trainLimit }) });
   const module = new MnistClassifier({ hidden: [256], dropout: 0.2, learningRate: 1e-3 });
   try {
     const trainer = new Trainer({
@@ -92,9 +81,6 @@ export async function buildSite(options: BuildSiteOptions = {}): Promise<BuiltSi
     return { outDir, modelDir, testAccuracy, labels, probabilities };
   } finally {
     module.namedParameters().forEach((p) => p.variable.dispose());
-    trainSet.dispose();
-    valSet.dispose();
-    full.dispose();
-    testSet.dispose();
+    dispose();
   }
 }

@@ -63,29 +63,48 @@ async function classifyTestDigits(model) {
   return probabilities;
 }
 
-/** The pad's drawing as MNIST sees digits: the ink's bounding box scaled into 20x20, centred in 28x28. */
+/**
+ * The pad's drawing as MNIST prepares digits: the ink's bounding box scaled (by averaging areas, as
+ * a downsampling filter would) into a 20x20 box, then moved so that its centre of mass is the
+ * centre of the 28x28 image. Bytes 0..255, or undefined for an empty pad.
+ */
 function padToBytes(pad) {
   const { data, width, height } = pad.getContext('2d').getImageData(0, 0, pad.width, pad.height);
   let [x0, y0, x1, y1] = [width, height, -1, -1];
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      if (data[4 * (y * width + x)] > 30) [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
+      if (data[4 * (y * width + x)] > 0) [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
     }
   }
   if (x1 < 0) return undefined;
   const size = Math.max(x1 - x0, y1 - y0) + 1;
-  const small = document.createElement('canvas');
-  small.width = small.height = 28;
-  const ctx = small.getContext('2d');
-  ctx.fillStyle = '#000';
-  ctx.fillRect(0, 0, 28, 28);
   const scale = 20 / size;
-  const w = (x1 - x0 + 1) * scale;
-  const h = (y1 - y0 + 1) * scale;
-  ctx.drawImage(pad, x0, y0, x1 - x0 + 1, y1 - y0 + 1, (28 - w) / 2, (28 - h) / 2, w, h);
-  const pixels = ctx.getImageData(0, 0, 28, 28).data;
+  const box = new Float32Array(20 * 20);
+  const left = (size - (x1 - x0 + 1)) / 2;
+  const top = (size - (y1 - y0 + 1)) / 2;
+  for (let y = y0; y <= y1; y++) {
+    for (let x = x0; x <= x1; x++) {
+      const v = data[4 * (y * width + x)] / 255;
+      if (v === 0) continue;
+      const bx = Math.min(19, Math.floor((x - x0 + left) * scale));
+      const by = Math.min(19, Math.floor((y - y0 + top) * scale));
+      box[by * 20 + bx] += v * scale * scale;
+    }
+  }
+  let [mass, mx, my] = [0, 0, 0];
+  for (let i = 0; i < 400; i++) {
+    mass += box[i];
+    mx += box[i] * (i % 20);
+    my += box[i] * Math.floor(i / 20);
+  }
+  const dx = Math.round(14 - (mx / mass + 0.5));
+  const dy = Math.round(14 - (my / mass + 0.5));
   const bytes = new Uint8Array(784);
-  for (let i = 0; i < 784; i++) bytes[i] = pixels[4 * i];
+  for (let i = 0; i < 400; i++) {
+    const x = (i % 20) + dx;
+    const y = Math.floor(i / 20) + dy;
+    if (x >= 0 && x < 28 && y >= 0 && y < 28) bytes[y * 28 + x] = Math.min(255, Math.round(255 * box[i]));
+  }
   return bytes;
 }
 
@@ -120,7 +139,7 @@ function setUpPad(model) {
     if (last === undefined) return;
     const next = point(e);
     ctx.strokeStyle = '#fff';
-    ctx.lineWidth = 18;
+    ctx.lineWidth = 22;
     ctx.lineCap = ctx.lineJoin = 'round';
     ctx.beginPath();
     ctx.moveTo(...last);

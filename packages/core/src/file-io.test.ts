@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExportError } from './errors.js';
 import { exportModule } from './export.js';
+import { fileHandler } from './file-io.js';
 import { Linear, Sequential } from './nn.js';
 
 let dir: string;
@@ -35,11 +36,11 @@ describe('the file:// handler and model folders', () => {
   it('loads a model folder given as a folder, and names a folder without model.json', async () => {
     const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2 })] });
     await model.save(`file://${path.join(dir, 'saved')}`);
-    const loaded = await tf.loadLayersModel(`file://${path.join(dir, 'saved')}`);
+    const loaded = await tf.loadLayersModel(fileHandler(path.join(dir, 'saved')));
     expect(loaded.layers.map((l) => l.getClassName())).toEqual(['Dense']);
     const empty = path.join(dir, 'empty');
     await fs.mkdir(empty);
-    await expect(tf.loadLayersModel(`file://${empty}`)).rejects.toThrow(
+    await expect(tf.loadLayersModel(fileHandler(empty))).rejects.toThrow(
       new ExportError(`Cannot load a model from ${path.join(empty, 'model.json')}: the file does not exist (expected the model.json that exportModule or model.save('file://...') writes).`),
     );
     model.dispose();

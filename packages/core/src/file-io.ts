@@ -24,12 +24,26 @@ const FILE_SCHEME = 'file://';
  *   lists; a missing or malformed file, or a weights file whose size does not match the manifest, is an
  *   `ExportError` that names the file and what was expected.
  */
-export function fileHandler(target: string): tf.io.IOHandler {
-  const resolved = path.resolve(target.startsWith(FILE_SCHEME) ? target.slice(FILE_SCHEME.length) : target);
-  return {
-    save: (artifacts) => saveArtifacts(resolved, artifacts),
-    load: () => loadArtifacts(resolved),
-  };
+export function fileHandler(target: string): FileIOHandler {
+  return new FileIOHandler(target);
+}
+
+/** The handler `fileHandler` returns (and Flint's `file://` routers). */
+export class FileIOHandler implements tf.io.IOHandler {
+  /** The folder to save into, or the model.json (or its folder) to load. */
+  readonly path: string;
+
+  constructor(target: string) {
+    this.path = path.resolve(target.startsWith(FILE_SCHEME) ? target.slice(FILE_SCHEME.length) : target);
+  }
+
+  save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
+    return saveArtifacts(this.path, artifacts);
+  }
+
+  load(): Promise<tf.io.ModelArtifacts> {
+    return loadArtifacts(this.path);
+  }
 }
 
 async function saveArtifacts(dir: string, artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {

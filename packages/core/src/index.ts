@@ -61,7 +61,7 @@ export {
 export type { CheckpointObject, OptimizerState } from './checkpoint.js';
 export { writeFileAtomic, writeFileAtomicSync, atomicTempPath, removeStaleTempFiles } from './atomic-write.js';
 export { FLINT_VERSION } from './version.js';
-export { fileHandler, writeFolderAtomic, MODEL_JSON, WEIGHTS_BIN } from './file-io.js';
+export { fileHandler, FileIOHandler, writeFolderAtomic, MODEL_JSON, WEIGHTS_BIN } from './file-io.js';
 export { exportModule, toLayersModel, torchPlan, registerLayerExporter, exportOptionsSchema } from './export.js';
 export type { Exportable, ExportOptions, ExportResult, LayerExport, LayerExportContext, LayerExporter, TorchModule, TorchParam, TorchPlan } from './export.js';
 export { exportSafetensors, importSafetensors, encodeSafetensors, decodeSafetensors } from './safetensors.js';

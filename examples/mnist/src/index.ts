@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { DataLoader, randomSplit, seedEverything, TensorDataset, type Logger, type Metrics } from '@flint/core';
 import { TensorBoardLogger } from '@flint/loggers';
 import { Trainer, type BackendName } from '@flint/trainer';
-import { loadMnist } from './mnist-data.js';
+import { loadMnist, type MnistData } from './mnist-data.js';
 import { MnistClassifier, type MnistBatch } from './model.js';
 
 export { loadMnist } from './mnist-data.js';
@@ -53,6 +53,43 @@ export interface MnistRunResult {
   readonly history: Trainer['history'];
 }
 
+export interface MnistDatasets {
+  /** The training images left after the validation split. */
+  readonly trainSet: TensorDataset<MnistBatch>;
+  readonly valSet: TensorDataset<MnistBatch>;
+  readonly testSet: TensorDataset<MnistBatch>;
+  /** The test split as loaded (pixels in [0, 1]). */
+  readonly test: MnistData;
+  /** Disposes the datasets' tensors. */
+  dispose(): void;
+}
+
+/**
+ * The main job's data: the training images (the first `trainLimit`) split by `seed` into training and
+ * validation (`valSize`, default 5,000 or a tenth of a smaller set), and the test images.
+ */
+export async function mnistDatasets(options: { seed: number; trainLimit?: number; testLimit?: number; valSize?: number }): Promise<MnistDatasets> {
+  const train = await loadMnist({ split: 'train', ...(options.trainLimit === undefined ? {} : { limit: options.trainLimit }) });
+  const test = await loadMnist({ split: 'test', ...(options.testLimit === undefined ? {} : { limit: options.testLimit }) });
+  const valSize = options.valSize ?? Math.min(5000, Math.floor(train.count / 10));
+  const full = TensorDataset.from([
+    { data: train.images, shape: [train.count, 784] },
+    { data: train.labels, shape: [train.count], dtype: 'int32' },
+  ]) as TensorDataset<MnistBatch>;
+  const testSet = TensorDataset.from([
+    { data: test.images, shape: [test.count, 784] },
+    { data: test.labels, shape: [test.count], dtype: 'int32' },
+  ]) as TensorDataset<MnistBatch>;
+  const [trainSet, valSet] = randomSplit(full, [train.count - valSize, valSize], options.seed) as [TensorDataset<MnistBatch>, TensorDataset<MnistBatch>];
+  return {
+    trainSet,
+    valSet,
+    testSet,
+    test,
+    dispose: () => [trainSet, valSet, full, testSet].forEach((d) => d.dispose()),
+  };
+}
+
 /**
  * The README's main job: trains a single-layer (784 -> 10) and a multi-layer net (784 -> hidden ->
  * 10, with dropout) on real MNIST, validating each epoch on a held-out part of the training set, then
@@ -65,18 +102,12 @@ export async function main(options: MnistDemoOptions = {}): Promise<MnistRunResu
   const seed = options.seed ?? 42;
   seedEverything(seed);
 
-  const train = await loadMnist({ split: 'train', ...(options.trainLimit === undefined ? {} : { limit: options.trainLimit }) });
-  const test = await loadMnist({ split: 'test', ...(options.testLimit === undefined ? {} : { limit: options.testLimit }) });
-  const valSize = options.valSize ?? Math.min(5000, Math.floor(train.count / 10));
-  const full = TensorDataset.from([
-    { data: train.images, shape: [train.count, 784] },
-    { data: train.labels, shape: [train.count], dtype: 'int32' },
-  ]) as TensorDataset<MnistBatch>;
-  const testSet = TensorDataset.from([
-    { data: test.images, shape: [test.count, 784] },
-    { data: test.labels, shape: [test.count], dtype: 'int32' },
-  ]) as TensorDataset<MnistBatch>;
-  const [trainSet, valSet] = randomSplit(full, [train.count - valSize, valSize], seed) as [TensorDataset<MnistBatch>, TensorDataset<MnistBatch>];
+  const { trainSet, valSet, testSet, dispose } = await mnistDatasets({
+    seed,
+    ...(options.trainLimit === undefined ? {} : { trainLimit: options.trainLimit }),
+    ...(options.testLimit === undefined ? {} : { testLimit: options.testLimit }),
+    ...(options.valSize === undefined ? {} : { valSize: options.valSize }),
+  });
   const batchSize = options.batchSize ?? 128;
   print(`MNIST: ${trainSet.length} training, ${valSet.length} validation, ${testSet.length} test images; batch size ${batchSize}.`);
 
@@ -133,10 +164,7 @@ export async function main(options: MnistDemoOptions = {}): Promise<MnistRunResu
     }
     if (command !== undefined) print(`\nOpen the runs in TensorBoard:\n  ${command}`);
   } finally {
-    trainSet.dispose();
-    valSet.dispose();
-    full.dispose();
-    testSet.dispose();
+    dispose();
   }
   return results;
 }

@@ -9,6 +9,15 @@ import * as path from 'node:path';
 const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/;
 /** Temporary files this process is writing right now (its own pid may also be a dead process's). */
 const writing = new Set<string>();
+/**
+ * Marks a temporary file or folder as being written by this process (true) or done (false), so that
+ * sweeps keep it. For writers other than this file's (the model folders of `writeFolderAtomic`).
+ */
+export function markWriting(tempPath: string, active: boolean): void {
+  if (active) writing.add(path.resolve(tempPath));
+  else writing.delete(path.resolve(tempPath));
+}
+
 /** Folders swept since this process started. */
 const swept = new Set<string>();
 
@@ -18,8 +27,9 @@ export function atomicTempPath(target: string, stem: string = path.basename(targ
 }
 
 /**
- * Removes the temporary files of Flint's atomic writes in `dir` whose writer is gone (a kill -9 or
- * a power cut in the middle of a write leaves one behind, as large as the file it was to become),
+ * Removes the temporary files (and the temporary folders of `writeFolderAtomic`) of Flint's atomic
+ * writes in `dir` whose writer is gone (a kill -9 or a power cut in the middle of a write leaves one
+ * behind, as large as the file it was to become),
  * and returns their names. A file whose writer process is alive is kept. With `once`, only the
  * first call for a folder in this process looks. Never throws.
  */
@@ -41,7 +51,7 @@ export function removeStaleTempFiles(dir: string, options: { once?: boolean } = 
     const pid = Number(match[1]);
     if (pid === process.pid ? writing.has(file) : processAlive(pid)) continue;
     try {
-      rmSync(file, { force: true });
+      rmSync(file, { force: true, recursive: true }); // a model folder being written is a folder
       removed.push(name);
     } catch {
       // Not ours to remove after all (permissions): leave it.

@@ -11,7 +11,8 @@ export type FlintErrorCode =
   | 'DATA'
   | 'BACKEND'
   | 'LOGGER'
-  | 'INTERRUPTED';
+  | 'INTERRUPTED'
+  | 'EXPORT';
 
 export class FlintError extends Error {
   override readonly name: string = 'FlintError';
@@ -65,6 +66,19 @@ export class LoggerError extends FlintError {
   override readonly code = 'LOGGER' as const;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, { ...options, code: 'LOGGER' });
+  }
+}
+
+/**
+ * A model that cannot be exported or imported: a module that TensorFlow.js layers cannot express, a
+ * folder that cannot be written, a missing or malformed `model.json` or weights file, weights whose
+ * names or shapes do not fit the module.
+ */
+export class ExportError extends FlintError {
+  override readonly name = 'ExportError';
+  override readonly code = 'EXPORT' as const;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'EXPORT' });
   }
 }
 

@@ -1,4 +1,4 @@
-export { FlintError, MisconfigurationError, CheckpointError, DataError, BackendError, LoggerError, InterruptedError, attachStepContext, stepErrorContext } from './errors.js';
+export { FlintError, MisconfigurationError, CheckpointError, ExportError, DataError, BackendError, LoggerError, InterruptedError, attachStepContext, stepErrorContext } from './errors.js';
 export type { FlintErrorCode, InterruptSignal, InterruptPosition, StepErrorContext } from './errors.js';
 export { tapeGradients } from './gradients.js';
 export type { TapeResult } from './gradients.js';
@@ -62,3 +62,8 @@ export {
 export type { CheckpointObject, OptimizerState } from './checkpoint.js';
 export { writeFileAtomic, writeFileAtomicSync, atomicTempPath, removeStaleTempFiles } from './atomic-write.js';
 export { FLINT_VERSION } from './version.js';
+export { fileHandler, FileIOHandler, writeFolderAtomic, MODEL_JSON, WEIGHTS_BIN } from './file-io.js';
+export { exportModule, toLayersModel, torchPlan, registerLayerExporter, exportOptionsSchema } from './export.js';
+export type { Exportable, ExportOptions, ExportResult, LayerExport, LayerExportContext, LayerExporter, TorchModule, TorchParam, TorchPlan } from './export.js';
+export { exportSafetensors, importSafetensors, encodeSafetensors, decodeSafetensors } from './safetensors.js';
+export type { SafetensorsEntry, SafetensorsResult } from './safetensors.js';

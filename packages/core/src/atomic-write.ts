@@ -18,6 +18,19 @@ export function atomicTempPath(target: string, stem: string = path.basename(targ
 }
 
 /**
+ * Marks `tmp` as being written by this process, so that a sweep of its folder keeps it; call the
+ * returned function when the file is renamed or removed. (For writers that stream a temporary file
+ * themselves, as the record-file writer does.)
+ */
+export function trackTempFile(tmp: string): () => void {
+  const file = path.resolve(tmp);
+  writing.add(file);
+  return () => {
+    writing.delete(file);
+  };
+}
+
+/**
  * Removes the temporary files of Flint's atomic writes in `dir` whose writer is gone (a kill -9 or
  * a power cut in the middle of a write leaves one behind, as large as the file it was to become),
  * and returns their names. A file whose writer process is alive is kept. With `once`, only the

@@ -33,6 +33,7 @@ export const SCALE_USAGE = `pnpm bench --scale [options]
   --backend NAME         Flint's backend: ${BACKENDS.join(', ')} (default wasm-flint)
   --stream-samples N     records generated for the stream part (default 2000000 = 6.3 GB)
   --stream-dir DIR       where the record file goes (default .cache/bench-stream); kept and reused
+  --memory-samples N     samples of the in-memory reference run beside the stream part (default 60000)
   --workers N            PyTorch DataLoader workers in the stream part (default 1)
   --python PATH          Python with torch (default: bench/python/setup-venv.sh's venv)
   --out DIR              where scale.json and scale.md go (default bench/results)
@@ -85,6 +86,7 @@ export async function runScale(argv: string[]): Promise<void> {
       'stream-samples': { type: 'string' },
       'stream-dir': { type: 'string' },
       workers: { type: 'string' },
+      'memory-samples': { type: 'string' },
       python: { type: 'string' },
       out: { type: 'string' },
       timeout: { type: 'string' },
@@ -106,6 +108,7 @@ export async function runScale(argv: string[]): Promise<void> {
   const batch = one('batch', values.batch, 64);
   const streamSamples = one('stream-samples', values['stream-samples'], 2_000_000);
   const workers = one('workers', values.workers, 1);
+  const memorySamples = one('memory-samples', values['memory-samples'], 60_000);
   const timeout = one('timeout', values.timeout, 3600);
   const backend = values.backend as Backend;
   if (!BACKENDS.includes(backend)) throw new Error(`--backend: one of ${BACKENDS.join(', ')} (received ${values.backend})`);
@@ -130,7 +133,7 @@ export async function runScale(argv: string[]): Promise<void> {
       const t = await torch('memory', ['--samples', String(n), '--hidden', '128']);
       rows.push({ samples: n, flint: f, ...(t === undefined ? {} : { torch: t }) });
       log(`scale samples ${n}: Flint ${fmt(f, secs)} s, PyTorch ${fmt(t, secs)} s`);
-      if (n === 60_000) Object.assign(inMemory, { flint: f, torch: t });
+      if (n === memorySamples) Object.assign(inMemory, { flint: f, torch: t });
     }
     json.samples = rows;
     const perK = (o: Outcome | undefined, n: number) => fmt(o, (m) => `${((m.seconds / n) * 1000 * 1000).toFixed(1)} ms`);
@@ -169,9 +172,12 @@ export async function runScale(argv: string[]): Promise<void> {
       if ('error' in g) throw new Error(`bench --scale: generating ${file} failed: ${g.error}`);
       log(`bench --scale: written in ${g.seconds.toFixed(1)} s`);
     }
-    inMemory.flint ??= await flint('memory', ['--samples', '60000', '--hidden', '128']);
-    if (python !== undefined) inMemory.torch ??= await torch('memory', ['--samples', '60000', '--hidden', '128']);
+    log(`bench --scale: in-memory reference, ${memorySamples.toLocaleString('en-US')} samples ...`);
+    inMemory.flint ??= await flint('memory', ['--samples', String(memorySamples), '--hidden', '128']);
+    if (python !== undefined) inMemory.torch ??= await torch('memory', ['--samples', String(memorySamples), '--hidden', '128']);
+    log(`bench --scale: in memory: Flint ${fmt(inMemory.flint, rate)} samples/s, PyTorch ${fmt(inMemory.torch, rate)} samples/s; streaming ...`);
     const f = await flint('stream', ['--file', file, '--hidden', '128']);
+    log(`bench --scale: Flint streamed ${fmt(f, rate)} samples/s, peak RSS ${fmt(f, (m) => mb(m.peakRss))}`);
     const t = await torch('stream', ['--file', file, '--hidden', '128', '--workers', String(workers)]);
     log(`scale stream ${streamSamples}: Flint ${fmt(f, rate)} samples/s, PyTorch ${fmt(t, rate)} samples/s`);
     json.stream = { file, samples: streamSamples, flint: f, torch: t, inMemory };
@@ -179,12 +185,12 @@ export async function runScale(argv: string[]): Promise<void> {
     md.push(
       `### Streaming ${streamSamples.toLocaleString('en-US')} MNIST-shaped samples from disk (${mb(streamSamples * 3140)}), MLP-S, batch ${batch}`,
       '',
-      '| peer | seconds | samples/s | peak RSS | vs its in-memory samples/s (60k) |',
+      '| peer | seconds | samples/s | peak RSS | vs its in-memory samples/s |',
       '|---|---:|---:|---:|---:|',
       `| Flint Trainer, RecordDataset (${backend}) | ${fmt(f, secs)} | ${fmt(f, rate)} | ${fmt(f, rss)} | ${ratio(f, inMemory.flint)} |`,
       `| PyTorch, IterableDataset + DataLoader (${workers} worker${workers === 1 ? '' : 's'}) | ${fmt(t, secs)} | ${fmt(t, rate)} | ${fmt(t, rss)} | ${ratio(t, inMemory.torch)} |`,
-      `| Flint Trainer, in memory (60k) | ${fmt(inMemory.flint, secs)} | ${fmt(inMemory.flint, rate)} | ${fmt(inMemory.flint, rss)} | |`,
-      `| PyTorch, in memory (60k) | ${fmt(inMemory.torch, secs)} | ${fmt(inMemory.torch, rate)} | ${fmt(inMemory.torch, rss)} | |`,
+      `| Flint Trainer, in memory (${memorySamples.toLocaleString('en-US')}) | ${fmt(inMemory.flint, secs)} | ${fmt(inMemory.flint, rate)} | ${fmt(inMemory.flint, rss)} | |`,
+      `| PyTorch, in memory (${memorySamples.toLocaleString('en-US')}) | ${fmt(inMemory.torch, secs)} | ${fmt(inMemory.torch, rate)} | ${fmt(inMemory.torch, rss)} | |`,
       '',
     );
   }

@@ -16,6 +16,8 @@ afterEach(() => {
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flint-records-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+type Rec = Record<string, tf.Tensor>;
+
 const FIELDS = [
   { name: 'x', dtype: 'float32', shape: [3] },
   { name: 'id', dtype: 'int32', shape: [] },
@@ -62,8 +64,8 @@ describe('record files', () => {
     const ds = new RecordDataset(file, { shardSize: 16 });
     expect(fs.statSync(file).size).toBe(ds.dataOffset + n * (12 + 4 + 2));
     const { x, id, px } = columns(n);
-    const memory = new DataLoader({ x: { data: x, shape: [n, 3] }, id: { data: id, shape: [n] }, px: { data: px, shape: [n, 2] } }, { batchSize: 10 });
-    const streamed = new DataLoader(ds, { batchSize: 10, readAhead: 6 });
+    const memory = new DataLoader<Rec>({ x: { data: x, shape: [n, 3] }, id: { data: id, shape: [n] }, px: { data: px, shape: [n, 2] } }, { batchSize: 10 });
+    const streamed = new DataLoader<Rec>(ds, { batchSize: 10, readAhead: 6 });
     expect(streamed.length).toBe(memory.length);
     const a = memory.batches(0);
     let batches = 0;
@@ -84,7 +86,7 @@ describe('record files', () => {
 
   it('yields [x, y] arrays with structure: array, and drops the small last batch with dropLast', async () => {
     const file = await writeIds(path.join(dir, 'array.rec'), 25);
-    const loader = new DataLoader(new RecordDataset(file, { structure: 'array' }), { batchSize: 10, dropLast: true });
+    const loader = new DataLoader<Rec>(new RecordDataset(file, { structure: 'array' }), { batchSize: 10, dropLast: true });
     const shapes: number[][][] = [];
     for await (const batch of loader.batches(0)) {
       shapes.push((batch as unknown as tf.Tensor[]).map((t) => t.shape));
@@ -99,7 +101,7 @@ describe('record files', () => {
   it('shuffle by shard and buffer: every record once per epoch, the same order for a seed, another order per epoch', async () => {
     const n = 500;
     const file = await writeIds(path.join(dir, 'shuffle.rec'), n);
-    const make = (seed: number) => new DataLoader(new RecordDataset(file, { shardSize: 64 }), { batchSize: 32, shuffle: true, seed, shuffleBuffer: 50, readAhead: 20 });
+    const make = (seed: number) => new DataLoader<Rec>(new RecordDataset(file, { shardSize: 64 }), { batchSize: 32, shuffle: true, seed, shuffleBuffer: 50, readAhead: 20 });
     const e0 = (await epochIds(make(3), 0)).flat();
     expect([...e0].sort((p, q) => p - q)).toEqual(Array.from({ length: n }, (_, i) => i));
     expect(e0).not.toEqual(Array.from({ length: n }, (_, i) => i));
@@ -113,10 +115,10 @@ describe('record files', () => {
   it('resume: batches(e, k) yields exactly the rest of the uninterrupted epoch, also once the buffer drains', async () => {
     const n = 300;
     const file = await writeIds(path.join(dir, 'resume.rec'), n);
-    const loader = new DataLoader(new RecordDataset(file, { shardSize: 40 }), { batchSize: 16, shuffle: true, seed: 11, shuffleBuffer: 70, readAhead: 12 });
+    const loader = new DataLoader<Rec>(new RecordDataset(file, { shardSize: 40 }), { batchSize: 16, shuffle: true, seed: 11, shuffleBuffer: 70, readAhead: 12 });
     const full = await epochIds(loader, 2);
     for (const k of [1, 7, 15, 18, 19]) expect(await epochIds(loader, 2, k)).toEqual(full.slice(k));
-    const plain = new DataLoader(new RecordDataset(file, { shardSize: 40 }), { batchSize: 16 });
+    const plain = new DataLoader<Rec>(new RecordDataset(file, { shardSize: 40 }), { batchSize: 16 });
     const order = await epochIds(plain, 0);
     expect(await epochIds(plain, 0, 5)).toEqual(order.slice(5));
   });
@@ -126,7 +128,7 @@ describe('record files', () => {
     const file = await writeIds(path.join(dir, 'big.rec'), n);
     for (const shuffle of [false, true]) {
       const ds = new RecordDataset(file, { shardSize: 512 });
-      const loader = new DataLoader(ds, { batchSize: 64, shuffle, seed: 1, ...(shuffle ? { shuffleBuffer: 256 } : {}), readAhead: 128 });
+      const loader = new DataLoader<Rec>(ds, { batchSize: 64, shuffle, seed: 1, ...(shuffle ? { shuffleBuffer: 256 } : {}), readAhead: 128 });
       let seen = 0;
       for await (const batch of loader.batches(0)) {
         seen += batch.id!.shape[0]!;
@@ -145,7 +147,7 @@ describe('record files', () => {
   it('stopping an epoch early (break) releases everything it held', async () => {
     const file = await writeIds(path.join(dir, 'break.rec'), 400);
     const ds = new RecordDataset(file);
-    const loader = new DataLoader(ds, { batchSize: 10, shuffle: true, seed: 2, shuffleBuffer: 100, readAhead: 40 });
+    const loader = new DataLoader<Rec>(ds, { batchSize: 10, shuffle: true, seed: 2, shuffleBuffer: 100, readAhead: 40 });
     for await (const batch of loader.batches(0)) {
       tf.dispose(batch);
       break;
@@ -194,7 +196,7 @@ describe('record files', () => {
     // Truncated while a loader uses it: the read that comes up short names the record.
     const shrinking = path.join(dir, 'shrinking.rec');
     fs.copyFileSync(good, shrinking);
-    const loader = new DataLoader(new RecordDataset(shrinking), { batchSize: 4, readAhead: 2 });
+    const loader = new DataLoader<Rec>(new RecordDataset(shrinking), { batchSize: 4, readAhead: 2 });
     fs.truncateSync(shrinking, offset + 18 * 6);
     const read = async () => {
       for await (const batch of loader.batches(0)) tf.dispose(batch);

@@ -264,7 +264,7 @@ describe('memory of in-memory data', () => {
     const start = snapshot();
     // The caller's arrays are dropped once the loader exists, as when data is read, handed over and forgotten.
     const make = () =>
-      new DataLoader(
+      new DataLoader<tf.Tensor[]>(
         [
           { data: new Float32Array(rows * features).fill(0.25), shape: [rows, features] },
           { data: new Uint8Array(rows).fill(3), shape: [rows] },

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -8,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { DataLoader, RecordDataset, seedEverything, writeRecordFile } from '@flint/core';
 import { BoringModule, expectNoLeak, type BoringBatch } from '@flint/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runChild } from './testing/kill-child.js';
 import { Trainer } from './index.js';
 
 // A record file streamed from disk through a real fit: the same weights as the same data in memory,
@@ -93,45 +93,20 @@ await trainer.fit(module, train, undefined, resume === '1' && fs.existsSync(last
 process.stdout.write('weights ' + JSON.stringify(module.parameters().flatMap((p) => Array.from(p.dataSync()))) + '\\n');
 `;
 
-function runChild(script: string, args: string[], killAt?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { cwd: packages, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    let sent = false;
-    child.stderr.on('data', (d: Buffer) => (err += String(d)));
-    child.stdout.on('data', (d: Buffer) => {
-      out += String(d);
-      const steps = [...out.matchAll(/^step (\d+)$/gm)].map((m) => Number(m[1]));
-      if (killAt !== undefined && !sent && (steps.at(-1) ?? -1) >= killAt) {
-        sent = true;
-        child.kill('SIGKILL');
-      }
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`child did not finish in time; stderr: ${err}`));
-    }, 60_000);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, out, err });
-    });
-  });
-}
 
 describe('kill -9 mid-epoch and resume on a record file', () => {
   it('two SIGKILLs inside epochs (shuffle buffer full, then draining), resumed from last.ckpt: the weights of an uninterrupted run', { timeout: 120_000 }, async () => {
     const script = path.join(tmp, 'child.mjs');
     fs.writeFileSync(script, CHILD);
-    const full = await runChild(script, [file, path.join(tmp, 'full'), '0']);
+    const full = await runChild(packages, script, [file, path.join(tmp, 'full'), '0']);
     expect(full.code, full.err).toBe(0);
     const killed = path.join(tmp, 'killed');
     // 30 batches per epoch: step 10 is early in epoch 0; step 55 is in epoch 1 where the buffer drains (its last 50 samples).
     for (const killAt of [10, 55]) {
-      const end = await runChild(script, [file, killed, '1'], killAt);
+      const end = await runChild(packages, script, [file, killed, '1'], killAt);
       expect(end.signal, `${end.out}\n${end.err}`).toBe('SIGKILL');
     }
-    const end = await runChild(script, [file, killed, '1']);
+    const end = await runChild(packages, script, [file, killed, '1']);
     expect(end.code, end.err).toBe(0);
     expect(end.out).toMatch(/Flint: resumed from .*last\.ckpt at epoch 1, batch \d+/);
     const weights = (out: string): number[] => JSON.parse(/^weights (.*)$/m.exec(out)![1]!) as number[];

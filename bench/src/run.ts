@@ -2,13 +2,14 @@
  * `pnpm bench`: runs the shared benchmark workload with every peer, each in its own process, one
  * at a time, and writes bench/results/latest.{json,md}. See docs/benchmarks.md.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mnistFiles } from '@flint/example-mnist/mnist-data';
 import { USAGE, parseBenchArgs, type BenchOptions } from './args.js';
+import { lastLines, log, pythonFor, runProcess, tagged } from './procs.js';
+import { runScale } from './scale.js';
 import { ratios, summarize, toMarkdown, type BenchReport, type Failure, type Skip } from './summary.js';
 import { SKIP_EXIT_CODE, isJsPeer, type Backend, type Peer, type RunResult } from './workload.js';
 
@@ -17,79 +18,14 @@ const benchDir = path.resolve(here, '..');
 const rootDir = path.resolve(benchDir, '..');
 const runnerJs = path.join(here, 'runner.js');
 const peerPy = path.join(benchDir, 'python', 'peer.py');
-const setupVenv = path.join(benchDir, 'python', 'setup-venv.sh');
 
 interface Cell {
   readonly peer: Peer;
   readonly backend: Backend | 'python';
 }
 
-interface ProcOutcome {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly timedOut: boolean;
-}
-
-function runProcess(cmd: string, args: readonly string[], timeoutSec: number, env?: NodeJS.ProcessEnv): Promise<ProcOutcome> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: rootDir, stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
-    });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutSec * 1000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      resolve({ code: -1, stdout, stderr: `${stderr}\n${e.message}`, timedOut });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, timedOut });
-    });
-  });
-}
-
-function tagged(stdout: string, tag: string): string | undefined {
-  const line = stdout.split('\n').reverse().find((l) => l.startsWith(`${tag} `));
-  return line?.slice(tag.length + 1).trim();
-}
-
-function lastLines(text: string, n = 3): string {
-  return text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l.length > 0)
-    .slice(-n)
-    .join(' | ');
-}
-
 function label(cell: Cell): string {
   return isJsPeer(cell.peer) ? `${cell.peer}@${cell.backend}` : cell.peer;
-}
-
-function log(message: string): void {
-  process.stdout.write(`${message}\n`);
-}
-
-/** The Python that has the peers' packages, or the reason there is none. */
-async function pythonFor(options: BenchOptions): Promise<{ python: string } | { reason: string }> {
-  if (options.python !== undefined) return { python: options.python };
-  log('bench: preparing the Python peers (bench/python/setup-venv.sh; the first time installs torch, lightning, keras, tensorflow-cpu)...');
-  const out = await runProcess('bash', [setupVenv], 3600);
-  for (const line of out.stderr.split('\n')) if (line.startsWith('bench-venv:')) log(`  ${line}`);
-  const python = out.stdout.trim().split('\n').pop();
-  if (out.code !== 0 || python === undefined || python.length === 0) {
-    return { reason: `no Python virtual environment (${lastLines(out.stderr) || `setup-venv.sh exited ${out.code}`})` };
-  }
-  return { python };
 }
 
 function commandArgs(
@@ -102,6 +38,10 @@ function commandArgs(
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--scale')) {
+    await runScale(process.argv.slice(2).filter((a) => a !== '--scale'));
+    return;
+  }
   const loadAtStart = os.loadavg();
   let options: BenchOptions;
   try {
@@ -128,7 +68,7 @@ async function main(): Promise<void> {
 
   let python: string | undefined;
   if (candidates.some((c) => c.backend === 'python')) {
-    const found = await pythonFor(options);
+    const found = await pythonFor(options.python);
     if ('python' in found) python = found.python;
     else {
       for (const c of candidates.filter((x) => x.backend === 'python')) skipped.push({ ...c, reason: found.reason });

@@ -28,7 +28,7 @@ async function flintApi(): Promise<{ Trainer: TrainerModule['Trainer']; DataLoad
  * The module a user would write with Flint's recommended pieces (docs/performance.md): `Linear`
  * layers (one fused dense op), `crossEntropy` on the logits, Flint's `adam()`; the loss logged.
  */
-class MlpModule extends LightningModule<Batch> {
+export class MlpModule extends LightningModule<Batch> {
   readonly net: Sequential;
 
   constructor(hidden: readonly number[]) {

@@ -27,6 +27,16 @@ export function atomicTempPath(target: string, stem: string = path.basename(targ
 }
 
 /**
+ * Marks `tmp` as being written by this process, so that a sweep of its folder keeps it; call the
+ * returned function when the file is renamed or removed. (For writers that stream a temporary file
+ * themselves, as the record-file writer does.)
+ */
+export function trackTempFile(tmp: string): () => void {
+  markWriting(tmp, true);
+  return () => markWriting(tmp, false);
+}
+
+/**
  * Removes the temporary files (and the temporary folders of `writeFolderAtomic`) of Flint's atomic
  * writes in `dir` whose writer is gone (a kill -9 or a power cut in the middle of a write leaves one
  * behind, as large as the file it was to become),

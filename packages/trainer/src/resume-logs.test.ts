@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -6,6 +5,7 @@ import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRng } from '@flint/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runChild as runChildIn } from './testing/kill-child.js';
 import { readLogDir } from '../../loggers/src/testing/event-reader.js';
 
 // Real fits in child processes (the built dist/ of the packages, cpu backend), killed with SIGKILL at
@@ -45,39 +45,6 @@ process.stdout.write('done ' + trainer.globalStep + ' ' + trainer.logDir + ' ten
 data.dispose();
 `;
 
-interface ChildEnd {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  out: string;
-  err: string;
-}
-
-/** Runs the child; once it printed `step >= killAt`, waits `delayMs` and sends SIGKILL. */
-function runChild(script: string, args: string[], killAt?: number, delayMs = 0): Promise<ChildEnd> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { cwd: packages, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    let sent = false;
-    child.stderr.on('data', (d: Buffer) => (err += String(d)));
-    child.stdout.on('data', (d: Buffer) => {
-      out += String(d);
-      const steps = [...out.matchAll(/^step (\d+)$/gm)].map((m) => Number(m[1]));
-      if (killAt !== undefined && !sent && (steps.at(-1) ?? -1) >= killAt) {
-        sent = true;
-        setTimeout(() => child.kill('SIGKILL'), delayMs);
-      }
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`child did not finish in time; stderr: ${err}`));
-    }, 60_000);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, out, err });
-    });
-  });
-}
 
 function scalars(root: string): Record<string, Array<[number, number]>> {
   const run = readLogDir(root).runs['version_0']!;
@@ -94,6 +61,8 @@ beforeAll(() => {
 afterAll(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
+
+const runChild = (script: string, args: string[], killAt?: number, delayMs = 0) => runChildIn(packages, script, args, killAt, delayMs);
 
 describe('kill -9 and resume', () => {
   it('5 SIGKILLs at seeded random moments, each resumed in a new process with ckptPath last: CSV rows and TensorBoard scalars as an uninterrupted run, every step once', { timeout: 120_000 }, async () => {

@@ -196,7 +196,7 @@ describe('DataLoader options', () => {
   it('rejects shuffleBuffer for a TensorDataset, and bad epoch/start arguments', () => {
     const d = ds();
     expect(() => new DataLoader(d, { shuffleBuffer: 100 })).toThrow(
-      "DataLoader option 'shuffleBuffer' (received 100) applies to tf.data.Dataset sources only; a TensorDataset is shuffled in full. Remove the option.",
+      "DataLoader option 'shuffleBuffer' (received 100) applies to tf.data.Dataset and RecordDataset sources only; a TensorDataset is shuffled in full. Remove the option.",
     );
     const loader = new DataLoader(d, { batchSize: 2 });
     expect(() => loader.batches(-1)).toThrow('DataLoader.batches: epoch must be a whole number >= 0 (received -1).');

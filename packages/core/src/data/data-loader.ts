@@ -4,6 +4,8 @@ import { DataError, MisconfigurationError } from '../errors.js';
 import { parseOptions } from '../options.js';
 import { deriveSeed, getGlobalSeed, permutation } from '../seed.js';
 import { inferBatchSize, type TensorBatch } from './batch.js';
+import { RecordDataset } from './record-file.js';
+import { streamRecordBatches } from './record-stream.js';
 import { TensorDataset, type TensorDatasetSource } from './tensor-dataset.js';
 
 /** Schema of `DataLoaderOptions` (strict: unknown keys throw); defaults live here. */
@@ -21,8 +23,10 @@ export const dataLoaderOptionsSchema = z.strictObject({
     .optional(),
   /** Drop the last batch of an epoch when it is smaller than batchSize. */
   dropLast: z.boolean().default(false),
-  /** tf.data.Dataset sources only: the size of the sliding shuffle buffer. */
+  /** tf.data.Dataset and RecordDataset sources only: the size of the sliding shuffle buffer (samples). */
   shuffleBuffer: z.number().int({ error: 'must be a whole number >= 1' }).min(1, { error: 'must be a whole number >= 1' }).default(10_000),
+  /** RecordDataset sources only: records read ahead of the training step, at most (two chunks of half of it). */
+  readAhead: z.number().int({ error: 'must be a whole number >= 2' }).min(2, { error: 'must be a whole number >= 2' }).default(4096),
 });
 
 /** Options of `DataLoader`. */
@@ -38,6 +42,12 @@ export type DataLoaderOptions = z.input<typeof dataLoaderOptionsSchema>;
  * - With `shuffle`, epoch `e` visits the rows in the order `permutation(n, deriveSeed(seed, e))`:
  *   the same seed gives the same order per epoch, and `batches(e, k)` resumes at batch `k` with
  *   exactly the batches an uninterrupted epoch would yield, without building the skipped ones.
+ * - A `RecordDataset` (a record file on disk) is streamed: chunks of records are read ahead while
+ *   the step runs, and at most `shuffleBuffer + readAhead` records are in memory (plus the batch).
+ *   With `shuffle`, epoch `e` visits the file's shards in the order `permutation(shards,
+ *   deriveSeed(seed, e, 1))` and mixes records through a sliding buffer seeded with
+ *   `deriveSeed(seed, e, 2)`; `batches(e, k)` replays that order on indices, reads the records the
+ *   buffer held at batch `k`, and yields exactly the batches an uninterrupted epoch would.
  * - A `tf.data.Dataset` is batched with `.batch(batchSize)` only when `batchSize` is given (else it
  *   is taken to yield batches already), shuffled with `.shuffle(shuffleBuffer, seed of the epoch)`
  *   before batching, and resumed with `.skip(start)` (tf.data builds the skipped batches).
@@ -59,10 +69,12 @@ export class DataLoader<B = TensorBatch> implements AsyncIterable<B> {
   private readonly ownsDataset: boolean;
   private readonly batchesTfData: boolean;
   private readonly shuffleBuffer: number;
+  private readonly readAhead: number;
+  private readonly records: RecordDataset | undefined;
   private disposed = false;
 
   constructor(
-    source: TensorDataset<B & TensorBatch> | tf.data.Dataset<B & tf.TensorContainer> | TensorDatasetSource,
+    source: TensorDataset<B & TensorBatch> | tf.data.Dataset<B & tf.TensorContainer> | RecordDataset | TensorDatasetSource,
     options?: DataLoaderOptions,
   ) {
     const parsed = parseOptions('DataLoader', dataLoaderOptionsSchema, options);
@@ -70,8 +82,26 @@ export class DataLoader<B = TensorBatch> implements AsyncIterable<B> {
     this.shuffle = parsed.shuffle;
     this.dropLast = parsed.dropLast;
     this.shuffleBuffer = parsed.shuffleBuffer;
+    this.readAhead = parsed.readAhead;
     this.seed = parsed.seed ?? getGlobalSeed() ?? Math.floor(Math.random() * 0x1_0000_0000);
 
+    if (given.readAhead !== undefined && !(source instanceof RecordDataset)) {
+      throw new MisconfigurationError(
+        `DataLoader option 'readAhead' (received ${JSON.stringify(given.readAhead)}) applies to RecordDataset sources only; ` +
+          'in-memory data is not read ahead. Remove the option.',
+      );
+    }
+    if (source instanceof RecordDataset) {
+      this.records = source;
+      this.dataset = undefined;
+      this.tfDataset = undefined;
+      this.ownsDataset = false;
+      this.batchesTfData = false;
+      this.batchSize = parsed.batchSize;
+      this.numSamples = source.length;
+      return;
+    }
+    this.records = undefined;
     if (isTfDataset(source)) {
       this.dataset = undefined;
       this.tfDataset = source;
@@ -92,7 +122,7 @@ export class DataLoader<B = TensorBatch> implements AsyncIterable<B> {
 
     if (given.shuffleBuffer !== undefined) {
       throw new MisconfigurationError(
-        `DataLoader option 'shuffleBuffer' (received ${JSON.stringify(given.shuffleBuffer)}) applies to tf.data.Dataset sources only; ` +
+        `DataLoader option 'shuffleBuffer' (received ${JSON.stringify(given.shuffleBuffer)}) applies to tf.data.Dataset and RecordDataset sources only; ` +
           'a TensorDataset is shuffled in full. Remove the option.',
       );
     }
@@ -132,6 +162,7 @@ export class DataLoader<B = TensorBatch> implements AsyncIterable<B> {
         `DataLoader.batches: start must be a whole number in [0, ${length}], the batches of an epoch (received ${start}).`,
       );
     }
+    if (this.records !== undefined) return this.iterateRecords(this.records, epoch, start);
     return this.tfDataset !== undefined ? this.iterateTfData(this.tfDataset, epoch, start) : this.iterateTensors(epoch, start);
   }
 
@@ -145,6 +176,17 @@ export class DataLoader<B = TensorBatch> implements AsyncIterable<B> {
     if (this.disposed) return;
     this.disposed = true;
     if (this.ownsDataset) this.dataset?.dispose();
+  }
+
+  private async *iterateRecords(records: RecordDataset, epoch: number, start: number): AsyncGenerator<B, void, undefined> {
+    const { batchSize, dropLast, shuffle, seed, shuffleBuffer, readAhead } = this;
+    for await (const batch of streamRecordBatches(records, { epoch, start, batchSize, dropLast, shuffle, seed, shuffleBuffer, readAhead })) {
+      if (this.disposed) {
+        tf.dispose(batch);
+        throw new DataError('DataLoader: the loader was disposed during iteration.');
+      }
+      yield batch as B;
+    }
   }
 
   private async *iterateTensors(epoch: number, start: number): AsyncGenerator<B, void, undefined> {

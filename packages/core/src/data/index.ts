@@ -16,3 +16,5 @@ export { DataLoader, dataLoaderOptionsSchema } from './data-loader.js';
 export type { DataLoaderOptions } from './data-loader.js';
 export { DataModule, isDataModule } from './data-module.js';
 export { randomSplit } from './random-split.js';
+export { RecordDataset, RecordFileWriter, writeRecordFile, recordDatasetOptionsSchema, RECORD_FILE_MAGIC } from './record-file.js';
+export type { RecordDatasetOptions, RecordDtype, RecordField, RecordFieldLayout, RecordSample, RecordStreamStats } from './record-file.js';

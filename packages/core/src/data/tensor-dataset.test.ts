@@ -1,6 +1,8 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DataError, MisconfigurationError, TensorDataset } from '@flint/core';
+import { DataError, DataLoader, MisconfigurationError, TensorDataset } from '@flint/core';
 
 let before = 0;
 beforeEach(() => {
@@ -235,5 +237,53 @@ describe('TensorDataset.subset and getBatch', () => {
     ds.dispose();
     ds.dispose();
     expect(() => ds.getBatch({ start: 0, end: 1 })).toThrow('TensorDataset.getBatch: this data set was disposed; create a new one.');
+  });
+});
+
+describe('memory of in-memory data', () => {
+  it('a DataLoader over typed arrays holds one copy of the data set (the tensors), not a second one, also after a shuffled epoch', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    // Copies of data in host memory: array buffers (outside V8's heap, counted in `external`) plus,
+    // on wasm, tensor bytes in the wasm heap (its memory is in `external` too, but grows in steps
+    // and is reused: count the tensors' bytes there instead of its growth).
+    const heap = (): number => ((tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.byteLength ?? 0);
+    const snapshot = () => {
+      gc();
+      gc();
+      return { external: process.memoryUsage().external, heap: heap(), tensors: tf.memory().numBytes };
+    };
+    const copies = (from: ReturnType<typeof snapshot>): number => {
+      const now = snapshot();
+      const outsideHeap = now.external - from.external - (now.heap - from.heap);
+      return outsideHeap + (now.heap > 0 ? now.tensors - from.tensors : 0);
+    };
+    const rows = 10_000;
+    const features = 800;
+    const bytes = rows * features * 4 + rows; // 32 MB of float32 features, 10 KB of uint8 labels
+    const start = snapshot();
+    // The caller's arrays are dropped once the loader exists, as when data is read, handed over and forgotten.
+    const make = () =>
+      new DataLoader<tf.Tensor[]>(
+        [
+          { data: new Float32Array(rows * features).fill(0.25), shape: [rows, features] },
+          { data: new Uint8Array(rows).fill(3), shape: [rows] },
+        ],
+        { batchSize: 500, shuffle: true, seed: 1 },
+      );
+    const loader = make();
+    const afterBuild = copies(start);
+    let seen = 0;
+    for await (const batch of loader.batches(0)) {
+      seen += batch[0]!.shape[0]!;
+      tf.dispose(batch);
+    }
+    const afterEpoch = copies(start);
+    loader.dispose();
+    expect(seen).toBe(rows);
+    // One copy is `bytes` (+ the labels as int32); a second copy would make it at least 2x.
+    const mb = (x: number): string => `${(x / 2 ** 20).toFixed(1)} MB`;
+    expect(afterBuild, `${mb(afterBuild)} held for ${mb(bytes)} of data on ${tf.getBackend()}`).toBeLessThan(1.25 * bytes);
+    expect(afterEpoch, `${mb(afterEpoch)} held after an epoch for ${mb(bytes)} of data on ${tf.getBackend()}`).toBeLessThan(1.25 * bytes);
   });
 });

@@ -125,6 +125,71 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   });
 };
 
+/**
+ * MaxPoolGrad(dy, input): each dy value goes to the first maximum of its window (row-major, padding
+ * skipped), as the cpu backend and PyTorch do. It replaces tfjs-backend-wasm 4.22's kernel, which
+ * drops the gradient of windows whose maximum is not positive (all-negative windows after a
+ * convolution, say). Written straight on the wasm heap: O(output cells · window).
+ */
+const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
+  const a = attrs ?? {};
+  const info = backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    a['filterSize'] as [number, number] | number,
+    a['strides'] as [number, number] | number,
+    1,
+    a['pad'] as 'valid' | 'same' | number | backend_util.ExplicitPadding,
+    a['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
+  );
+  const wasm = backend as BackendWasm;
+  // Both inputs in this backend before the output is allocated (see unsortedSegmentSum).
+  wasm.dataIdMap.get(dy.dataId);
+  wasm.dataIdMap.get(input.dataId);
+  const out = wasm.makeOutput(input.shape, input.dtype);
+  const dx = wasm.typedArrayFromHeap(out);
+  dx.fill(0);
+  const x = wasm.typedArrayFromHeap(input);
+  const g = wasm.typedArrayFromHeap(dy);
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  const { effectiveFilterHeight, effectiveFilterWidth, padInfo } = info;
+  const [dyHeight, dyWidth] = [dy.shape[1]!, dy.shape[2]!];
+  for (let b = 0; b < batchSize; b++) {
+    for (let oh = 0; oh < Math.min(outHeight, dyHeight); oh++) {
+      const r0 = oh * strideHeight - padInfo.top;
+      for (let ow = 0; ow < Math.min(outWidth, dyWidth); ow++) {
+        const c0 = ow * strideWidth - padInfo.left;
+        const dyBase = ((b * dyHeight + oh) * dyWidth + ow) * inChannels;
+        for (let ch = 0; ch < inChannels; ch++) {
+          let best = Number.NEGATIVE_INFINITY;
+          let at = -1;
+          for (let kr = 0; kr < effectiveFilterHeight; kr += dilationHeight) {
+            const r = r0 + kr;
+            if (r < 0 || r >= inHeight) continue;
+            for (let kc = 0; kc < effectiveFilterWidth; kc += dilationWidth) {
+              const c = c0 + kc;
+              if (c < 0 || c >= inWidth) continue;
+              const index = ((b * inHeight + r) * inWidth + c) * inChannels + ch;
+              const v = x[index]!;
+              if (at < 0 || v > best) {
+                best = v;
+                at = index;
+              }
+            }
+          }
+          if (at >= 0) dx[at]! += g[dyBase + ch]!;
+        }
+      }
+    }
+  }
+  return out;
+};
+
+/** Stock wasm kernels that give wrong results and Flint's replacements. */
+export function fixedKernelConfigs(): KernelConfig[] {
+  return [{ kernelName: 'MaxPoolGrad', backendName: 'wasm', kernelFunc: maxPoolGrad }];
+}
+
 export interface AddedKernel {
   readonly config: KernelConfig;
   readonly via: AddedKernelSource;

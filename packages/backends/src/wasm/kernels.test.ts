@@ -104,7 +104,7 @@ function operands(outerA: number[], outerB: number[], m: number, k: number, n: n
 beforeAll(async () => {
   // Kernel checks run on the single-threaded build; threads.test.ts compares threads with it.
   const report = await installWasmImprovements({ threads: false });
-  expect(report.replacedKernels).toEqual(['BatchMatMul', '_FusedMatMul', 'Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack']);
+  expect(report.replacedKernels).toEqual(['BatchMatMul', '_FusedMatMul', 'Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack', 'MaxPoolGrad']);
 });
 
 afterAll(async () => {
@@ -463,6 +463,19 @@ describe('kernels wasm lacked', () => {
         inputShape: [2, 9, 9, 2],
       }) as tf.Tensor,
     );
+  });
+
+  it('MaxPoolGrad (replaces the stock kernel, which drops windows whose maximum is not positive): values of both signs, strides, paddings', async () => {
+    const cases: { x: number[]; k: [number, number]; strides: [number, number]; pad: 'valid' | 'same' | number }[] = [
+      { x: [2, 6, 6, 3], k: [2, 2], strides: [2, 2], pad: 'valid' },
+      { x: [1, 7, 5, 2], k: [3, 3], strides: [2, 2], pad: 1 },
+      { x: [2, 5, 7, 4], k: [2, 3], strides: [1, 2], pad: 'same' },
+    ];
+    for (const c of cases) {
+      await expectMatchesCpu(() => valueAndGrads((x) => tf.maxPool(x as tf.Tensor4D, c.k, c.strides, c.pad), [rand(c.x)]));
+      // all-negative windows, where the stock kernel gave no gradient at all
+      await expectMatchesCpu(() => valueAndGrads((x) => tf.maxPool(tf.sub(tf.abs(x!), 2) as tf.Tensor4D, c.k, c.strides, c.pad), [rand(c.x)]));
+    }
   });
 
   it('Einsum (cpu fallback)', async () => {

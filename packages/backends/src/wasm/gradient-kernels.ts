@@ -185,9 +185,72 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
+/**
+ * Conv2DBackpropInput(dy, filter) as one forward convolution, which wasm runs through XNNPACK (the
+ * stock kernel is a plain loop, several times slower): dy with (stride - 1) zeros between its cells,
+ * padded by (kernel - 1 - pad), convolved with the filter turned 180° and with its channel axes
+ * swapped. NHWC only (the layout conv2d's gradient passes); dilation 1 (tfjs's gradient refuses more).
+ */
+const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const a = attrs ?? {};
+  const inputShape = a['inputShape'] as [number, number, number, number];
+  const info = backend_util.computeConv2DInfo(
+    inputShape,
+    filter.shape as [number, number, number, number],
+    a['strides'] as [number, number] | number,
+    1,
+    a['pad'] as 'valid' | 'same' | number | backend_util.ExplicitPadding,
+    a['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
+    false,
+    backend_util.convertConv2DDataFormat((a['dataFormat'] as 'NHWC' | 'NCHW' | undefined) ?? 'NHWC'),
+  );
+  if (info.dataFormat !== 'channelsLast') return stockConv2DBackpropInput!.kernelFunc({ inputs, backend, attrs });
+  const { batchSize, inHeight, inWidth, outHeight, outWidth, outChannels, strideHeight, strideWidth, filterHeight, filterWidth, padInfo } = info;
+  const top = filterHeight - 1 - padInfo.top;
+  const left = filterWidth - 1 - padInfo.left;
+  const bottom = inHeight + filterHeight - 1 - ((outHeight - 1) * strideHeight + 1) - top;
+  const right = inWidth + filterWidth - 1 - ((outWidth - 1) * strideWidth + 1) - left;
+  // Padding beyond kernel - 1 would need cropping: left to the stock kernel.
+  if (Math.min(top, left, bottom, right) < 0) return stockConv2DBackpropInput!.kernelFunc({ inputs, backend, attrs });
+  return withKernelScope(backend as BackendWasm, (s) => {
+    if (sizeOf(inputShape) === 0 || outHeight * outWidth * batchSize === 0) return s.zeros(inputShape);
+    let d = dy;
+    if (d.shape[1]! > outHeight || d.shape[2]! > outWidth) {
+      d = s.run('Slice', { x: d }, { begin: [0, 0, 0, 0], size: [batchSize, outHeight, outWidth, outChannels] });
+    }
+    if (strideHeight > 1 || strideWidth > 1) {
+      const spread = s.run(
+        'PadV2',
+        { x: s.reshape(d, [batchSize, outHeight, 1, outWidth, 1, outChannels]) },
+        { paddings: [[0, 0], [0, 0], [0, strideHeight - 1], [0, 0], [0, strideWidth - 1], [0, 0]], constantValue: 0 },
+      );
+      d = s.run(
+        'Slice',
+        { x: s.reshape(spread, [batchSize, outHeight * strideHeight, outWidth * strideWidth, outChannels]) },
+        { begin: [0, 0, 0, 0], size: [batchSize, (outHeight - 1) * strideHeight + 1, (outWidth - 1) * strideWidth + 1, outChannels] },
+      );
+    }
+    const padded = top + bottom + left + right > 0 ? s.run('PadV2', { x: d }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 }) : d;
+    // [kh, kw, in, out] -> turned 180° -> [kh, kw, out, in]
+    const turned = s.transpose(s.run('Reverse', { x: filter }, { dims: [0, 1] }), [0, 1, 3, 2]);
+    return s.run('Conv2D', { x: padded, filter: turned }, { strides: [1, 1], pad: 'valid', dilations: [1, 1], dataFormat: 'NHWC' });
+  });
+};
+
+let stockConv2DBackpropInput: KernelConfig | undefined;
+
 /** Stock wasm kernels that give wrong results and Flint's replacements. */
 export function fixedKernelConfigs(): KernelConfig[] {
   return [{ kernelName: 'MaxPoolGrad', backendName: 'wasm', kernelFunc: maxPoolGrad }];
+}
+
+/** Stock wasm kernels that are slow and Flint's faster ones (`stock`: the kernel replaced, for the cases left to it). */
+export function fasterKernelConfigs(stock: { Conv2DBackpropInput: KernelConfig }): KernelConfig[] {
+  stockConv2DBackpropInput = stock.Conv2DBackpropInput;
+  // The stock setup still runs: the cases left to the stock kernel need it.
+  const setup = stock.Conv2DBackpropInput.setupFunc;
+  return [{ kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2DBackpropInput, ...(setup === undefined ? {} : { setupFunc: setup }) }];
 }
 
 export interface AddedKernel {

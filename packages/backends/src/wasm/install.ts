@@ -7,7 +7,7 @@ import { cpuCanRun } from './cpu-fallback.js';
 import { fastMatmulKernels } from './fast-matmul.js';
 import { fewerCopiesKernels } from './fewer-copies.js';
 import { cpuProbe } from './idle-cpus.js';
-import { fixedKernelConfigs, missingKernelConfigs } from './gradient-kernels.js';
+import { fasterKernelConfigs, fixedKernelConfigs, missingKernelConfigs } from './gradient-kernels.js';
 import { layerKernelConfigs } from './layer-kernels.js';
 import {
   AUTO_WASM_THREADS_CAP,
@@ -125,6 +125,7 @@ async function install(options: ResolvedWasmImprovementsOptions): Promise<WasmSe
         added.push({ name: config.kernelName, via });
       }
       replaceKernels(fixedKernelConfigs(), replaced);
+      replaceKernels(fasterKernelConfigs(stockKernels('fallbackKernels', pkg, ['Conv2DBackpropInput'] as const)), replaced);
     }
     if (options.layerKernels) {
       for (const config of layerKernelConfigs()) {
@@ -333,6 +334,7 @@ function makeReport(
     ...group('fast matmul', ['BatchMatMul', '_FusedMatMul']),
     ...group('fewer copies', ['Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack']),
     ...group('fixed', ['MaxPoolGrad']),
+    ...group('XNNPACK', ['Conv2DBackpropInput']),
     ...(options.layerKernels ? ['layer kernels (Linear, crossEntropy)'] : []),
     ...(added.length > 0
       ? [`added ${added.map((k) => (k.via === 'wasm' ? k.name : `${k.name} [cpu fallback]`)).join(', ')}`]

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { adam, Conv2d, crossEntropy, Flatten, LightningModule, Linear, MaxPool2d, ReLU, Sequential, type SequentialItem } from '@flint/core';
+import { adam, Conv2d, crossEntropy, Flatten, LightningModule, Linear, MaxPool2d, Sequential, type SequentialItem } from '@flint/core';
 import { SkipError } from '../backend.js';
 import { LEARNING_RATE, batchesPerEpoch } from '../workload.js';
 import type { JsPeerRunner, PeerContext, PeerTiming } from './types.js';
@@ -27,8 +27,8 @@ async function flintApi(): Promise<{ Trainer: TrainerModule['Trainer']; DataLoad
 /**
  * The module a user would write with Flint's recommended pieces (docs/performance.md): `Linear`
  * layers (one fused dense op), `crossEntropy` on the logits, Flint's `adam()`; the loss logged.
- * With `conv` (the CNN config), first two blocks Conv2d 3x3 (padding 1) -> ReLU -> MaxPool2d 2 in
- * the channels-last layout tfjs convolves in (`dataFormat: 'NHWC'`), then Flatten.
+ * With `conv` (the CNN config), first two blocks Conv2d 3x3 (padding 1, ReLU fused in, as tfjs-layers
+ * fuses it) -> MaxPool2d 2 in the channels-last layout tfjs convolves in (`dataFormat: 'NHWC'`), then Flatten.
  */
 class MlpModule extends LightningModule<Batch> {
   readonly net: Sequential;
@@ -41,7 +41,7 @@ class MlpModule extends LightningModule<Batch> {
     if (conv !== undefined) {
       let channels = 1;
       for (const c of conv) {
-        features.push(new Conv2d(channels, c, 3, { padding: 1, dataFormat: 'NHWC' }), new ReLU(), new MaxPool2d(2, { dataFormat: 'NHWC' }));
+        features.push(new Conv2d(channels, c, 3, { padding: 1, dataFormat: 'NHWC', activation: 'relu' }), new MaxPool2d(2, { dataFormat: 'NHWC' }));
         channels = c;
       }
       features.push(new Flatten());

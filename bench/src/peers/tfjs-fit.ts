@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { SkipError } from '../backend.js';
 import { INPUT_SIZE, LEARNING_RATE, NUM_CLASSES, batchesPerEpoch } from '../workload.js';
 import type { JsPeerRunner, PeerContext, PeerTiming } from './types.js';
 
@@ -31,6 +32,9 @@ export function buildSequential(hidden: readonly number[], conv?: readonly [numb
  */
 export const tfjsFit: JsPeerRunner = {
   async run(ctx: PeerContext): Promise<PeerTiming> {
+    if (ctx.config.conv !== undefined && ctx.backend.name === 'wasm-stock') {
+      throw new SkipError('stock wasm has no Conv2DBackpropFilter kernel (the gradient of a conv layer), so a conv net cannot train there');
+    }
     const model = buildSequential(ctx.config.hidden, ctx.config.conv);
     model.compile({
       optimizer: tf.train.adam(LEARNING_RATE),

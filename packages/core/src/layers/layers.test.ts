@@ -70,6 +70,26 @@ describe('parameters and shapes', () => {
     expect(() => withHead.outputShape([2, 3, 28, 28])).toThrow('Conv2d expects input of shape [batch, channels, height, width] with 1 channels (received [2, 3, 28, 28]).');
   });
 
+  it("activation 'relu' fused into the convolution equals a Conv2d followed by ReLU, forward and back", () => {
+    for (const options of [{ padding: 1 }, { padding: 1, groups: 2 }, { stride: 2, dilation: 2, dataFormat: 'NHWC' as const }]) {
+      const fused = new Conv2d(4, 6, 3, { ...options, activation: 'relu' });
+      const plain = new Conv2d(4, 6, 3, options);
+      plain.loadStateDict(fused.stateDict());
+      const x = tf.randomNormal(options.dataFormat === 'NHWC' ? [2, 9, 9, 4] : [2, 4, 7, 7]);
+      const run = (f: () => tf.Tensor, params: tf.Variable[]) =>
+        tf.tidy(() => {
+          const { value, grads } = tf.variableGrads(() => {
+            const y = f();
+            return tf.sum(tf.mul(y, tf.sin(tf.reshape(tf.range(0, y.size), y.shape)))) as tf.Scalar;
+          }, params);
+          return [value, ...params.map((p) => grads[p.name]!)].map((t) => Array.from(t.dataSync()));
+        });
+      const a = run(() => fused.forward(x), fused.parameters());
+      const b = run(() => new Sequential(plain, new ReLU()).forward(x), plain.parameters());
+      a.forEach((values, i) => values.forEach((v, j) => expect(v).toBeCloseTo(b[i]![j]!, 4)));
+    }
+  });
+
   it('forward, gradients and training steps leave no tensor behind', async () => {
     const net = new Sequential(new Conv2d(2, 4, 3, { padding: 'same', groups: 2, dilation: 2 }), new BatchNorm2d(4), new GELU(), new MaxPool2d(2), new Flatten(), new LayerNorm(36));
     const x = tf.randomNormal([3, 2, 6, 6]);

@@ -232,6 +232,8 @@ def main():
             return
         if not (args.config and args.images and args.labels):
             p.error("--config, --images and --labels are required unless --check")
+        if args.config not in CONFIGS:
+            raise Skip(f"{args.config} is run by the Flint Trainer and tfjs-layers only")
         hidden, bs = CONFIGS[args.config]
         x, y = read_idx(args.images, args.labels, args.samples)
         seconds, steps, final, detail = RUNNERS[args.peer](args, hidden, bs, x, y)

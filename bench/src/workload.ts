@@ -1,18 +1,24 @@
 /**
  * The shared benchmark workload (../shared/docs/benchmark-workload.md): MLPs on the real MNIST
  * training set, softmax cross-entropy on logits, Adam 1e-3, no shuffling, the last partial batch
- * kept; 20 warm-up steps, then one epoch timed as a whole.
+ * kept; 20 warm-up steps, then one epoch timed as a whole. Plus a small conv net (CNN), run by the
+ * Flint Trainer and tfjs-layers `model.fit` only.
  */
 
-export const CONFIG_IDS = ['mlp-s-b64', 'mlp-s-b256', 'mlp-l-b64', 'mlp-l-b256'] as const;
+export const CONFIG_IDS = ['mlp-s-b64', 'mlp-s-b256', 'mlp-l-b64', 'mlp-l-b256', 'cnn-b128'] as const;
 export type ConfigId = (typeof CONFIG_IDS)[number];
 
 export interface BenchConfig {
   readonly id: ConfigId;
-  /** 'MLP-S' (784-128-10) or 'MLP-L' (784-512-512-10). */
-  readonly model: 'MLP-S' | 'MLP-L';
-  /** Hidden layer widths (ReLU); the input is 784 and the output 10 logits. */
+  /** 'MLP-S' (784-128-10), 'MLP-L' (784-512-512-10) or 'CNN' (two conv blocks, then 128-10). */
+  readonly model: 'MLP-S' | 'MLP-L' | 'CNN';
+  /** Hidden dense layer widths (ReLU); the input is 784 (or the conv blocks' output) and the output 10 logits. */
   readonly hidden: readonly number[];
+  /**
+   * CNN only: the channels of two blocks Conv 3x3 (padding 1) -> ReLU -> MaxPool 2 on the images as
+   * [N, 28, 28, 1], before a Flatten and the dense layers.
+   */
+  readonly conv?: readonly [number, number];
   readonly batchSize: number;
 }
 
@@ -21,6 +27,7 @@ export const CONFIGS: Readonly<Record<ConfigId, BenchConfig>> = {
   'mlp-s-b256': { id: 'mlp-s-b256', model: 'MLP-S', hidden: [128], batchSize: 256 },
   'mlp-l-b64': { id: 'mlp-l-b64', model: 'MLP-L', hidden: [512, 512], batchSize: 64 },
   'mlp-l-b256': { id: 'mlp-l-b256', model: 'MLP-L', hidden: [512, 512], batchSize: 256 },
+  'cnn-b128': { id: 'cnn-b128', model: 'CNN', hidden: [128], conv: [16, 32], batchSize: 128 },
 };
 
 export const INPUT_SIZE = 784;

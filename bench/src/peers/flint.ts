@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { adam, crossEntropy, LightningModule, Linear, Sequential } from '@flint/core';
+import { adam, Conv2d, crossEntropy, Flatten, LightningModule, Linear, MaxPool2d, Sequential, type SequentialItem } from '@flint/core';
 import { SkipError } from '../backend.js';
 import { LEARNING_RATE, batchesPerEpoch } from '../workload.js';
 import type { JsPeerRunner, PeerContext, PeerTiming } from './types.js';
@@ -27,21 +27,36 @@ async function flintApi(): Promise<{ Trainer: TrainerModule['Trainer']; DataLoad
 /**
  * The module a user would write with Flint's recommended pieces (docs/performance.md): `Linear`
  * layers (one fused dense op), `crossEntropy` on the logits, Flint's `adam()`; the loss logged.
+ * With `conv` (the CNN config), first two blocks Conv2d 3x3 (padding 1, ReLU fused in, as tfjs-layers
+ * fuses it) -> MaxPool2d 2 in the channels-last layout tfjs convolves in (`dataFormat: 'NHWC'`), then Flatten.
  */
 export class MlpModule extends LightningModule<Batch> {
   readonly net: Sequential;
+  private readonly inputShape: number[];
 
-  constructor(hidden: readonly number[]) {
+  constructor(hidden: readonly number[], conv?: readonly [number, number]) {
     super();
-    const widths = [784, ...hidden];
+    const features: SequentialItem[] = [];
+    this.inputShape = conv === undefined ? [-1, 784] : [-1, 28, 28, 1];
+    if (conv !== undefined) {
+      let channels = 1;
+      for (const c of conv) {
+        features.push(new Conv2d(channels, c, 3, { padding: 1, dataFormat: 'NHWC', activation: 'relu' }), new MaxPool2d(2, { dataFormat: 'NHWC' }));
+        channels = c;
+      }
+      features.push(new Flatten());
+    }
+    const width = new Sequential(...features).outputShape([1, ...this.inputShape.slice(1)])[1]!;
+    const widths = [width, ...hidden];
     this.net = new Sequential(
+      ...features,
       ...hidden.map((units, i) => new Linear(widths[i]!, units, { activation: 'relu' })),
       new Linear(widths[widths.length - 1]!, 10),
     );
   }
 
   override forward(x: tf.Tensor): tf.Tensor {
-    return this.net.forward(x);
+    return this.net.forward(tf.reshape(x, this.inputShape));
   }
 
   trainingStep(batch: Batch): tf.Scalar {
@@ -68,7 +83,7 @@ export const flint: JsPeerRunner = {
 
   async run(ctx: PeerContext): Promise<PeerTiming> {
     const { Trainer, DataLoader } = await flintApi();
-    const module = new MlpModule(ctx.config.hidden);
+    const module = new MlpModule(ctx.config.hidden, ctx.config.conv);
     const loader = new DataLoader([ctx.x, ctx.y], { batchSize: ctx.config.batchSize });
     const batches = batchesPerEpoch(ctx.samples, ctx.config.batchSize);
     const common = {

@@ -1,12 +1,24 @@
 import * as tf from '@tensorflow/tfjs';
+import { SkipError } from '../backend.js';
 import { INPUT_SIZE, LEARNING_RATE, NUM_CLASSES, batchesPerEpoch } from '../workload.js';
 import type { JsPeerRunner, PeerContext, PeerTiming } from './types.js';
 
-/** A tfjs-layers Sequential of Dense layers (ReLU hidden layers, logits out). */
-export function buildSequential(hidden: readonly number[]): tf.Sequential {
+/**
+ * A tfjs-layers Sequential of Dense layers (ReLU hidden layers, logits out); with `conv`, first two
+ * blocks conv2d 3x3 'same' -> ReLU -> maxPooling2d 2 on [28, 28, 1] and a flatten (the CNN config).
+ */
+export function buildSequential(hidden: readonly number[], conv?: readonly [number, number]): tf.Sequential {
   const model = tf.sequential();
+  if (conv !== undefined) {
+    model.add(tf.layers.reshape({ targetShape: [28, 28, 1], inputShape: [INPUT_SIZE] }));
+    for (const filters of conv) {
+      model.add(tf.layers.conv2d({ filters, kernelSize: 3, padding: 'same', activation: 'relu' }));
+      model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
+    }
+    model.add(tf.layers.flatten());
+  }
   hidden.forEach((units, i) => {
-    model.add(tf.layers.dense(i === 0 ? { units, activation: 'relu', inputShape: [INPUT_SIZE] } : { units, activation: 'relu' }));
+    model.add(tf.layers.dense(i === 0 && conv === undefined ? { units, activation: 'relu', inputShape: [INPUT_SIZE] } : { units, activation: 'relu' }));
   });
   model.add(tf.layers.dense(hidden.length === 0 ? { units: NUM_CLASSES, inputShape: [INPUT_SIZE] } : { units: NUM_CLASSES }));
   return model;
@@ -20,7 +32,10 @@ export function buildSequential(hidden: readonly number[]): tf.Sequential {
  */
 export const tfjsFit: JsPeerRunner = {
   async run(ctx: PeerContext): Promise<PeerTiming> {
-    const model = buildSequential(ctx.config.hidden);
+    if (ctx.config.conv !== undefined && ctx.backend.name === 'wasm-stock') {
+      throw new SkipError('stock wasm has no Conv2DBackpropFilter kernel (the gradient of a conv layer), so a conv net cannot train there');
+    }
+    const model = buildSequential(ctx.config.hidden, ctx.config.conv);
     model.compile({
       optimizer: tf.train.adam(LEARNING_RATE),
       loss: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.losses.softmaxCrossEntropy(yTrue, yPred),

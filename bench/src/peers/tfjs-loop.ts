@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { SkipError } from '../backend.js';
 import { INPUT_SIZE, LEARNING_RATE, NUM_CLASSES, batchesPerEpoch } from '../workload.js';
 import type { JsPeerRunner, PeerContext, PeerTiming } from './types.js';
 
@@ -11,6 +12,7 @@ import type { JsPeerRunner, PeerContext, PeerTiming } from './types.js';
  */
 export const tfjsLoop: JsPeerRunner = {
   async run(ctx: PeerContext): Promise<PeerTiming> {
+    if (ctx.config.conv !== undefined) throw new SkipError(`${ctx.config.id} is run by the Flint Trainer and tfjs-layers only`);
     const sizes = [INPUT_SIZE, ...ctx.config.hidden, NUM_CLASSES];
     const layers: { w: tf.Variable; b: tf.Variable }[] = [];
     for (let i = 0; i + 1 < sizes.length; i++) {

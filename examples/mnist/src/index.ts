@@ -7,7 +7,7 @@ import { MnistClassifier, type MnistBatch } from './model.js';
 
 export { loadMnist } from './mnist-data.js';
 export type { LoadMnistOptions, MnistData, MnistSplit } from './mnist-data.js';
-export { MnistClassifier } from './model.js';
+export { MnistClassifier, MnistModule } from './model.js';
 export type { MnistBatch, MnistClassifierOptions } from './model.js';
 
 export interface MnistDemoOptions {

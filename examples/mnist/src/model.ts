@@ -14,32 +14,16 @@ export interface MnistClassifierOptions {
 }
 
 /**
- * A dense classifier for MNIST: 784 -> hidden... -> 10 logits, ReLU and dropout between, softmax
- * cross-entropy, Adam. Logs train_loss, val_loss, val_acc, test_loss, test_acc.
+ * What every MNIST classifier here shares: softmax cross-entropy on the logits of `forward`, Adam
+ * with `hparams.learningRate`, and the logged train_loss, val_loss, val_acc, test_loss, test_acc
+ * (accuracies as metric objects, accumulated over the epoch). Subclasses build the net and `forward`.
  */
-export class MnistClassifier extends LightningModule<MnistBatch> {
-  readonly net: Sequential;
+export abstract class MnistModule extends LightningModule<MnistBatch> {
   /** One accuracy per evaluation stage: each accumulates its epoch and is reset after it. */
   readonly valAcc = new Accuracy({ task: 'multiclass', numClasses: 10 });
   readonly testAcc = new Accuracy({ task: 'multiclass', numClasses: 10 });
 
-  constructor(options: MnistClassifierOptions) {
-    super();
-    this.saveHyperparameters({ ...options });
-    const layers = [];
-    let width = 784;
-    for (const units of options.hidden) {
-      layers.push(new Linear(width, units, { activation: 'relu' }));
-      if (options.dropout > 0) layers.push(new Dropout(options.dropout));
-      width = units;
-    }
-    layers.push(new Linear(width, 10));
-    this.net = new Sequential(...layers);
-  }
-
-  override forward(x: tf.Tensor): tf.Tensor {
-    return this.net.forward(x);
-  }
+  abstract override forward(x: tf.Tensor): tf.Tensor;
 
   /** The batch's loss; with `acc`, the batch also goes into that accuracy. */
   private evaluate([x, y]: MnistBatch, acc?: Accuracy): tf.Scalar {
@@ -66,5 +50,31 @@ export class MnistClassifier extends LightningModule<MnistBatch> {
 
   configureOptimizers(): OptimizersReturn {
     return adam({ learningRate: this.hparams.learningRate as number });
+  }
+}
+
+/**
+ * A dense classifier for MNIST: 784 -> hidden... -> 10 logits, ReLU and dropout between (see
+ * MnistModule for the loss, optimizer and logged metrics).
+ */
+export class MnistClassifier extends MnistModule {
+  readonly net: Sequential;
+
+  constructor(options: MnistClassifierOptions) {
+    super();
+    this.saveHyperparameters({ ...options });
+    const layers = [];
+    let width = 784;
+    for (const units of options.hidden) {
+      layers.push(new Linear(width, units, { activation: 'relu' }));
+      if (options.dropout > 0) layers.push(new Dropout(options.dropout));
+      width = units;
+    }
+    layers.push(new Linear(width, 10));
+    this.net = new Sequential(...layers);
+  }
+
+  override forward(x: tf.Tensor): tf.Tensor {
+    return this.net.forward(x);
   }
 }

@@ -46,6 +46,7 @@ export * from './seed.js';
 export * from './data/index.js';
 export { Linear, Dropout, Sequential, DENSE_KERNEL, ACTIVATION_GRAD_KERNEL } from './nn.js';
 export type { Activation, DenseActivation, SequentialItem } from './nn.js';
+export * from './layers/index.js';
 export { crossEntropy, crossEntropyOptionsSchema, SOFTMAX_CROSS_ENTROPY_KERNEL } from './losses.js';
 export type { CrossEntropyOptions } from './losses.js';
 export {

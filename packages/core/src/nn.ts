@@ -87,6 +87,14 @@ export class Linear extends Module {
     this.bias = options.bias === false ? undefined : tf.tidy(() => tf.variable(tf.zeros([outFeatures]), true));
   }
 
+  /** The output shape [batch, outFeatures] for an input shape [batch, inFeatures]. */
+  outputShape(inputShape: readonly number[]): number[] {
+    if (inputShape.length !== 2 || inputShape[1] !== this.weight.shape[0]) {
+      throw new MisconfigurationError(`Linear expects input of shape [batch, ${this.weight.shape[0]}] (received [${inputShape.join(', ')}]).`);
+    }
+    return [inputShape[0]!, this.weight.shape[1]!];
+  }
+
   forward(x: tf.Tensor): tf.Tensor {
     if (x.rank !== 2 || x.shape[1] !== this.weight.shape[0]) {
       throw new MisconfigurationError(
@@ -132,6 +140,10 @@ export class Dropout extends Module {
     this._rate = Dropout.check(value);
   }
 
+  outputShape(inputShape: readonly number[]): number[] {
+    return inputShape.slice();
+  }
+
   forward(x: tf.Tensor): tf.Tensor {
     if (!this.training || this._rate === 0) return x;
     return tf.dropout(x, this._rate, undefined, Math.floor(Math.random() * 0xffffffff));
@@ -161,6 +173,27 @@ export class Sequential extends Module {
       else y = layer.apply(y, { training: this.training }) as tf.Tensor;
     }
     return y;
+  }
+
+  /**
+   * The output shape for an input shape, from each item's `outputShape` (Flint's layers) or
+   * `computeOutputShape` (tfjs layers), without running anything: e.g. the width of the `Linear`
+   * that follows convolutions and a `Flatten`. Throws, naming the item, where one cannot tell
+   * (a plain function) or does not accept the shape.
+   */
+  outputShape(inputShape: readonly number[]): number[] {
+    let shape = inputShape.slice();
+    this.layers.forEach((layer, i) => {
+      const own = (layer as { outputShape?: unknown }).outputShape;
+      if (typeof own === 'function') shape = (own as (s: readonly number[]) => number[]).call(layer, shape);
+      else if (isTfLayer(layer)) shape = (layer as unknown as { computeOutputShape(s: number[]): number[] }).computeOutputShape(shape);
+      else {
+        throw new MisconfigurationError(
+          `Sequential.outputShape: item ${i} (${typeof layer === 'function' ? `function ${layer.name || '(anonymous)'}` : layer.constructor.name}) does not tell its output shape; wrap it in a Module with outputShape(inputShape).`,
+        );
+      }
+    });
+    return shape;
   }
 
   /** The shape of a batch of one, when the first item tells it (a Linear, or a tfjs layer with an `inputShape`). */

@@ -125,6 +125,134 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   });
 };
 
+/**
+ * MaxPoolGrad(dy, input): each dy value goes to the first maximum of its window (row-major, padding
+ * skipped), as the cpu backend and PyTorch do. It replaces tfjs-backend-wasm 4.22's kernel, which
+ * drops the gradient of windows whose maximum is not positive (all-negative windows after a
+ * convolution, say). Written straight on the wasm heap: O(output cells · window).
+ */
+const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
+  const a = attrs ?? {};
+  const info = backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    a['filterSize'] as [number, number] | number,
+    a['strides'] as [number, number] | number,
+    1,
+    a['pad'] as 'valid' | 'same' | number | backend_util.ExplicitPadding,
+    a['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
+  );
+  const wasm = backend as BackendWasm;
+  // Both inputs in this backend before the output is allocated (see unsortedSegmentSum).
+  wasm.dataIdMap.get(dy.dataId);
+  wasm.dataIdMap.get(input.dataId);
+  const out = wasm.makeOutput(input.shape, input.dtype);
+  const dx = wasm.typedArrayFromHeap(out);
+  dx.fill(0);
+  const x = wasm.typedArrayFromHeap(input);
+  const g = wasm.typedArrayFromHeap(dy);
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  const { effectiveFilterHeight, effectiveFilterWidth, padInfo } = info;
+  const [dyHeight, dyWidth] = [dy.shape[1]!, dy.shape[2]!];
+  for (let b = 0; b < batchSize; b++) {
+    for (let oh = 0; oh < Math.min(outHeight, dyHeight); oh++) {
+      const r0 = oh * strideHeight - padInfo.top;
+      for (let ow = 0; ow < Math.min(outWidth, dyWidth); ow++) {
+        const c0 = ow * strideWidth - padInfo.left;
+        const dyBase = ((b * dyHeight + oh) * dyWidth + ow) * inChannels;
+        for (let ch = 0; ch < inChannels; ch++) {
+          let best = Number.NEGATIVE_INFINITY;
+          let at = -1;
+          for (let kr = 0; kr < effectiveFilterHeight; kr += dilationHeight) {
+            const r = r0 + kr;
+            if (r < 0 || r >= inHeight) continue;
+            for (let kc = 0; kc < effectiveFilterWidth; kc += dilationWidth) {
+              const c = c0 + kc;
+              if (c < 0 || c >= inWidth) continue;
+              const index = ((b * inHeight + r) * inWidth + c) * inChannels + ch;
+              const v = x[index]!;
+              if (at < 0 || v > best) {
+                best = v;
+                at = index;
+              }
+            }
+          }
+          if (at >= 0) dx[at]! += g[dyBase + ch]!;
+        }
+      }
+    }
+  }
+  return out;
+};
+
+/**
+ * Conv2DBackpropInput(dy, filter) as one forward convolution, which wasm runs through XNNPACK (the
+ * stock kernel is a plain loop, several times slower): dy with (stride - 1) zeros between its cells,
+ * padded by (kernel - 1 - pad), convolved with the filter turned 180° and with its channel axes
+ * swapped. NHWC only (the layout conv2d's gradient passes); dilation 1 (tfjs's gradient refuses more).
+ */
+const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const a = attrs ?? {};
+  const inputShape = a['inputShape'] as [number, number, number, number];
+  const info = backend_util.computeConv2DInfo(
+    inputShape,
+    filter.shape as [number, number, number, number],
+    a['strides'] as [number, number] | number,
+    1,
+    a['pad'] as 'valid' | 'same' | number | backend_util.ExplicitPadding,
+    a['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
+    false,
+    backend_util.convertConv2DDataFormat((a['dataFormat'] as 'NHWC' | 'NCHW' | undefined) ?? 'NHWC'),
+  );
+  if (info.dataFormat !== 'channelsLast') return stockConv2DBackpropInput!.kernelFunc({ inputs, backend, attrs });
+  const { batchSize, inHeight, inWidth, outHeight, outWidth, outChannels, strideHeight, strideWidth, filterHeight, filterWidth, padInfo } = info;
+  const top = filterHeight - 1 - padInfo.top;
+  const left = filterWidth - 1 - padInfo.left;
+  const bottom = inHeight + filterHeight - 1 - ((outHeight - 1) * strideHeight + 1) - top;
+  const right = inWidth + filterWidth - 1 - ((outWidth - 1) * strideWidth + 1) - left;
+  // Padding beyond kernel - 1 would need cropping: left to the stock kernel.
+  if (Math.min(top, left, bottom, right) < 0) return stockConv2DBackpropInput!.kernelFunc({ inputs, backend, attrs });
+  return withKernelScope(backend as BackendWasm, (s) => {
+    if (sizeOf(inputShape) === 0 || outHeight * outWidth * batchSize === 0) return s.zeros(inputShape);
+    let d = dy;
+    if (d.shape[1]! > outHeight || d.shape[2]! > outWidth) {
+      d = s.run('Slice', { x: d }, { begin: [0, 0, 0, 0], size: [batchSize, outHeight, outWidth, outChannels] });
+    }
+    if (strideHeight > 1 || strideWidth > 1) {
+      const spread = s.run(
+        'PadV2',
+        { x: s.reshape(d, [batchSize, outHeight, 1, outWidth, 1, outChannels]) },
+        { paddings: [[0, 0], [0, 0], [0, strideHeight - 1], [0, 0], [0, strideWidth - 1], [0, 0]], constantValue: 0 },
+      );
+      d = s.run(
+        'Slice',
+        { x: s.reshape(spread, [batchSize, outHeight * strideHeight, outWidth * strideWidth, outChannels]) },
+        { begin: [0, 0, 0, 0], size: [batchSize, (outHeight - 1) * strideHeight + 1, (outWidth - 1) * strideWidth + 1, outChannels] },
+      );
+    }
+    const padded = top + bottom + left + right > 0 ? s.run('PadV2', { x: d }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 }) : d;
+    // [kh, kw, in, out] -> turned 180° -> [kh, kw, out, in]
+    const turned = s.transpose(s.run('Reverse', { x: filter }, { dims: [0, 1] }), [0, 1, 3, 2]);
+    return s.run('Conv2D', { x: padded, filter: turned }, { strides: [1, 1], pad: 'valid', dilations: [1, 1], dataFormat: 'NHWC' });
+  });
+};
+
+let stockConv2DBackpropInput: KernelConfig | undefined;
+
+/** Stock wasm kernels that give wrong results and Flint's replacements. */
+export function fixedKernelConfigs(): KernelConfig[] {
+  return [{ kernelName: 'MaxPoolGrad', backendName: 'wasm', kernelFunc: maxPoolGrad }];
+}
+
+/** Stock wasm kernels that are slow and Flint's faster ones (`stock`: the kernel replaced, for the cases left to it). */
+export function fasterKernelConfigs(stock: { Conv2DBackpropInput: KernelConfig }): KernelConfig[] {
+  stockConv2DBackpropInput = stock.Conv2DBackpropInput;
+  // The stock setup still runs: the cases left to the stock kernel need it.
+  const setup = stock.Conv2DBackpropInput.setupFunc;
+  return [{ kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2DBackpropInput, ...(setup === undefined ? {} : { setupFunc: setup }) }];
+}
+
 export interface AddedKernel {
   readonly config: KernelConfig;
   readonly via: AddedKernelSource;

@@ -48,7 +48,7 @@ describe('installWasmImprovements', () => {
       fastMatmul: true,
       fewerCopies: true,
       layerKernels: true,
-      replacedKernels: ['BatchMatMul', '_FusedMatMul', 'Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack'],
+      replacedKernels: ['BatchMatMul', '_FusedMatMul', 'Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack', 'MaxPoolGrad', 'Conv2DBackpropInput'],
       addedKernels: [
         { name: 'UnsortedSegmentSum', via: 'wasm' },
         { name: 'Conv2DBackpropFilter', via: 'wasm' },
@@ -62,7 +62,7 @@ describe('installWasmImprovements', () => {
       details: ['1 thread', 'fast matmul', 'fewer copies', 'layer kernels', '+5 kernels'],
     });
     expect(report.summary).toBe(
-      'wasm: 1 thread, fast matmul (BatchMatMul, _FusedMatMul), fewer copies (Identity, Slice, StridedSlice, SplitV, Unpack), ' +
+      'wasm: 1 thread, fast matmul (BatchMatMul, _FusedMatMul), fewer copies (Identity, Slice, StridedSlice, SplitV, Unpack), fixed (MaxPoolGrad), XNNPACK (Conv2DBackpropInput), ' +
         'layer kernels (Linear, crossEntropy), ' +
         'added UnsortedSegmentSum, Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter [cpu fallback], ' +
         'DepthwiseConv2dNativeBackpropInput [cpu fallback], Einsum [cpu fallback]',
@@ -82,7 +82,7 @@ describe('installWasmImprovements', () => {
 
   it('each improvement can be switched off, and uninstall restores the stock kernels', async () => {
     const replaceable = ['BatchMatMul', '_FusedMatMul', 'Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack'];
-    const stock = Object.fromEntries(replaceable.map((n) => [n, kernelFunc(n)]));
+    const stock = Object.fromEntries([...replaceable, 'MaxPoolGrad', 'Conv2DBackpropInput'].map((n) => [n, kernelFunc(n)]));
     const isStock = (name: string) => kernelFunc(name) === stock[name];
     expect(kernelFunc('UnsortedSegmentSum')).toBeUndefined();
     expect(kernelFunc('FlintDense')).toBeUndefined();
@@ -101,6 +101,8 @@ describe('installWasmImprovements', () => {
     expect(kernelFunc('FlintSoftmaxCrossEntropyWithLogits')).toBeDefined();
     expect(replaceable.map(isStock)).toEqual([false, false, true, true, true, true, true]);
     expect(kernelFunc('Conv2DBackpropFilter')).toBeUndefined();
+    expect(isStock('MaxPoolGrad')).toBe(true);
+    expect(isStock('Conv2DBackpropInput')).toBe(true);
 
     await installWasmImprovements({ fastMatmul: false, fallbackKernels: false, threads: false });
     expect(replaceable.map(isStock)).toEqual([true, true, false, false, false, false, false]);
@@ -108,10 +110,12 @@ describe('installWasmImprovements', () => {
     await installWasmImprovements({ fastMatmul: false, fewerCopies: false, threads: false });
     expect(replaceable.every(isStock)).toBe(true);
     expect(kernelFunc('Conv2DBackpropFilter')).toBeDefined();
+    expect(isStock('MaxPoolGrad')).toBe(false);
+    expect(isStock('Conv2DBackpropInput')).toBe(false);
 
     await installWasmImprovements({ threads: false });
     await uninstallWasmImprovements();
-    expect(replaceable.every(isStock)).toBe(true);
+    expect([...replaceable, 'MaxPoolGrad', 'Conv2DBackpropInput'].every(isStock)).toBe(true);
     expect(kernelFunc('Conv2DBackpropFilter')).toBeUndefined();
     expect(kernelFunc('UnsortedSegmentSum')).toBeUndefined();
     expect(kernelFunc('FlintDense')).toBeUndefined();

@@ -7,7 +7,7 @@ import { cpuCanRun } from './cpu-fallback.js';
 import { fastMatmulKernels } from './fast-matmul.js';
 import { fewerCopiesKernels } from './fewer-copies.js';
 import { cpuProbe } from './idle-cpus.js';
-import { missingKernelConfigs } from './gradient-kernels.js';
+import { fasterKernelConfigs, fixedKernelConfigs, missingKernelConfigs } from './gradient-kernels.js';
 import { layerKernelConfigs } from './layer-kernels.js';
 import {
   AUTO_WASM_THREADS_CAP,
@@ -124,6 +124,8 @@ async function install(options: ResolvedWasmImprovementsOptions): Promise<WasmSe
         tf.registerKernel(config);
         added.push({ name: config.kernelName, via });
       }
+      replaceKernels(fixedKernelConfigs(), replaced);
+      replaceKernels(fasterKernelConfigs(stockKernels('fallbackKernels', pkg, ['Conv2DBackpropInput'] as const)), replaced);
     }
     if (options.layerKernels) {
       for (const config of layerKernelConfigs()) {
@@ -331,6 +333,8 @@ function makeReport(
     threadText,
     ...group('fast matmul', ['BatchMatMul', '_FusedMatMul']),
     ...group('fewer copies', ['Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack']),
+    ...group('fixed', ['MaxPoolGrad']),
+    ...group('XNNPACK', ['Conv2DBackpropInput']),
     ...(options.layerKernels ? ['layer kernels (Linear, crossEntropy)'] : []),
     ...(added.length > 0
       ? [`added ${added.map((k) => (k.via === 'wasm' ? k.name : `${k.name} [cpu fallback]`)).join(', ')}`]

@@ -104,7 +104,7 @@ function operands(outerA: number[], outerB: number[], m: number, k: number, n: n
 beforeAll(async () => {
   // Kernel checks run on the single-threaded build; threads.test.ts compares threads with it.
   const report = await installWasmImprovements({ threads: false });
-  expect(report.replacedKernels).toEqual(['BatchMatMul', '_FusedMatMul', 'Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack']);
+  expect(report.replacedKernels).toEqual(['BatchMatMul', '_FusedMatMul', 'Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack', 'MaxPoolGrad', 'Conv2DBackpropInput']);
 });
 
 afterAll(async () => {
@@ -463,6 +463,33 @@ describe('kernels wasm lacked', () => {
         inputShape: [2, 9, 9, 2],
       }) as tf.Tensor,
     );
+  });
+
+  it('Conv2DBackpropInput through XNNPACK (replaces the stock loop): strides, paddings, kernel shapes, odd sizes', async () => {
+    const cases: { x: number[]; f: number[]; strides: [number, number]; pad: 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]] }[] = [
+      { x: [2, 7, 7, 3], f: [3, 3, 3, 4], strides: [1, 1], pad: 'same' },
+      { x: [2, 9, 8, 2], f: [3, 2, 2, 5], strides: [2, 2], pad: 'valid' },
+      { x: [1, 10, 9, 3], f: [4, 3, 3, 2], strides: [2, 3], pad: 'same' },
+      { x: [2, 8, 8, 2], f: [3, 3, 2, 3], strides: [2, 1], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+      { x: [1, 5, 5, 2], f: [1, 1, 2, 3], strides: [2, 2], pad: 'valid' },
+      { x: [1, 6, 6, 1], f: [2, 2, 1, 2], strides: [1, 1], pad: [[0, 0], [3, 3], [0, 0], [0, 0]] }, // pad > kernel - 1: the stock kernel
+    ];
+    for (const c of cases) {
+      await expectMatchesCpu(() => valueAndGrads((x, f) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.strides, c.pad), [rand(c.x), rand(c.f)]));
+    }
+  });
+
+  it('MaxPoolGrad (replaces the stock kernel, which drops windows whose maximum is not positive): values of both signs, strides, paddings', async () => {
+    const cases: { x: number[]; k: [number, number]; strides: [number, number]; pad: 'valid' | 'same' | number }[] = [
+      { x: [2, 6, 6, 3], k: [2, 2], strides: [2, 2], pad: 'valid' },
+      { x: [1, 7, 5, 2], k: [3, 3], strides: [2, 2], pad: 1 },
+      { x: [2, 5, 7, 4], k: [2, 3], strides: [1, 2], pad: 'same' },
+    ];
+    for (const c of cases) {
+      await expectMatchesCpu(() => valueAndGrads((x) => tf.maxPool(x as tf.Tensor4D, c.k, c.strides, c.pad), [rand(c.x)]));
+      // all-negative windows, where the stock kernel gave no gradient at all
+      await expectMatchesCpu(() => valueAndGrads((x) => tf.maxPool(tf.sub(tf.abs(x!), 2) as tf.Tensor4D, c.k, c.strides, c.pad), [rand(c.x)]));
+    }
   });
 
   it('Einsum (cpu fallback)', async () => {

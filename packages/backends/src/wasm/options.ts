@@ -47,7 +47,8 @@ export const wasmImprovementsOptionsSchema = z.strictObject({
     .default('auto'),
   /**
    * Add the kernels wasm lacks and that gradients need (`UnsortedSegmentSum`, `Conv2DBackpropFilter`,
-   * the depthwise backprops) and `Einsum`, so conv nets and embeddings train on wasm.
+   * the depthwise backprops) and `Einsum`, so conv nets and embeddings train on wasm; and replace the
+   * stock `MaxPoolGrad`, which drops the gradient of windows whose maximum is not positive.
    */
   fallbackKernels: z.boolean({ error: 'must be true or false' }).default(true),
   /**

@@ -18,11 +18,11 @@ WHAT="torch (CPU) and safetensors"
 source "$ROOT/scripts/lib/python-venv.sh"
 
 ready() {
-  [ -x "$PY" ] && "$PY" -c "import torch, safetensors.torch" >/dev/null 2>&1
+  [ -x "$PY" ] && "$PY" -c "import torch, numpy, safetensors.torch" >/dev/null 2>&1
 }
 
 install() {
-  pip_install 'torch==2.13.*' 'safetensors>=0.4'
+  pip_install 'torch==2.13.*' 'safetensors>=0.4' numpy
 }
 
 python_venv_main

@@ -80,7 +80,7 @@ describe('summarize and ratios', () => {
 describe('parseBenchArgs', () => {
   it('has the workload defaults', () => {
     const o = parseBenchArgs([]);
-    expect(o.configs).toEqual(['mlp-s-b64', 'mlp-s-b256', 'mlp-l-b64', 'mlp-l-b256']);
+    expect(o.configs).toEqual(['mlp-s-b64', 'mlp-s-b256', 'mlp-l-b64', 'mlp-l-b256', 'cnn-b128']);
     expect(o.peers).toEqual(['torch', 'lightning', 'keras', 'tfjs-loop', 'tfjs-fit', 'flint']);
     expect(o.backends).toEqual(['wasm-stock', 'wasm-flint', 'tensorflow']);
     expect(o.runs).toBe(2);

@@ -12,7 +12,7 @@ describe('examples/mnist-conv main (small)', () => {
     const logDir = await fs.mkdtemp(path.join(os.tmpdir(), 'flint-mnist-conv-'));
     const r = await main({ epochs: 1, trainLimit: 1500, testLimit: 500, enableProgressBar: false, logDir, print: (l) => lines.push(l) });
     expect(tf.memory().numTensors).toBe(before);
-    expect(Number.isFinite(r.history[0]!.metrics.train_loss_epoch)).toBe(true);
+    expect(Number.isFinite(r.history[0]!.metrics.train_loss)).toBe(true);
     expect(r.test.test_acc).toBeGreaterThan(0.25); // chance is 0.1
     expect(r.epochs).toBe(1);
     // conv 1->16 and 16->32 (3x3, bias), two BatchNorm2d (weight, bias; running mean, var and count), 1568->128->10

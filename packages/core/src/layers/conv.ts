@@ -114,9 +114,12 @@ function dilateFilter(weight: tf.Tensor4D, [dh, dw]: [number, number]): tf.Tenso
  * [out, in/groups, kh, kw]: each group runs `tf.conv2d` (the filter transposed to tfjs's
  * [kh, kw, in, out]) on its slice of channels and the results are concatenated.
  */
-function convNhwc(x: tf.Tensor4D, weight: tf.Tensor4D, bias: tf.Tensor1D | undefined, g: Geometry): tf.Tensor4D {
+function convNhwc(input: tf.Tensor4D, weight: tf.Tensor4D, bias: tf.Tensor1D | undefined, g: Geometry): tf.Tensor4D {
   const filter = dilateFilter(weight, g.dilation);
-  const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [g.pads[0], g.pads[1]], [g.pads[2], g.pads[3]], [0, 0]];
+  // The padding is applied by tf.pad, then a 'valid' convolution: tfjs-node's gradient kernels
+  // (Conv2DBackpropInput/Filter) take only 'valid' and 'same', not explicit pads.
+  const x = g.pads.some((p) => p > 0) ? (tf.pad(input, [[0, 0], [g.pads[0], g.pads[1]], [g.pads[2], g.pads[3]], [0, 0]]) as tf.Tensor4D) : input;
+  const pad = 'valid' as const;
   const hwio = (w: tf.Tensor4D) => tf.transpose(w, [2, 3, 1, 0]) as tf.Tensor4D;
   if (g.groups === 1) {
     return tf.fused.conv2d({ x, filter: hwio(filter), strides: g.stride, pad, dataFormat: 'NHWC', activation: g.activation, ...(bias === undefined ? {} : { bias }) });

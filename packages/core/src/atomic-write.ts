@@ -9,15 +9,6 @@ import * as path from 'node:path';
 const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/;
 /** Temporary files this process is writing right now (its own pid may also be a dead process's). */
 const writing = new Set<string>();
-/**
- * Marks a temporary file or folder as being written by this process (true) or done (false), so that
- * sweeps keep it. For writers other than this file's (the model folders of `writeFolderAtomic`).
- */
-export function markWriting(tempPath: string, active: boolean): void {
-  if (active) writing.add(path.resolve(tempPath));
-  else writing.delete(path.resolve(tempPath));
-}
-
 /** Folders swept since this process started. */
 const swept = new Set<string>();
 
@@ -27,13 +18,14 @@ export function atomicTempPath(target: string, stem: string = path.basename(targ
 }
 
 /**
- * Marks `tmp` as being written by this process, so that a sweep of its folder keeps it; call the
- * returned function when the file is renamed or removed. (For writers that stream a temporary file
- * themselves, as the record-file writer does.)
+ * Marks a temporary file or folder as being written by this process, so that a sweep of its folder
+ * keeps it; call the returned function when it is renamed or removed. For writers other than this
+ * file's: the record-file writer, the model folders of `writeFolderAtomic`.
  */
 export function trackTempFile(tmp: string): () => void {
-  markWriting(tmp, true);
-  return () => markWriting(tmp, false);
+  const file = path.resolve(tmp);
+  writing.add(file);
+  return () => writing.delete(file);
 }
 
 /**

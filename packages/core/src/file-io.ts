@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { markWriting, removeStaleTempFiles } from './atomic-write.js';
+import { removeStaleTempFiles, trackTempFile } from './atomic-write.js';
 import { ExportError } from './errors.js';
 
 /** The files of a TensorFlow.js model folder, as tfjs-node and the converter name them. */
@@ -98,7 +98,7 @@ export async function writeFolderAtomic(dir: string, files: ReadonlyArray<readon
   if (existing !== undefined) removeStaleTempFiles(target);
   if (existing === undefined) {
     const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${tag}`);
-    markWriting(tmp, true);
+    const untrack = trackTempFile(tmp);
     try {
       await fs.mkdir(path.dirname(target), { recursive: true });
       await fs.mkdir(tmp);
@@ -108,12 +108,12 @@ export async function writeFolderAtomic(dir: string, files: ReadonlyArray<readon
       await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
       fail(error);
     } finally {
-      markWriting(tmp, false);
+      untrack();
     }
     return;
   }
   const temps = files.map(([name]) => path.join(target, `.${name}.${tag}`));
-  temps.forEach((t) => markWriting(t, true));
+  const untrack = temps.map((t) => trackTempFile(t));
   try {
     for (const [i, [, data]] of files.entries()) await writeSynced(temps[i]!, data);
     for (const [i, [name]] of files.entries()) await fs.rename(temps[i]!, path.join(target, name));
@@ -121,7 +121,7 @@ export async function writeFolderAtomic(dir: string, files: ReadonlyArray<readon
     await Promise.all(temps.map((t) => fs.rm(t, { force: true }).catch(() => undefined)));
     fail(error);
   } finally {
-    temps.forEach((t) => markWriting(t, false));
+    untrack.forEach((done) => done());
   }
 }
 

@@ -1,10 +1,8 @@
-import { execFile, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { createRng, type Rng } from '@flint/core';
-import { expectNoLeak } from '@flint/core/testing';
+import { askPythonOracle, expectNoLeak } from '@flint/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   Accuracy,
@@ -25,7 +23,6 @@ import {
 // scripts/metrics-venv.sh), on seeded random cases: many shapes, 2..10 classes, probabilities,
 // logits and labels, fed in uneven batches. Skips, saying why, where pip cannot get them.
 
-const run = promisify(execFile);
 const venvScript = fileURLToPath(new URL('../scripts/metrics-venv.sh', import.meta.url));
 const oracle = fileURLToPath(new URL('../scripts/oracle.py', import.meta.url));
 const repo = path.resolve(path.dirname(venvScript), '../../..');
@@ -212,25 +209,13 @@ beforeAll(async () => {
   await expectNoLeak(() => {
     for (const c of cases) ours[c.id] = flint(c);
   }, 'computing every case');
-  let python: string;
-  try {
-    const { stdout } = await run('bash', [venvScript], { cwd: repo, timeout: 20 * 60_000, maxBuffer: 1 << 20 });
-    python = stdout.trim().split('\n').at(-1)!;
-  } catch (error) {
-    const e = error as { code?: number; stderr?: string; message: string };
-    skipReason = `oracle test skipped: scripts/metrics-venv.sh could not make a venv with torchmetrics and scikit-learn (exit ${String(e.code)}): ${(e.stderr ?? e.message).trim()}`;
-    console.warn(skipReason);
+  const got = await askPythonOracle<{ versions: Record<string, string>; results: typeof results }>({ venvScript, script: oracle, input: { cases }, cwd: repo, what: 'metrics oracle test' });
+  if (got.skipReason !== undefined) {
+    skipReason = got.skipReason;
     return;
   }
-  const child = spawn(python, [oracle], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let stdout = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
-  child.stdin.end(JSON.stringify({ cases }));
-  expect(await exit).toBe(0);
-  const out = JSON.parse(stdout) as { versions: Record<string, string>; results: typeof results };
-  expect(out.versions['torchmetrics']).toMatch(/^1\.9\./);
-  results = out.results;
+  expect(got.answer.versions['torchmetrics']).toMatch(/^1\.9\./);
+  results = got.answer.results;
 }, 25 * 60_000);
 
 describe.each(Object.keys(METRICS))('%s', (metric) => {

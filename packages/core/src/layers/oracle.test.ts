@@ -1,11 +1,9 @@
-import { execFile, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createRng, type Module } from '../index.js';
-import { expectNoLeak } from '../testing/index.js';
+import { askPythonOracle, expectNoLeak } from '../testing/index.js';
 import {
   AvgPool2d,
   BatchNorm1d,
@@ -33,7 +31,6 @@ import {
 // every parameter, and the buffers after the call (BatchNorm's running statistics), to 1e-5.
 // Skips, saying why, where pip cannot get torch.
 
-const run = promisify(execFile);
 const venvScript = fileURLToPath(new URL('../../scripts/torch-venv.sh', import.meta.url));
 const oracle = fileURLToPath(new URL('../../scripts/layers-oracle.py', import.meta.url));
 const repo = path.resolve(path.dirname(venvScript), '../../..');
@@ -199,23 +196,9 @@ beforeAll(async () => {
       ours[c.id] = result;
     });
   }, 'running every layer with its gradients');
-  let python: string;
-  try {
-    const { stdout } = await run('bash', [venvScript], { cwd: repo, timeout: 20 * 60_000, maxBuffer: 1 << 20 });
-    python = stdout.trim().split('\n').at(-1)!;
-  } catch (error) {
-    const e = error as { code?: number; stderr?: string; message: string };
-    skipReason = `layers oracle test skipped: packages/core/scripts/torch-venv.sh could not make a venv with torch (exit ${String(e.code)}): ${(e.stderr ?? e.message).trim()}`;
-    console.warn(skipReason);
-    return;
-  }
-  const child = spawn(python, [oracle], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let stdout = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
-  child.stdin.end(JSON.stringify({ cases }));
-  expect(await exit).toBe(0);
-  theirs = (JSON.parse(stdout) as { results: Record<string, Result> }).results;
+  const got = await askPythonOracle<{ results: Record<string, Result> }>({ venvScript, script: oracle, input: { cases }, cwd: repo, what: 'layers oracle test' });
+  if (got.skipReason !== undefined) skipReason = got.skipReason;
+  else theirs = got.answer.results;
 }, 25 * 60_000);
 
 /** Where two lists differ by more than 1e-5 (relative to the value's size when above 1). */

@@ -8,3 +8,5 @@ export {
   randomRegressionOptionsSchema,
 } from './data.js';
 export type { RandomClassificationOptions, RandomRegressionOptions } from './data.js';
+export { askPythonOracle } from './python-oracle.js';
+export type { OracleAnswer } from './python-oracle.js';

@@ -111,6 +111,26 @@ describe('module hooks', () => {
     ds.dispose();
   });
 
+  it('a prediction that is a tensor onBeforeBatchTransfer made stays alive for the caller', async () => {
+    const { ds, loader } = data();
+    class Passing extends BoringModule {
+      override onBeforeBatchTransfer([x, y]: BoringBatch): BoringBatch {
+        return [tf.mul(x, 2) as tf.Tensor2D, y];
+      }
+      override predictStep(batch: BoringBatch): tf.Tensor {
+        return batch[0];
+      }
+    }
+    const module = new Passing();
+    const before = tf.memory().numTensors;
+    const predictions = (await new Trainer({ ...quiet }).predict(module, loader)) as tf.Tensor[];
+    expect(predictions.map((p) => p.isDisposed)).toEqual([false, false, false, false]);
+    expect(predictions[0]!.shape).toEqual([4, 4]);
+    tf.dispose(predictions);
+    expect(tf.memory().numTensors).toBe(before);
+    ds.dispose();
+  });
+
   it('prepareData, configureModel and configureCallbacks run at the start of every run; the module\'s callback replaces the trainer\'s of its class', async () => {
     const { ds, loader } = data();
     const calls: string[] = [];

@@ -40,7 +40,13 @@ interface BatchHooks {
  * the hooks make for the batch lives until `body` is done and is disposed then. The loader's own
  * tensors stay the business of `limitedBatches`.
  */
-export async function withTransferredBatch<T>(run: { readonly module: object }, raw: unknown, body: (batch: unknown) => Promise<T>): Promise<T> {
+export async function withTransferredBatch<T>(
+  run: { readonly module: object },
+  raw: unknown,
+  body: (batch: unknown) => Promise<T>,
+  /** What the caller keeps (predict's outputs): tensors of the batch found in it are not disposed. */
+  kept?: () => unknown,
+): Promise<T> {
   const m = run.module as BatchHooks;
   if (typeof m.onBeforeBatchTransfer !== 'function' && typeof m.onAfterBatchTransfer !== 'function') return body(raw);
   const batch = tf.tidy(() => {
@@ -53,6 +59,7 @@ export async function withTransferredBatch<T>(run: { readonly module: object }, 
     return await body(batch);
   } finally {
     const own = tensorsOf(raw);
+    if (kept !== undefined) tensorsOf(kept(), own);
     for (const t of tensorsOf(batch)) if (!own.has(t) && !t.isDisposed) t.dispose();
   }
 }

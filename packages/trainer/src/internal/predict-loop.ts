@@ -32,7 +32,7 @@ export async function predictLoop(run: RunContext, loader: DataLoader<unknown>, 
       }
       outputs.push(out);
       await d.call('onPredictBatchEnd', [out, batch, batchIdx]);
-    });
+    }, () => outputs.at(-1));
     run.emit('evalBatchEnd', { stage: 'predict', batchIdx, numBatches: limit });
     await run.checkInterrupt(batchIdx + 1);
   }

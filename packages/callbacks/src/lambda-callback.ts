@@ -33,6 +33,7 @@ const HOOKS = {
   onPredictEpochEnd: true,
   onPredictBatchStart: true,
   onPredictBatchEnd: true,
+  onBeforeZeroGrad: true,
   onBeforeBackward: true,
   onAfterBackward: true,
   onBeforeOptimizerStep: true,

@@ -129,6 +129,8 @@ export interface CallbackHooks {
   onPredictEpochEnd?(trainer: TrainerContext, module: HookModule): void | Promise<void>;
   onPredictBatchStart?(trainer: TrainerContext, module: HookModule, batch: unknown, batchIdx: number): void | Promise<void>;
   onPredictBatchEnd?(trainer: TrainerContext, module: HookModule, outputs: unknown, batch: unknown, batchIdx: number): void | Promise<void>;
+  /** Synchronous: runs inside the gradient tape, after trainingStep, before the module's `optimizerZeroGrad` (on the first batch of each accumulation group). */
+  onBeforeZeroGrad?(trainer: TrainerContext, module: HookModule, optimizer: OptimizerWrapper): void;
   /** Synchronous: runs inside the gradient tape, after the forward pass, with the loss about to be differentiated. */
   onBeforeBackward?(trainer: TrainerContext, module: HookModule, loss: tf.Scalar): void;
   /** Gradients are computed (before accumulation, clipping and the optimizer step). */

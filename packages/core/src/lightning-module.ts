@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { HostTensor, loadCheckpointFile } from './checkpoint.js';
 import { CheckpointError, MisconfigurationError } from './errors.js';
-import type { ModuleHooks, TrainerContext } from './hooks.js';
+import type { Callback, ModuleHooks, TrainerContext } from './hooks.js';
 import { MetricCollector, type LoggableMetric, type LogOptions } from './metric-collector.js';
 import { tapeGradients } from './gradients.js';
 import { Module, withEvalMode } from './module.js';
-import { GradStore, type LRSchedulerConfig, type OptimizerWrapper, type OptimizersReturn } from './optimization.js';
+import { clipGradients, GradStore, type LRSchedulerConfig, type OptimizerWrapper, type OptimizersReturn } from './optimization.js';
 
 export type { LogOptions } from './metric-collector.js';
 
@@ -198,6 +198,111 @@ export abstract class LightningModule<Batch = unknown> extends Module {
       }
     }
     this.hparams = { ...this.hparams, ...structuredClone(hparams) };
+  }
+
+  // ---- Lightning's module-only hooks, with Lightning's defaults (see docs/concepts.md) -------------
+
+  /**
+   * Downloads or writes data once, before `setup` (after a DataModule's own `prepareData`). Default:
+   * nothing.
+   */
+  prepareData(): void | Promise<void> {}
+
+  /** Builds what the module creates lazily, after `setup` at the start of every run. Default: nothing. */
+  configureModel(): void | Promise<void> {}
+
+  /**
+   * Callbacks the module brings (one or a list), added at the start of every run; a trainer callback
+   * of the same class is replaced by the module's. Default: none.
+   */
+  configureCallbacks(): Callback | Callback[] {
+    return [];
+  }
+
+  /**
+   * Preprocesses or augments a batch before the step's batch hooks, in every loop (train,
+   * validation, test, predict). Synchronous; runs inside `tf.tidy`: tensors it makes for the batch
+   * are disposed once the batch is done. Default: the batch unchanged.
+   */
+  onBeforeBatchTransfer(batch: Batch, _dataloaderIdx: number): Batch {
+    return batch;
+  }
+
+  /** Called right after `onBeforeBatchTransfer` (tfjs has no transfer between the two); same rules. Default: the batch unchanged. */
+  onAfterBatchTransfer(batch: Batch, _dataloaderIdx: number): Batch {
+    return batch;
+  }
+
+  /**
+   * The optimizer step of automatic optimization, once per `accumulateGradBatches` batches.
+   * `closure` runs trainingStep and backward; `optimizer.step(closure)` runs it, then
+   * onBeforeOptimizerStep and `configureGradientClipping`, then updates the weights. Override it to
+   * skip or delay steps (call `closure()` alone to run the step without an update) or to change the
+   * learning rate first (warm-up). Default: `return optimizer.step(closure)`.
+   */
+  optimizerStep(_epoch: number, _batchIdx: number, optimizer: OptimizerWrapper, closure: () => Promise<void>): void | Promise<void> {
+    return optimizer.step(closure);
+  }
+
+  /**
+   * Drops the gradients collected for `optimizer`, on the first batch of each accumulation group,
+   * after trainingStep and before backward (synchronous: it runs inside the gradient tape). Override
+   * it to keep gradients across steps. Default: `optimizer.zeroGrad()`.
+   */
+  optimizerZeroGrad(_epoch: number, _batchIdx: number, optimizer: OptimizerWrapper): void {
+    optimizer.zeroGrad();
+  }
+
+  /**
+   * Inside the gradient tape, after onBeforeBackward: returns the value whose gradients the trainer
+   * takes (tfjs differentiates a function, so there is no `loss.backward()` to call). Synchronous.
+   * Default: the loss.
+   */
+  backward(loss: tf.Scalar): tf.Scalar {
+    return loss;
+  }
+
+  /**
+   * Clips the gradients before the optimizer step (after onBeforeOptimizerStep), with the trainer's
+   * `gradientClipVal` / `gradientClipAlgorithm`. Override it to clip differently. Default:
+   * `this.clipGradients(optimizer, gradientClipVal, gradientClipAlgorithm)`.
+   */
+  configureGradientClipping(optimizer: OptimizerWrapper, gradientClipVal: number | undefined, gradientClipAlgorithm: 'norm' | 'value' | undefined): void {
+    this.clipGradients(optimizer, gradientClipVal, gradientClipAlgorithm);
+  }
+
+  /** Clips the gradients collected for `optimizer`'s parameters by global norm (default) or by value; nothing without a positive `clipVal`. */
+  clipGradients(optimizer: OptimizerWrapper, clipVal: number | undefined, algorithm: 'norm' | 'value' = 'norm'): void {
+    if (clipVal === undefined || !(clipVal > 0)) return;
+    const names = new Set(optimizer.params.map((v) => v.name));
+    const grads = this._gradStore.get(names);
+    if (Object.keys(grads).length === 0) return;
+    this._gradStore.replace(tf.tidy(() => clipGradients(grads, clipVal, algorithm)));
+  }
+
+  /** Before a validation loop (also the sanity check). Default: `this.eval()`. */
+  onValidationModelEval(): void {
+    this.eval();
+  }
+
+  /** After a validation loop, when overridden; otherwise the module gets back the mode it had. Default: `this.train()`. */
+  onValidationModelTrain(): void {
+    this.train();
+  }
+
+  /** Before a test loop. Default: `this.eval()`. */
+  onTestModelEval(): void {
+    this.eval();
+  }
+
+  /** After a test loop, when overridden; otherwise the module gets back the mode it had. Default: `this.train()`. */
+  onTestModelTrain(): void {
+    this.train();
+  }
+
+  /** Before a predict loop. Default: `this.eval()`. */
+  onPredictModelEval(): void {
+    this.eval();
   }
 
   /** The optimizers returned by `configureOptimizers`, wrapped with `step()` / `zeroGrad()` (manual optimization). */

@@ -144,6 +144,16 @@ export class GradStore {
     return this.grads.size;
   }
 
+  /** Replaces the stored gradients of the names given (clipping): takes ownership of the new tensors, disposes the old. */
+  replace(grads: Readonly<Record<string, tf.Tensor>>): void {
+    for (const [name, g] of Object.entries(grads)) {
+      const old = this.grads.get(name);
+      if (old === g) continue;
+      this.grads.set(name, tf.keep(g));
+      old?.dispose();
+    }
+  }
+
   /** Disposes the gradients of the given variables (all when omitted). */
   clear(names?: ReadonlySet<string>): void {
     for (const [name, g] of [...this.grads]) {
@@ -185,10 +195,39 @@ export class OptimizerWrapper {
   }
 
   /**
+   * @internal Set by the trainer while `optimizerStep` runs under automatic optimization: what runs
+   * between the closure and the update (onBeforeOptimizerStep, configureGradientClipping).
+   */
+  _afterClosure: (() => Promise<void>) | undefined = undefined;
+  /** @internal The last `step(closure)` started (the trainer awaits it). */
+  _lastStep: Promise<void> | undefined = undefined;
+
+  /**
    * Applies the gradients collected for this optimizer's parameters (or the ones given) and
    * clears them. A step with no gradients does nothing.
+   *
+   * With a closure (in `LightningModule.optimizerStep`, as Lightning's `optimizer.step(closure=...)`):
+   * runs the closure (trainingStep and backward), then onBeforeOptimizerStep and gradient clipping,
+   * then the update, and keeps the gradients (as torch's `.grad`) until `optimizerZeroGrad` drops
+   * them. Returns a promise.
    */
-  step(grads?: Readonly<Record<string, tf.Tensor>>): void {
+  step(grads?: Readonly<Record<string, tf.Tensor>>): void;
+  step(closure: () => unknown): Promise<void>;
+  step(arg?: Readonly<Record<string, tf.Tensor>> | (() => unknown)): void | Promise<void> {
+    if (typeof arg === 'function') {
+      const run = (async () => {
+        await arg();
+        await this._afterClosure?.();
+        this.applyStored(this.store.get(this.names()));
+      })();
+      this._lastStep = run;
+      run.catch(() => undefined);
+      return run;
+    }
+    this.applyStored(arg);
+  }
+
+  private applyStored(grads: Readonly<Record<string, tf.Tensor>> | undefined): void {
     const names = this.names();
     const toApply = grads ?? this.store.get(names);
     const filtered: Record<string, tf.Tensor> = {};

@@ -13,8 +13,15 @@ const HOOKS: Array<keyof CallbackHooks> = [
   'onValidationEpochStart', 'onValidationEpochEnd', 'onValidationBatchStart', 'onValidationBatchEnd', 'onTestStart',
   'onTestEnd', 'onTestEpochStart', 'onTestEpochEnd', 'onTestBatchStart', 'onTestBatchEnd', 'onPredictStart', 'onPredictEnd',
   'onPredictEpochStart', 'onPredictEpochEnd', 'onPredictBatchStart', 'onPredictBatchEnd', 'onBeforeBackward',
-  'onAfterBackward', 'onBeforeOptimizerStep', 'onException', 'onSaveCheckpoint', 'onLoadCheckpoint',
+  'onAfterBackward', 'onBeforeOptimizerStep', 'onBeforeZeroGrad', 'onException', 'onSaveCheckpoint', 'onLoadCheckpoint',
 ];
+
+/** The module-only hooks (Lightning's LightningModule hooks that callbacks do not get). */
+const MODULE_HOOKS = [
+  'prepareData', 'configureModel', 'configureCallbacks', 'onBeforeBatchTransfer', 'onAfterBatchTransfer', 'optimizerStep',
+  'optimizerZeroGrad', 'backward', 'configureGradientClipping', 'onValidationModelEval', 'onValidationModelTrain',
+  'onTestModelEval', 'onTestModelTrain', 'onPredictModelEval',
+] as const;
 
 /** Records every hook call into `calls` as "Callback.hook" (Lightning's test_hooks.py). */
 class RecordingCallback extends Callback {
@@ -34,6 +41,14 @@ class RecordingModule extends BoringModule {
     for (const hook of HOOKS) {
       (this as Record<string, unknown>)[hook] = (...args: unknown[]) => {
         this.calls.push(`Module.${hook}${hook === 'setup' || hook === 'teardown' ? `:${String(args[0])}` : ''}`);
+      };
+    }
+    // Recorded in place: LightningModule's own behaviour still runs.
+    for (const hook of MODULE_HOOKS) {
+      const base = (BoringModule.prototype as unknown as Record<string, (...a: unknown[]) => unknown>)[hook]!;
+      (this as Record<string, unknown>)[hook] = (...args: unknown[]) => {
+        this.calls.push(`Module.${hook}`);
+        return base.apply(this, args);
       };
     }
   }
@@ -60,22 +75,33 @@ class RecordingModule extends BoringModule {
 }
 
 const both = (hook: string) => [`Callback.${hook}`, `Module.${hook}`];
+const transfer = ['Module.onBeforeBatchTransfer', 'Module.onAfterBatchTransfer'];
 const trainBatch = [
+  ...transfer,
   ...both('onTrainBatchStart'),
+  'Module.optimizerStep',
   'Module.trainingStep',
+  ...both('onBeforeZeroGrad'),
+  'Module.optimizerZeroGrad',
   ...both('onBeforeBackward'),
+  'Module.backward',
   ...both('onAfterBackward'),
   ...both('onBeforeOptimizerStep'),
+  'Module.configureGradientClipping',
   ...both('onTrainBatchEnd'),
 ];
-const valBatch = [...both('onValidationBatchStart'), 'Module.validationStep', ...both('onValidationBatchEnd')];
+const valBatch = [...transfer, ...both('onValidationBatchStart'), 'Module.validationStep', ...both('onValidationBatchEnd')];
 const validation = (batches: number) => [
+  'Module.onValidationModelEval',
   ...both('onValidationStart'),
   ...both('onValidationEpochStart'),
   ...Array.from({ length: batches }, () => valBatch).flat(),
   ...both('onValidationEpochEnd'),
   ...both('onValidationEnd'),
+  'Module.onValidationModelTrain',
 ];
+/** A run's start: the module's callbacks, its data, the setup hooks, configureModel. */
+const start = (stage: string) => ['Module.configureCallbacks', 'Module.prepareData', `Callback.setup:${stage}`, `Module.setup:${stage}`, 'Module.configureModel'];
 
 function setup() {
   const calls: string[] = [];
@@ -106,8 +132,7 @@ describe('hook order (golden)', () => {
       ...both('onTrainEpochEnd'),
     ];
     expect(calls).toEqual([
-      'Callback.setup:fit',
-      'Module.setup:fit',
+      ...start('fit'),
       'Module.configureOptimizers',
       ...both('onFitStart'),
       ...both('onSanityCheckStart'),
@@ -127,29 +152,30 @@ describe('hook order (golden)', () => {
   it('validate, test and predict call their hooks in order', async () => {
     const { calls, module, loader, trainer, ds } = setup();
     await expectNoLeak(() => trainer.validate(module, loader), 'validate');
-    expect(calls).toEqual(['Callback.setup:validate', 'Module.setup:validate', ...validation(2), 'Callback.teardown:validate', 'Module.teardown:validate']);
+    expect(calls).toEqual([...start('validate'), ...validation(2), 'Callback.teardown:validate', 'Module.teardown:validate']);
     calls.length = 0;
     await expectNoLeak(() => trainer.test(module, loader), 'test');
-    const testBatch = [...both('onTestBatchStart'), 'Module.testStep', ...both('onTestBatchEnd')];
+    const testBatch = [...transfer, ...both('onTestBatchStart'), 'Module.testStep', ...both('onTestBatchEnd')];
     expect(calls).toEqual([
-      'Callback.setup:test',
-      'Module.setup:test',
+      ...start('test'),
+      'Module.onTestModelEval',
       ...both('onTestStart'),
       ...both('onTestEpochStart'),
       ...testBatch,
       ...testBatch,
       ...both('onTestEpochEnd'),
       ...both('onTestEnd'),
+      'Module.onTestModelTrain',
       'Callback.teardown:test',
       'Module.teardown:test',
     ]);
     calls.length = 0;
     const before = tf.memory().numTensors;
     const predictions = await trainer.predict(module, loader);
-    const predictBatch = [...both('onPredictBatchStart'), 'Module.predictStep', ...both('onPredictBatchEnd')];
+    const predictBatch = [...transfer, ...both('onPredictBatchStart'), 'Module.predictStep', ...both('onPredictBatchEnd')];
     expect(calls).toEqual([
-      'Callback.setup:predict',
-      'Module.setup:predict',
+      ...start('predict'),
+      'Module.onPredictModelEval',
       ...both('onPredictStart'),
       ...both('onPredictEpochStart'),
       ...predictBatch,
@@ -244,10 +270,12 @@ describe('hook order with a callback that reads epoch metrics, a logger and chec
     'Reader.onValidationEnd',
   ];
   const validation = (batches: number, logged: string[]) => [
+    'Module.onValidationModelEval',
     ...both('onValidationStart'),
     ...both('onValidationEpochStart'),
     ...Array.from({ length: batches }, () => valBatch).flat(),
     ...validationEnd(logged),
+    'Module.onValidationModelTrain',
   ];
   const epoch = (n: number, checkpoint: string[]) => [
     ...both('onTrainEpochStart'),
@@ -274,8 +302,7 @@ describe('hook order with a callback that reads epoch metrics, a logger and chec
     const trainer = new Trainer({ ...quiet, maxEpochs: 2, callbacks: [new RecordingCallback(calls), reader], logger: new RecordingLogger(calls) });
     await expectNoLeak(() => trainer.fit(module, loader, loader), 'fit');
     expect(calls).toEqual([
-      'Callback.setup:fit',
-      'Module.setup:fit',
+      ...start('fit'),
       'Module.configureOptimizers',
       'Logger.logHyperparams',
       ...both('onFitStart'),
@@ -304,9 +331,8 @@ describe('hook order with a callback that reads epoch metrics, a logger and chec
     const resumed = new Trainer({ ...quiet, maxEpochs: 2, callbacks: [new RecordingCallback(resumedCalls), new EpochReader(resumedCalls)], logger: new RecordingLogger(resumedCalls) });
     const resumedModule = new RecordingModule(resumedCalls);
     await expectNoLeak(() => resumed.fit(resumedModule, loader, loader, { ckptPath: file }), 'resumed fit');
-    expect(resumedCalls.slice(0, 10)).toEqual([
-      'Callback.setup:fit',
-      'Module.setup:fit',
+    expect(resumedCalls.slice(0, 13)).toEqual([
+      ...start('fit'),
       'Module.configureOptimizers',
       'Callback.onLoadCheckpoint',
       'Logger.onLoadCheckpoint',

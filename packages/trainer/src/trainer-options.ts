@@ -39,8 +39,8 @@ export const trainerOptionsSchema = z.strictObject({
   limitValBatches: batchLimit.optional(),
   limitTestBatches: batchLimit.optional(),
   limitPredictBatches: batchLimit.optional(),
-  /** Validate every N training epochs. */
-  checkValEveryNEpoch: z.number().int().min(1).default(1),
+  /** Validate every N training epochs; null: every `valCheckInterval` batches counted across epochs (Lightning's `None`). */
+  checkValEveryNEpoch: z.number().int().min(1).nullable().default(1),
   /** Also validate within the epoch: every N batches (whole number) or every fraction (0, 1) of the epoch. Default: at epoch end only. */
   valCheckInterval: batchLimit.refine((v) => v !== 0, { message: 'must not be 0' }).optional(),
   /** Validation batches run before training as a sanity check; -1 for all; 0 to skip. */
@@ -90,6 +90,13 @@ export const trainerOptionsSchema = z.strictObject({
 }).superRefine((o, ctx) => {
   // maxEpochs is 1000 when omitted with maxSteps -1 (Lightning's default), unlimited when omitted with a maxSteps.
   const maxEpochs = o.maxEpochs ?? (o.maxSteps === -1 ? 1000 : -1);
+  if (o.checkValEveryNEpoch === null && (o.valCheckInterval === undefined || !Number.isInteger(o.valCheckInterval))) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['valCheckInterval'],
+      message: `must be a whole number of batches with checkValEveryNEpoch: null, which validates every valCheckInterval batches counted across epochs (received ${String(o.valCheckInterval)})`,
+    });
+  }
   if (maxEpochs !== -1 && o.minEpochs > maxEpochs) {
     ctx.addIssue({
       code: 'custom',

@@ -30,10 +30,10 @@ import { EventEmitter } from 'eventemitter3';
 import { describeChoice, selectBackend, type BackendChoice, type BackendName } from './accelerator.js';
 import type { TrainerEvents } from './events.js';
 import { dumpCheckpoint, loggerStateKey, restoreCheckpoint } from './internal/checkpoint-io.js';
-import { connectEvalData, connectFitData, materializeLayers, type DataInput } from './internal/data-connect.js';
+import { connectEvalData, connectFitData, materializeLayers, setupStage, type DataInput } from './internal/data-connect.js';
 import { evaluationLoop } from './internal/evaluation-loop.js';
 import { fitLoop } from './internal/fit-loop.js';
-import { HookDispatcher, type HookTiming } from './internal/hook-dispatcher.js';
+import { HookDispatcher, runCallbacks, type HookTiming } from './internal/hook-dispatcher.js';
 import { exitBySignal, InterruptListener, interruptReport } from './internal/interrupt.js';
 import { predictLoop } from './internal/predict-loop.js';
 import { RunState, type RunContext, type StopRequest } from './internal/run-state.js';
@@ -88,7 +88,7 @@ export class Trainer implements TrainerContext {
     this.options = parseOptions('Trainer', trainerOptionsSchema, options);
     this.limits = resolveLimits(this.options);
     const fast = this.limits.fastDevRunBatches;
-    this.callbacks = [...this.options.callbacks];
+    this.callbacks = runCallbacks(this.options.callbacks);
     // Lightning's default checkpointing: one last.ckpt under <logDir>/checkpoints, replaced each
     // epoch, so that fit(..., { ckptPath: 'last' }) works; no monitor is guessed.
     if (this.options.enableCheckpointing && fast === 0 && !this.callbacks.some((cb) => typeof cb.checkpointPath === 'function')) {
@@ -255,14 +255,14 @@ export class Trainer implements TrainerContext {
     const m = module as LightningModule;
     await this.runStage(m, 'fit', async (run) => {
       if (isDataModule(train)) this.datamodule = train as DataModule<unknown>;
-      const data = await connectFitData(train as DataInput<unknown>, val as DataLoader<unknown> | undefined);
+      const data = await connectFitData(train as DataInput<unknown>, val as DataLoader<unknown> | undefined, m);
       if (data.val !== undefined && typeof m.validationStep !== 'function') {
         throw new MisconfigurationError(
           `trainer.fit got validation data but ${m.constructor.name} has no validationStep: implement validationStep(batch, batchIdx) or do not pass validation data.`,
         );
       }
       await materializeLayers(run, data.loader);
-      await run.dispatcher.call('setup', ['fit']);
+      await setupStage(run, 'fit');
       const { optimizers, lrSchedulers } = configureOptimizers(m, this.options);
       this.state.optimizers = optimizers;
       this.state.lrSchedulers = lrSchedulers;
@@ -290,8 +290,8 @@ export class Trainer implements TrainerContext {
   private async evaluate<B>(m: LightningModule, data: DataInput<B>, stage: 'validate' | 'test', options: EvalOptions): Promise<Metrics> {
     let result: Metrics = {};
     await this.runStage(m, stage, async (run) => {
-      const { loader } = await this.connectEval(data, stage);
-      await run.dispatcher.call('setup', [stage]);
+      const { loader } = await this.connectEval(data, stage, m);
+      await setupStage(run, stage);
       if (options.ckptPath !== undefined) await restoreCheckpoint(run, options.ckptPath, true);
       result = await evaluationLoop(run, loader, stage, applyLimit(this.limits.batches[stage], loader.length));
     });
@@ -306,8 +306,8 @@ export class Trainer implements TrainerContext {
     const outputs: Array<tf.Tensor | tf.Tensor[]> = [];
     try {
       await this.runStage(module as LightningModule, 'predict', async (run) => {
-        const { loader } = await this.connectEval(data, 'predict');
-        await run.dispatcher.call('setup', ['predict']);
+        const { loader } = await this.connectEval(data, 'predict', run.module);
+        await setupStage(run, 'predict');
         await predictLoop(run, loader, applyLimit(this.limits.batches.predict, loader.length), outputs);
       });
     } catch (error) {
@@ -317,9 +317,9 @@ export class Trainer implements TrainerContext {
     return outputs;
   }
 
-  private async connectEval<B>(data: DataInput<B>, stage: 'validate' | 'test' | 'predict') {
+  private async connectEval<B>(data: DataInput<B>, stage: 'validate' | 'test' | 'predict', module: LightningModule) {
     if (isDataModule(data)) this.datamodule = data as DataModule<unknown>;
-    return connectEvalData(data as DataInput<unknown>, stage);
+    return connectEvalData(data as DataInput<unknown>, stage, module);
   }
 
   // ---- the run skeleton ----------------------------------------------------------------------
@@ -335,6 +335,7 @@ export class Trainer implements TrainerContext {
     }
     this.state.begin(stage);
     module.attachTrainer({ trainer: this, collector: this.collector });
+    this.callbacks.splice(0, this.callbacks.length, ...runCallbacks(this.callbacks, module));
     const dispatcher = new HookDispatcher(this, module, [...this.callbacks, ...this.loggers]);
     this.dispatcher = dispatcher;
     // A first SIGINT/SIGTERM requests a stop that the loops turn into an InterruptedError at the

@@ -17,17 +17,26 @@ export interface Connected<B> {
   readonly val?: DataLoader<B> | undefined;
 }
 
-/** A DataModule's prepareData and setup (Lightning's order: before the callbacks' and the module's setup). */
-async function prepare<B>(dm: DataModule<B>, stage: Stage): Promise<void> {
+/** The module's data preparation, where no DataModule comes first. */
+interface Preparing {
+  prepareData?(): void | Promise<void>;
+}
+
+/**
+ * A DataModule's prepareData, the module's prepareData, then the DataModule's setup (Lightning's
+ * order: before the callbacks' and the module's setup).
+ */
+async function prepare<B>(dm: DataModule<B>, stage: Stage, module: Preparing | undefined): Promise<void> {
   await dm.prepareData?.();
+  await module?.prepareData?.();
   await dm.setup?.(stage);
 }
 
 /** fit's data: a DataModule's train and validation loaders (validation data passed to fit wins), or the loaders given. */
-export async function connectFitData<B>(train: DataInput<B>, val: DataLoader<B> | undefined): Promise<Connected<B>> {
+export async function connectFitData<B>(train: DataInput<B>, val: DataLoader<B> | undefined, module?: Preparing): Promise<Connected<B>> {
   if (isDataModule(train)) {
     const dm = train as DataModule<B>;
-    await prepare(dm, 'fit');
+    await prepare(dm, 'fit', module);
     const t = dm.trainDataloader?.();
     if (t === undefined) throw new MisconfigurationError(`trainer.fit: the DataModule ${dm.constructor.name} has no trainDataloader().`);
     return { loader: t, val: val ?? dm.valDataloader?.() };
@@ -38,14 +47,15 @@ export async function connectFitData<B>(train: DataInput<B>, val: DataLoader<B> 
   if (val !== undefined && !(val instanceof DataLoader)) {
     throw new MisconfigurationError(`trainer.fit: validation data must be a DataLoader (received ${describeBatch(val)}).`);
   }
+  await module?.prepareData?.();
   return { loader: train, val };
 }
 
 /** validate/test/predict's data: the DataModule's loader of that stage, or the loader given. */
-export async function connectEvalData<B>(data: DataInput<B>, stage: 'validate' | 'test' | 'predict'): Promise<Connected<B>> {
+export async function connectEvalData<B>(data: DataInput<B>, stage: 'validate' | 'test' | 'predict', module?: Preparing): Promise<Connected<B>> {
   if (isDataModule(data)) {
     const dm = data as DataModule<B>;
-    await prepare(dm, stage);
+    await prepare(dm, stage, module);
     const loader = stage === 'validate' ? dm.valDataloader?.() : stage === 'test' ? dm.testDataloader?.() : dm.predictDataloader?.();
     if (loader === undefined) throw new MisconfigurationError(`trainer.${stage}: the DataModule ${dm.constructor.name} has no ${stage === 'validate' ? 'val' : stage}Dataloader().`);
     return { loader };
@@ -53,6 +63,7 @@ export async function connectEvalData<B>(data: DataInput<B>, stage: 'validate' |
   if (!(data instanceof DataLoader)) {
     throw new MisconfigurationError(`trainer.${stage}: data must be a DataLoader or a DataModule (received ${describeBatch(data)}).`);
   }
+  await module?.prepareData?.();
   return { loader: data };
 }
 
@@ -84,4 +95,10 @@ export async function materializeLayers(run: RunContext, loader: DataLoader<unkn
         `or set exampleInputArray (an input for forward, e.g. tf.zeros([1, 3])) so that forward builds them.`,
     );
   }
+}
+
+/** The setup hooks of a stage (callbacks, loggers, module), then the module's configureModel, as Lightning's. */
+export async function setupStage(run: RunContext, stage: Stage): Promise<void> {
+  await run.dispatcher.call('setup', [stage]);
+  await run.module.configureModel();
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { inferBatchSize, MisconfigurationError, type DataLoader, type EvaluationPhase, type Metrics } from '@flint/core';
-import { limitedBatches } from './batches.js';
+import { inferBatchSize, LightningModule, MisconfigurationError, type DataLoader, type EvaluationPhase, type Metrics } from '@flint/core';
+import { limitedBatches, withTransferredBatch } from './batches.js';
 import type { RunContext } from './run-state.js';
 import { checkSync, stepError } from './training-step.js';
 
@@ -14,6 +14,8 @@ const VALIDATION = {
   end: 'onValidationEnd',
   step: 'validationStep',
   loop: 'validate',
+  modelEval: 'onValidationModelEval',
+  modelTrain: 'onValidationModelTrain',
 } as const;
 const TEST = {
   start: 'onTestStart',
@@ -24,6 +26,8 @@ const TEST = {
   end: 'onTestEnd',
   step: 'testStep',
   loop: 'test',
+  modelEval: 'onTestModelEval',
+  modelTrain: 'onTestModelTrain',
 } as const;
 
 /**
@@ -40,28 +44,36 @@ export async function evaluationLoop(run: RunContext, loader: DataLoader<unknown
   if (typeof stepFn !== 'function') {
     throw new MisconfigurationError(`${module.constructor.name} has no ${hooks.step}(batch, batchIdx): implement it to run trainer.${phase === 'test' ? 'test' : 'validate'}.`);
   }
-  const wasTraining = module.training;
   const enclosingPhase = state.phase;
   state.phase = phase;
-  module.eval();
+  const restoreMode = enterEvalMode(module, hooks.modelEval, hooks.modelTrain);
   const metrics = await collector.scope({ loop: hooks.loop }, async () => {
     await d.call(hooks.start, []);
     await d.call(hooks.epochStart, []);
     run.emit('evalStart', { stage: phase, numBatches: limit });
-    for await (const [batchIdx, batch] of limitedBatches(loader, limit)) {
-      await d.call(hooks.batchStart, [batch, batchIdx]);
-      const stepMetrics = collector.scope({ kind: 'eval_step', hook: hooks.step, batchSize: inferBatchSize(batch) }, () => {
-        try {
-          tf.tidy(() => {
-            checkSync(module, hooks.step, stepFn.call(module, batch, batchIdx));
-          });
-        } catch (error) {
-          throw stepError(run, hooks.step, batch, batchIdx, error);
+    for await (const [batchIdx, raw] of limitedBatches(loader, limit)) {
+      await withTransferredBatch(run, raw, async (batch) => {
+        await d.call(hooks.batchStart, [batch, batchIdx]);
+        const stepMetrics = collector.scope({ kind: 'eval_step', hook: hooks.step, batchSize: inferBatchSize(batch) }, () => {
+          try {
+            tf.tidy(() => {
+              checkSync(module, hooks.step, stepFn.call(module, batch, batchIdx));
+            });
+          } catch (error) {
+            throw stepError(run, hooks.step, batch, batchIdx, error);
+          }
+          return collector.readStep();
+        });
+        if (phase !== 'sanity_check') state.absorbEvalStep(stepMetrics);
+        await d.call(hooks.batchEnd, [stepMetrics.callback, batch, batchIdx]);
+        // Step-level values (onStep) go to the loggers after every batch, at the run's count of
+        // evaluation batches, as Lightning's (the sanity check logs nothing).
+        if (phase !== 'sanity_check') {
+          const step = state.evalLogStep;
+          state.evalLogStep += 1;
+          if (Object.keys(stepMetrics.logged).length > 0) await state.logMetrics(stepMetrics.logged, step);
         }
-        return collector.readStep();
       });
-      if (phase !== 'sanity_check') state.absorb(stepMetrics);
-      await d.call(hooks.batchEnd, [stepMetrics.callback, batch, batchIdx]);
       run.emit('evalBatchEnd', { stage: phase, batchIdx, numBatches: limit });
       if (run.interruptReceived() && state.stage === 'fit') {
         // Partial validation results do not go into the checkpoint of this interrupt: its resume runs
@@ -83,10 +95,36 @@ export async function evaluationLoop(run: RunContext, loader: DataLoader<unknown
     await d.call(hooks.end, [], 'late');
     return epochMetrics;
   });
+  restoreMode();
   run.emit('evalEnd', { stage: phase, metrics });
   state.phase = enclosingPhase;
-  if (wasTraining) module.train();
   return metrics;
+}
+
+/** What is on LightningModule itself: a hook the user's class does not override. */
+function overridden(module: object, name: string): boolean {
+  const base = (LightningModule.prototype as unknown as Record<string, unknown>)[name];
+  const own = (module as Record<string, unknown>)[name];
+  return typeof own === 'function' && own !== base;
+}
+
+/**
+ * Lightning's `on_*_model_eval` before an evaluation or predict loop (default: `module.eval()`),
+ * and what undoes it afterwards: the module's `on_*_model_train` where it overrides it, else the
+ * mode the module had before.
+ */
+export function enterEvalMode(module: LightningModule, evalHook: string, trainHook: string | undefined): () => void {
+  const wasTraining = module.training;
+  const hooks = module as unknown as Record<string, (() => void) | undefined>;
+  const onEval = hooks[evalHook];
+  if (typeof onEval === 'function') onEval.call(module);
+  else module.eval();
+  return () => {
+    const onTrain = trainHook === undefined ? undefined : hooks[trainHook];
+    if (trainHook !== undefined && overridden(module, trainHook) && typeof onTrain === 'function') onTrain.call(module);
+    else if (wasTraining) module.train();
+    else module.eval();
+  };
 }
 
 /** The evaluation's epoch metrics: computed, logged, and (validation inside fit) added to the epoch's history. */
@@ -98,5 +136,6 @@ async function endEvaluationEpoch(run: RunContext, phase: EvaluationPhase, loop:
   state.absorb(collected);
   if (Object.keys(collected.logged).length > 0) await state.logMetrics(collected.logged);
   if (phase === 'validate' && state.stage === 'fit') state.recordHistory(state.progress.epoch, collected.byName);
-  return collected.callback;
+  // What validate()/test() return: the values the loggers got (`name_epoch` of an onStep+onEpoch value, not also `name`), as Lightning's.
+  return collected.logged;
 }

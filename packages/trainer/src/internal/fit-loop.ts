@@ -1,6 +1,6 @@
-import { DataError, type DataLoader } from '@flint/core';
+import { DataError, MisconfigurationError, type DataLoader } from '@flint/core';
 import { applyLimit } from '../trainer-options.js';
-import { limitedBatches } from './batches.js';
+import { limitedBatches, withTransferredBatch } from './batches.js';
 import { evaluationLoop } from './evaluation-loop.js';
 import type { RunContext } from './run-state.js';
 import { stepSchedulers, trainingStep } from './training-step.js';
@@ -32,14 +32,15 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
 
   run.emit('fitStart', { maxEpochs: limits.maxEpochs, numTrainingBatches: state.numTrainingBatches, startEpoch: progress.epoch });
   await d.call('onTrainStart', []);
-  const valInterval = valCheckBatches(run);
+  const valInterval = valCheckBatches(run, valLimit > 0 && evalLoader !== undefined);
   const stepsReached = () => limits.maxSteps !== -1 && progress.globalStep >= limits.maxSteps;
   // maxSteps already reached (maxSteps: 0, or a resume at or past it): no step is taken.
   const stepsDone = stepsReached();
   if (stepsDone) state.stopWith('max_steps', `reached maxSteps=${limits.maxSteps}`);
   while (!stepsDone && (limits.maxEpochs === -1 || progress.epoch < limits.maxEpochs)) {
     const epoch = progress.epoch;
-    const valEpoch = evalLoader !== undefined && valLimit > 0 && (epoch + 1) % o.checkValEveryNEpoch === 0;
+    const everyN = o.checkValEveryNEpoch;
+    const valEpoch = evalLoader !== undefined && valLimit > 0 && (everyN === null || (epoch + 1) % everyN === 0);
     state.epochEndDone = false;
     state.phase = 'train';
     module.train();
@@ -48,33 +49,56 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
     run.emit('trainEpochStart', { epoch, numBatches: state.numTrainingBatches });
     let validatedAt = -1;
     let batchesDone = progress.batchInEpoch;
+    let leftEarly = false;
+    const resumedAt = progress.batchInEpoch;
     // overfitBatches trains on the same first batches every epoch: the loader's order of epoch 0.
-    for await (const [batchIdx, batch] of limitedBatches(trainLoader, state.numTrainingBatches, overfit ? 0 : epoch, progress.batchInEpoch)) {
+    for await (const [batchIdx, raw] of limitedBatches(trainLoader, state.numTrainingBatches, overfit ? 0 : epoch, progress.batchInEpoch)) {
       const isLast = batchIdx + 1 >= state.numTrainingBatches;
-      await d.call('onTrainBatchStart', [batch, batchIdx]);
-      const stepMetrics = await trainingStep(run, batch, batchIdx, isLast);
-      state.absorb(stepMetrics);
-      progress.batchInEpoch = batchIdx + 1;
-      progress.totalBatches += 1;
-      if (Object.keys(stepMetrics.logged).length > 0 && (progress.globalStep % o.logEveryNSteps === 0 || isLast)) {
-        state.holdStepLog(stepMetrics.logged, progress.globalStep);
-      }
-      await d.call('onTrainBatchEnd', [stepMetrics.callback, batch, batchIdx]);
-      run.emit('trainBatchEnd', { epoch, batchIdx, numBatches: state.numTrainingBatches, globalStep: progress.globalStep, metrics: state.progressBarMetrics });
-      await state.logPendingStep();
+      const stepBefore = progress.globalStep;
+      await withTransferredBatch(run, raw, async (batch) => {
+        await d.call('onTrainBatchStart', [batch, batchIdx]);
+        const stepMetrics = await trainingStep(run, batch, batchIdx, isLast);
+        state.absorb(stepMetrics);
+        progress.batchInEpoch = batchIdx + 1;
+        progress.totalBatches += 1;
+        const stepped = progress.globalStep > stepBefore;
+        const hasLogs = Object.keys(stepMetrics.logged).length > 0;
+        // Step values go to the loggers every logEveryNSteps optimizer steps (a batch that only
+        // accumulates gradients logs nothing), on the epoch's last batch, and when a stop was requested.
+        const due = hasLogs && stepped && (progress.globalStep % o.logEveryNSteps === 0 || isLast);
+        if (due) state.holdStepLog(stepMetrics.logged, progress.globalStep);
+        await d.call('onTrainBatchEnd', [stepMetrics.callback, batch, batchIdx]);
+        run.emit('trainBatchEnd', { epoch, batchIdx, numBatches: state.numTrainingBatches, globalStep: progress.globalStep, metrics: state.progressBarMetrics });
+        if (performance.now() - started >= limits.maxTimeMs) {
+          state.stopWith('max_time', `reached maxTime (${(limits.maxTimeMs / 1000).toFixed(1)} s) after ${((performance.now() - started) / 1000).toFixed(1)} s`);
+        }
+        if (!due && hasLogs && stepped && state.shouldStop) state.holdStepLog(stepMetrics.logged, progress.globalStep);
+        await state.logPendingStep();
+      });
       batchesDone = batchIdx + 1;
-      if (stepsReached()) state.stopWith('max_steps', `reached maxSteps=${limits.maxSteps}`);
-      if (performance.now() - started >= limits.maxTimeMs) {
-        state.stopWith('max_time', `reached maxTime (${(limits.maxTimeMs / 1000).toFixed(1)} s) after ${((performance.now() - started) / 1000).toFixed(1)} s`);
-      }
       await run.checkInterrupt(batchesDone);
-      if (valEpoch && valInterval > 0 && batchesDone % valInterval === 0 && !isLast && !state.shouldStop) {
+      // Validation after this batch (Lightning's rule): every valCheckInterval batches of the epoch
+      // (of the whole run with checkValEveryNEpoch: null), or when a stop was requested that may
+      // take effect now. maxSteps is not a stop request: training just ends.
+      const canStop = progress.epoch >= o.minEpochs;
+      const iteration = everyN === null ? progress.totalBatches : batchesDone;
+      if (valEpoch && ((state.shouldStop && canStop) || (Number.isFinite(valInterval) ? iteration % valInterval === 0 : isLast))) {
         await evaluationLoop(run, evalLoader!, 'validate', valLimit);
         validatedAt = batchesDone;
       }
-      if (isLast || state.shouldStop) break;
+      if (stepsReached()) state.stopWith('max_steps', `reached maxSteps=${limits.maxSteps}`);
+      if (isLast || stepsReached() || (state.shouldStop && canStop)) {
+        leftEarly = !isLast;
+        break;
+      }
     }
-    if (valEpoch && validatedAt !== batchesDone) await evaluationLoop(run, evalLoader!, 'validate', valLimit);
+    // A loader of unknown length ended: its last batch was the epoch's last (validated as such).
+    const unknownLengthEnded = !leftEarly && !Number.isFinite(valInterval) && !Number.isFinite(state.numTrainingBatches);
+    // A resume from a checkpoint taken in the epoch's last onTrainBatchEnd: that batch's validation is still due.
+    const resumedAtEnd = resumedAt > 0 && resumedAt >= state.numTrainingBatches && (Number.isFinite(valInterval) ? (everyN === null ? progress.totalBatches : resumedAt) % valInterval === 0 : true);
+    if (valEpoch && validatedAt !== batchesDone && (unknownLengthEnded || resumedAtEnd)) {
+      await evaluationLoop(run, evalLoader!, 'validate', valLimit);
+    }
 
     // Epoch end, as Lightning's: the callbacks that do not read epoch metrics, the loggers and the
     // module; then the train epoch's metrics (logged, in the history) and the epoch schedulers;
@@ -122,11 +146,21 @@ async function endTrainEpoch(run: RunContext, epoch: number): Promise<void> {
   state.epochEndDone = true;
 }
 
-/** Batches between in-epoch validations (0: only at epoch end). */
-function valCheckBatches(run: RunContext): number {
+/**
+ * Batches between validations, as Lightning's `val_check_batch`: the epoch's length by default (an
+ * epoch-end validation; Infinity for a loader of unknown length: at its last batch), every
+ * `valCheckInterval` batches, or that fraction of the epoch.
+ */
+function valCheckBatches(run: RunContext, validates: boolean): number {
   const v = run.options.valCheckInterval;
   const batches = run.state.numTrainingBatches;
-  if (v === undefined || run.limits.fastDevRunBatches > 0) return 0;
-  if (v > 0 && v < 1) return Number.isFinite(batches) ? Math.max(1, Math.floor(batches * v)) : 0;
+  if (v === undefined || run.limits.fastDevRunBatches > 0) return batches;
+  if (v > 0 && v < 1) return Number.isFinite(batches) ? Math.max(1, Math.floor(batches * v)) : Number.POSITIVE_INFINITY;
+  if (validates && v > batches && run.options.checkValEveryNEpoch !== null) {
+    throw new MisconfigurationError(
+      `Trainer option valCheckInterval (${v}) must not exceed the number of training batches per epoch (${batches}): no validation would ever run. ` +
+        'Use a smaller valCheckInterval, or checkValEveryNEpoch: null to count batches across epochs.',
+    );
+  }
   return v;
 }

@@ -1,4 +1,5 @@
 import {
+  Callback,
   MisconfigurationError,
   type CallbackHookName,
   type CallbackHooks,
@@ -112,4 +113,27 @@ export class HookDispatcher {
       t.totalMs += elapsed;
     }
   }
+}
+
+/** A checkpointing callback: one that answers `ckptPath: 'last' | 'best'` (ModelCheckpoint). */
+function isCheckpoint(cb: Callback): boolean {
+  return typeof cb.checkpointPath === 'function';
+}
+
+/**
+ * The callbacks of a run, as Lightning's: the module's `configureCallbacks()` added (replacing the
+ * trainer's callbacks of the same class), and the checkpointing callbacks moved after all others,
+ * so that a checkpoint saved in a hook sees what the other callbacks did in that hook.
+ */
+export function runCallbacks(callbacks: readonly Callback[], module?: LightningModule): Callback[] {
+  const given = module?.configureCallbacks();
+  const own = given === undefined ? [] : Array.isArray(given) ? given : [given];
+  for (const cb of own) {
+    if (!(cb instanceof Callback)) {
+      throw new MisconfigurationError(`${module!.constructor.name}.configureCallbacks() must return a Callback or a list of them (received ${cb === null ? 'null' : typeof cb}).`);
+    }
+  }
+  const ownClasses = new Set(own.map((cb) => cb.constructor));
+  const all = [...callbacks.filter((cb) => !ownClasses.has(cb.constructor)), ...own];
+  return [...all.filter((cb) => !isCheckpoint(cb)), ...all.filter(isCheckpoint)];
 }

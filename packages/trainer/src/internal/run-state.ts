@@ -51,6 +51,8 @@ export class RunState {
    * counter moves on: a checkpoint taken then resumes at the next epoch.
    */
   epochEndDone = false;
+  /** The step of the next validation/test step-level logger call: the evaluation batches of this run so far (Lightning's counter). */
+  evalLogStep = 0;
   /** The step metrics the loop logs after onTrainBatchEnd (or a checkpoint taken there, first). */
   private pendingStepLog: { metrics: Metrics; step: number } | undefined;
 
@@ -61,6 +63,15 @@ export class RunState {
     this.stage = stage;
     this.shouldStop = false;
     this.stopReason = undefined;
+    this.evalLogStep = 0;
+    // Each run starts with empty metric views, as Lightning's: a validate() after fit reports its own metrics only.
+    this.resetMetrics();
+  }
+
+  /** Empties callbackMetrics, loggedMetrics and progressBarMetrics. */
+  resetMetrics(): void {
+    this.callbackMetrics = {};
+    for (const view of [this.loggedMetrics, this.progressBarMetrics]) for (const k of Object.keys(view)) delete view[k];
   }
 
   /** The end of a run (whatever its outcome). */
@@ -93,6 +104,11 @@ export class RunState {
   /** Folds collected numbers into the metric views. */
   absorb(collected: CollectedMetrics): void {
     Object.assign(this.callbackMetrics, collected.callback);
+    Object.assign(this.progressBarMetrics, collected.progBar);
+  }
+
+  /** A validation/test step's numbers: the progress bar only (Lightning's callbackMetrics get evaluation values at the epoch end). */
+  absorbEvalStep(collected: CollectedMetrics): void {
     Object.assign(this.progressBarMetrics, collected.progBar);
   }
 

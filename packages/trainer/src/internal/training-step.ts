@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   attachStepContext,
-  clipGradients,
   describeBatch,
   inferBatchSize,
   MisconfigurationError,
@@ -20,9 +19,11 @@ import type { RunContext } from './run-state.js';
 /**
  * One training batch, in Lightning's order:
  *
- *   automatic optimization: trainingStep and backward in one gradient tape (onBeforeBackward inside
- *   it), onAfterBackward, gradient accumulation, onBeforeOptimizerStep, clipping, the optimizer step,
- *   the step schedulers;
+ *   automatic optimization: on a batch that steps, the module's optimizerStep with the closure;
+ *   the closure is trainingStep, onBeforeZeroGrad and optimizerZeroGrad (first batch of an
+ *   accumulation group), onBeforeBackward and backward in one gradient tape, then onAfterBackward;
+ *   `optimizer.step(closure)` adds onBeforeOptimizerStep, configureGradientClipping and the update;
+ *   then the step schedulers. A batch that only accumulates runs the closure alone;
  *   manual optimization: trainingStep, which steps its optimizers itself.
  *
  * The step runs in the collector's train-step scope (log() defaults of trainingStep); the step's
@@ -39,21 +40,67 @@ export async function trainingStep(run: RunContext, batch: unknown, batchIdx: nu
 async function automaticStep(run: RunContext, batch: unknown, batchIdx: number, isLast: boolean): Promise<void> {
   const { module, dispatcher: d, options, state } = run;
   const opt = state.optimizers[0]!;
-  const vars = opt.params;
-  if (vars.length === 0) {
+  if (opt.params.length === 0) {
     throw new MisconfigurationError(`${module.constructor.name} has no trainable parameters: nothing to optimize.`);
   }
   const accumulate = options.accumulateGradBatches;
+  const epoch = state.progress.epoch;
+  // Lightning's closure: trainingStep, zero_grad (first batch of an accumulation group), backward.
+  const pending: Array<Promise<void>> = [];
+  const closure = (): Promise<void> => {
+    const p = forwardBackward(run, opt, batch, batchIdx, batchIdx % accumulate === 0);
+    p.catch(() => undefined);
+    pending.push(p);
+    return p;
+  };
+  // Accumulation: the optimizer steps every `accumulate` batches and on the epoch's last.
+  if ((batchIdx + 1) % accumulate !== 0 && !isLast) {
+    await closure();
+    return;
+  }
+  opt._afterClosure = async () => {
+    if (d.has('onBeforeOptimizerStep')) await d.call('onBeforeOptimizerStep', [opt, module._gradStore.get(new Set(opt.params.map((v) => v.name)))]);
+    module.configureGradientClipping(opt, options.gradientClipVal, options.gradientClipAlgorithm);
+  };
+  try {
+    await module.optimizerStep(epoch, batchIdx, opt, closure);
+    // A step that did not return (or await) the closure's or the update's promise is awaited here.
+    await Promise.all(pending);
+    await opt._lastStep;
+  } finally {
+    opt._afterClosure = undefined;
+    opt._lastStep = undefined;
+  }
+  state.progress.globalStep += 1;
+  await stepSchedulers(run, 'step', batchIdx);
+}
+
+/**
+ * The closure: trainingStep, the zero-grad hooks, onBeforeBackward and `backward` in one gradient
+ * tape, then onAfterBackward with this batch's gradients, which are added to the module's
+ * collected gradients (what the optimizer step applies).
+ */
+async function forwardBackward(run: RunContext, opt: OptimizerWrapper, batch: unknown, batchIdx: number, zeroGrad: boolean): Promise<void> {
+  const { module, dispatcher: d, options, state } = run;
+  const vars = opt.params;
+  const accumulate = options.accumulateGradBatches;
   const wantsBeforeBackward = d.has('onBeforeBackward');
+  const epoch = state.progress.epoch;
   // Forward and backward: the step runs inside the gradient tape; when it fails, tapeGradients frees what the tape kept.
   let failed = undefined as Exclude<TapeResult, { kind: 'ok' }> | undefined;
-  let grads: tf.NamedTensorMap = tf.tidy((): tf.NamedTensorMap => {
+  const grads: tf.NamedTensorMap = tf.tidy((): tf.NamedTensorMap => {
     const r = tapeGradients(() => {
       const out = module.trainingStep(batch, batchIdx);
       let loss = extractLoss(module, out, batch, batchIdx);
       if (accumulate > 1) loss = tf.div(loss, accumulate);
+      if (zeroGrad) {
+        if (d.has('onBeforeZeroGrad')) d.callSync('onBeforeZeroGrad', [opt]);
+        checkSyncHook(module, 'optimizerZeroGrad', module.optimizerZeroGrad(epoch, batchIdx, opt));
+      }
       if (wantsBeforeBackward) d.callSync('onBeforeBackward', [loss]);
-      return loss;
+      const differentiated = module.backward(loss);
+      checkSyncHook(module, 'backward', differentiated);
+      return differentiated;
     }, vars);
     if (r.kind === 'ok') return r.grads;
     failed = r;
@@ -70,26 +117,17 @@ async function automaticStep(run: RunContext, batch: unknown, batchIdx: number, 
   }
   try {
     if (d.has('onAfterBackward')) await d.call('onAfterBackward', [grads]);
-    // Accumulation: the optimizer steps every `accumulate` batches and on the epoch's last.
-    if (accumulate > 1) {
-      module._gradStore.accumulate(grads);
-      tf.dispose(grads);
-      grads = {};
-      if ((batchIdx + 1) % accumulate !== 0 && !isLast) return;
-      grads = module._gradStore.get();
-    }
-    // The optimizer step.
-    if (d.has('onBeforeOptimizerStep')) await d.call('onBeforeOptimizerStep', [opt, grads]);
-    const clip = options.gradientClipVal;
-    tf.tidy(() => {
-      opt.optimizer.applyGradients(clip === undefined ? grads : clipGradients(grads, clip, options.gradientClipAlgorithm));
-    });
-    if (accumulate > 1) module._gradStore.clear();
+    module._gradStore.accumulate(grads);
   } finally {
-    if (accumulate === 1) tf.dispose(grads);
+    tf.dispose(grads);
   }
-  state.progress.globalStep += 1;
-  await stepSchedulers(run, 'step');
+}
+
+/** A hook that runs inside the gradient tape returned a promise: it cannot be awaited there. */
+function checkSyncHook(module: LightningModule, hook: string, result: unknown): void {
+  if (!isThenable(result)) return;
+  Promise.resolve(result).catch(() => undefined);
+  throw trainerError(new MisconfigurationError(`${module.constructor.name}.${hook} returned a promise: it runs inside the gradient tape (tf.variableGrads), which cannot span an await. Make it synchronous.`));
 }
 
 /** Manual optimization: the step owns the optimizer loop; the trainer counts steps. */
@@ -111,12 +149,13 @@ function manualStep(run: RunContext, batch: unknown, batchIdx: number): void {
  * Steps the LR schedulers of `interval` whose frequency is due (automatic optimization; manual
  * optimization steps them itself). A scheduler with a `monitor` gets that metric's value.
  */
-export async function stepSchedulers(run: RunContext, interval: 'epoch' | 'step'): Promise<void> {
+export async function stepSchedulers(run: RunContext, interval: 'epoch' | 'step', batchIdx = 0): Promise<void> {
   const { module, state } = run;
   if (!module.automaticOptimization) return;
   for (const config of state.lrSchedulers) {
     if (config.interval !== interval) continue;
-    const count = interval === 'step' ? state.progress.globalStep : state.progress.epoch + 1;
+    // `frequency` counts, as Lightning's, the batches of the epoch ('step') or the epochs.
+    const count = interval === 'step' ? batchIdx + 1 : state.progress.epoch + 1;
     if (count % config.frequency !== 0) continue;
     if (config.monitor !== undefined) {
       const value = state.callbackMetrics[config.monitor];

@@ -69,6 +69,9 @@ function view(o: Observations, what: Exclude<Observation, 'error'>): unknown {
       return o.logs.map((l) => l.step);
     case 'logMetrics':
       return o.logs.map((l) => l.metrics);
+    case 'logValues':
+      // What the loggers got without the `epoch` key (Flint adds it to every call).
+      return o.logs.map((l) => Object.fromEntries(Object.entries(l.metrics).filter(([k]) => k !== 'epoch')));
     case 'ckptFiles':
       return o.checkpoint?.files;
     case 'ckptBest':

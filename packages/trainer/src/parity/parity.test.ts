@@ -14,7 +14,7 @@ import { expectNoLeak } from '@flint/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compareRuns, firstDifference, ratchet } from './compare.js';
 import { DOCS_TABLE_END, DOCS_TABLE_START, DOCUMENTED, KNOWN_BUGS, renderDocsTable } from './known-differences.js';
-import { FLINT_HOOKS, runFlintScenarios, type Observations } from './scenarios.js';
+import { FLINT_HOOKS, MODULE_ONLY_HOOKS, runFlintScenarios, type Observations } from './scenarios.js';
 import { PARITY_DATA, SCENARIOS } from './specs.js';
 
 const repo = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -44,7 +44,7 @@ function runLightning(python: string): Promise<{ versions: Record<string, string
       if (code !== 0) reject(new Error(`scenarios.py exited with ${String(code)}:\n${err.slice(-3000)}`));
       else resolve(JSON.parse(out) as { versions: Record<string, string>; results: Record<string, Observations> });
     });
-    child.stdin.end(JSON.stringify({ scenarios: SCENARIOS, data: PARITY_DATA, hooks: FLINT_HOOKS }));
+    child.stdin.end(JSON.stringify({ scenarios: SCENARIOS, data: PARITY_DATA, hooks: FLINT_HOOKS, moduleHooks: MODULE_ONLY_HOOKS }));
   });
 }
 

@@ -131,7 +131,7 @@ def recording_callback_class(hook_names, rec, record_hooks):
 STEP_NAMES = {"trainingStep", "validationStep", "testStep", "predictStep", "configureOptimizers"}
 
 
-def module_class(spec, data, rec, hook_names):
+def module_class(spec, data, rec, hook_names, module_hooks=()):
     logs = spec.get("logs")
     script = [num(v) for v in spec.get("script", [])]
     sched = spec.get("scheduler")
@@ -196,6 +196,38 @@ def module_class(spec, data, rec, hook_names):
                 rec.hooks.append("Module.predictStep")
             return self(batch[0])
 
+        if spec.get("optimizerStep") is not None:
+
+            def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None):
+                if record_hooks:
+                    rec.hooks.append("Module.optimizerStep")
+                how = spec["optimizerStep"]
+                if how == "every-2nd":
+                    if batch_idx % 2 == 0:
+                        optimizer.step(closure=optimizer_closure)
+                    else:
+                        optimizer_closure()
+                    return
+                if how == "warmup":
+                    for group in optimizer.param_groups:
+                        group["lr"] = spec.get("lr", 0.1) * min(1.0, (self.trainer.global_step + 1) / 4)
+                optimizer.step(closure=optimizer_closure)
+
+        if spec.get("doubleInputs"):
+
+            def on_before_batch_transfer(self, batch, dataloader_idx):
+                if record_hooks:
+                    rec.hooks.append("Module.onBeforeBatchTransfer")
+                x, y = batch
+                return [x * 2, y]
+
+        if spec.get("moduleCallbacks"):
+
+            def configure_callbacks(self):
+                if record_hooks:
+                    rec.hooks.append("Module.configureCallbacks")
+                return [EarlyStopping(**{snake(k): v for k, v in cb.get("options", {}).items()}) for cb in spec["moduleCallbacks"]]
+
         def configure_optimizers(self):
             if record_hooks:
                 rec.hooks.append("Module.configureOptimizers")
@@ -214,9 +246,11 @@ def module_class(spec, data, rec, hook_names):
 
     if record_hooks:
         # Module hooks that both Lightning's LightningModule and Flint have, recorded in place.
-        for hook in hook_names:
+        for hook in [*hook_names, *module_hooks]:
             name = snake(hook)
             if hook in STEP_NAMES or not callable(getattr(L.LightningModule, name, None)):
+                continue
+            if name in M.__dict__:  # defined by the scenario, which records it itself
                 continue
             original = getattr(L.LightningModule, name)
 
@@ -234,7 +268,7 @@ def loader(data, key, batch_size):
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=False, num_workers=0)
 
 
-def run(spec, data, hook_names, tmp):
+def run(spec, data, hook_names, tmp, module_hooks=()):
     rec = Rec()
     out = {}
     spec.setdefault(
@@ -246,7 +280,7 @@ def run(spec, data, hook_names, tmp):
         ],
     )
     record_hooks = spec.get("recordHooks", False)
-    module = module_class(spec, data, rec, hook_names)()
+    module = module_class(spec, data, rec, hook_names, module_hooks)()
     callbacks = []
     checkpoint = None
     early = None
@@ -334,7 +368,7 @@ def main():
             L.seed_everything(0, verbose=False)
             sink = io.StringIO()
             with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-                results[spec["name"]] = run(spec, payload["data"], payload["hooks"], tmp)
+                results[spec["name"]] = run(spec, payload["data"], payload["hooks"], tmp, payload.get("moduleHooks", []))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     json.dump({"versions": {"lightning": lightning.__version__, "torch": torch.__version__}, "results": results}, sys.stdout)

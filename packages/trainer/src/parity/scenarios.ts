@@ -35,7 +35,14 @@ export const FLINT_HOOKS: ReadonlyArray<keyof CallbackHooks> = [
   'onValidationEpochStart', 'onValidationEpochEnd', 'onValidationBatchStart', 'onValidationBatchEnd', 'onTestStart',
   'onTestEnd', 'onTestEpochStart', 'onTestEpochEnd', 'onTestBatchStart', 'onTestBatchEnd', 'onPredictStart', 'onPredictEnd',
   'onPredictEpochStart', 'onPredictEpochEnd', 'onPredictBatchStart', 'onPredictBatchEnd', 'onBeforeBackward',
-  'onAfterBackward', 'onBeforeOptimizerStep', 'onSaveCheckpoint', 'onLoadCheckpoint', 'onException',
+  'onAfterBackward', 'onBeforeOptimizerStep', 'onBeforeZeroGrad', 'onSaveCheckpoint', 'onLoadCheckpoint', 'onException',
+];
+
+/** The module-only hooks Lightning's LightningModule has and Flint calls (recorded on the module only). */
+export const MODULE_ONLY_HOOKS: readonly string[] = [
+  'prepareData', 'configureModel', 'configureCallbacks', 'onBeforeBatchTransfer', 'onAfterBatchTransfer', 'optimizerStep',
+  'optimizerZeroGrad', 'backward', 'configureGradientClipping', 'onValidationModelEval', 'onValidationModelTrain',
+  'onTestModelEval', 'onTestModelTrain', 'onPredictModelEval',
 ];
 
 /** A number as JSON carries it: non-finite values as strings, as scenarios.py writes them. */
@@ -137,7 +144,10 @@ const DEFAULT_LOGS: LogSpec[] = [
  * same set there). Flint also calls onSanityCheckStart/End and onException on the module, which
  * Lightning only calls on callbacks; that extension is not compared.
  */
-export const LIGHTNING_MODULE_HOOKS: ReadonlySet<string> = new Set(FLINT_HOOKS.filter((h) => !['onSanityCheckStart', 'onSanityCheckEnd', 'onException'].includes(h)));
+export const LIGHTNING_MODULE_HOOKS: ReadonlySet<string> = new Set([
+  ...FLINT_HOOKS.filter((h) => !['onSanityCheckStart', 'onSanityCheckEnd', 'onException'].includes(h)),
+  ...MODULE_ONLY_HOOKS,
+]);
 
 class ParityModule extends LightningModule<Batch> {
   readonly layer = new Linear(2, 1);
@@ -153,9 +163,13 @@ class ParityModule extends LightningModule<Batch> {
       this.layer.bias!.assign(tf.tensor1d(data.initialBias));
     });
     if (spec.recordHooks) {
+      // Recorded in place: the module's own behaviour (LightningModule's defaults) still runs.
       for (const hook of LIGHTNING_MODULE_HOOKS) {
+        if (['optimizerStep', 'onBeforeBatchTransfer', 'configureCallbacks'].includes(hook)) continue; // the methods above record themselves
+        const base = (LightningModule.prototype as unknown as Record<string, ((...a: unknown[]) => unknown) | undefined>)[hook];
         (this as Record<string, unknown>)[hook] = (...args: unknown[]) => {
           rec.hooks.push(`Module.${hook}${suffix(hook, args)}`);
+          return base?.apply(this, args);
         };
       }
     }
@@ -186,6 +200,24 @@ class ParityModule extends LightningModule<Batch> {
       if (entry.reduce !== undefined) options.reduce = entry.reduce;
       this.log(entry.name, value, options);
     }
+  }
+
+  override optimizerStep(epoch: number, batchIdx: number, optimizer: OptimizerWrapper, closure: () => Promise<void>): void | Promise<void> {
+    const how = this.spec.optimizerStep;
+    if (this.spec.recordHooks) this.rec.hooks.push('Module.optimizerStep');
+    if (how === 'every-2nd') return batchIdx % 2 === 0 ? optimizer.step(closure) : closure();
+    if (how === 'warmup') optimizer.lr = (this.spec.lr ?? 0.1) * Math.min(1, (this.trainer!.globalStep + 1) / 4);
+    return super.optimizerStep(epoch, batchIdx, optimizer, closure);
+  }
+
+  override onBeforeBatchTransfer(batch: Batch, dataloaderIdx: number): Batch {
+    if (this.spec.recordHooks) this.rec.hooks.push('Module.onBeforeBatchTransfer');
+    return this.spec.doubleInputs ? [tf.mul(batch[0], 2), batch[1]] : super.onBeforeBatchTransfer(batch, dataloaderIdx);
+  }
+
+  override configureCallbacks(): Callback[] {
+    if (this.spec.recordHooks) this.rec.hooks.push('Module.configureCallbacks');
+    return (this.spec.moduleCallbacks ?? []).map((cb) => new EarlyStopping(cb.options as never));
   }
 
   trainingStep(batch: Batch, batchIdx: number): tf.Scalar {

@@ -44,6 +44,7 @@ export type Observation =
   | 'final'
   | 'logSteps'
   | 'logMetrics'
+  | 'logValues'
   | 'lrs'
   | 'momentums'
   | 'saves'
@@ -57,7 +58,7 @@ export type Observation =
 export interface ScenarioSpec {
   name: string;
   /** Trainer options in Flint's spelling (the Python side converts them to snake_case). */
-  trainer?: Record<string, number | string | boolean>;
+  trainer?: Record<string, number | string | boolean | null>;
   /** Default: loss in training, val_loss in validation, test_loss in test (Lightning's defaults for on_step / on_epoch). */
   logs?: LogSpec[];
   /** Scripted metric values ('nan' / 'inf' for the non-finite ones). */
@@ -76,6 +77,16 @@ export interface ScenarioSpec {
   lr?: number;
   /** SGD with this momentum (`tf.train.momentum`; torch's SGD(momentum=...)) instead of plain SGD. */
   momentum?: number;
+  /**
+   * The module overrides optimizerStep: 'every-2nd' runs the closure on every batch but updates the
+   * weights on even batch indices only; 'warmup' sets the rate to lr * min(1, (globalStep + 1) / 4)
+   * before each step.
+   */
+  optimizerStep?: 'every-2nd' | 'warmup';
+  /** The module's onBeforeBatchTransfer doubles the inputs (x) of every batch. */
+  doubleInputs?: boolean;
+  /** Callbacks the module's configureCallbacks returns. */
+  moduleCallbacks?: CallbackSpec[];
   observe: Observation[];
 }
 
@@ -143,10 +154,57 @@ export const SCENARIOS: ScenarioSpec[] = [
   },
   {
     name: 'hooks-checkpoint-steps-runs-last',
+    trainer: { maxEpochs: 1, limitTrainBatches: 3, maxSteps: 2, numSanityValSteps: 0 },
+    callbacks: [ckpt({ everyNTrainSteps: 1, saveTopK: -1 }), { type: 'Recorder' }],
+    recordHooks: true,
+    observe: ['error', 'hooks', 'saves'],
+  },
+  {
+    name: 'hooks-checkpoint-step-save-at-epoch-end',
     trainer: { maxEpochs: 1, limitTrainBatches: 3, numSanityValSteps: 0 },
     callbacks: [ckpt({ everyNTrainSteps: 1, saveTopK: -1 }), { type: 'Recorder' }],
     recordHooks: true,
     observe: ['error', 'hooks', 'saves'],
+  },
+  {
+    name: 'hooks-checkpoint-listed-first',
+    trainer: { maxEpochs: 2, limitTrainBatches: 2, numSanityValSteps: 0 },
+    logs: scoreLogs,
+    script: [1, 2, 3],
+    callbacks: [ckpt({ monitor: 'score', saveTopK: -1 }), es({ patience: 0 }), { type: 'Recorder' }],
+    recordHooks: true,
+    observe: ['error', 'hooks', 'saves', 'final'],
+  },
+  {
+    name: 'hooks-optimizer-step-every-2nd',
+    trainer: { maxEpochs: 2 },
+    optimizerStep: 'every-2nd',
+    recordHooks: true,
+    observe: ['error', 'hooks', 'weights', 'lrs', 'trainBatches', 'final'],
+  },
+  { name: 'hooks-optimizer-step-warmup', trainer: { maxEpochs: 2 }, optimizerStep: 'warmup', observe: ['error', 'weights', 'lrs', 'final'] },
+  {
+    name: 'hooks-optimizer-step-accumulate',
+    trainer: { maxEpochs: 1, accumulateGradBatches: 2 },
+    optimizerStep: 'every-2nd',
+    recordHooks: true,
+    observe: ['error', 'hooks', 'weights', 'final'],
+  },
+  {
+    name: 'hooks-batch-transfer',
+    trainer: { maxEpochs: 2 },
+    doubleInputs: true,
+    run: ['fit', 'validate', 'predict'],
+    observe: ['error', 'weights', 'callbackMetrics', 'results'],
+  },
+  {
+    name: 'hooks-configure-callbacks',
+    trainer: { maxEpochs: 10 },
+    logs: scoreLogs,
+    script: [1, 2, 3, 4, 5, 6, 7, 8],
+    callbacks: [es({ patience: 8 })],
+    moduleCallbacks: [es({ patience: 1 })],
+    observe: ['error', 'final', 'validations'],
   },
   // ---- log(): keys, values, reductions, logger steps ----
   {
@@ -159,7 +217,21 @@ export const SCENARIOS: ScenarioSpec[] = [
     name: 'log-val-on-step',
     trainer: { maxEpochs: 1, logEveryNSteps: 1 },
     logs: [train(), { hook: 'val', name: 'vs', value: 'loss', onStep: true, onEpoch: true }],
-    observe: ['error', 'logSteps', 'logMetrics', 'callbackMetrics'],
+    observe: ['error', 'logSteps', 'logMetrics', 'logValues', 'callbackMetrics'],
+  },
+  {
+    name: 'log-every-n-steps-accumulate',
+    trainer: { maxEpochs: 2, logEveryNSteps: 2, accumulateGradBatches: 2, valCheckInterval: 2 },
+    logs: [train(), { hook: 'train', name: 'w', value: 'loss', onStep: true, onEpoch: true }, val()],
+    observe: ['error', 'logSteps', 'logMetrics'],
+  },
+  {
+    name: 'log-stop-requested',
+    trainer: { maxEpochs: 10, logEveryNSteps: 50 },
+    logs: scoreLogs,
+    script: [1, 2, 3],
+    callbacks: [es({ patience: 0, checkOnTrainEpochEnd: true })],
+    observe: ['error', 'logSteps', 'logMetrics'],
   },
   {
     name: 'log-reductions',
@@ -181,7 +253,7 @@ export const SCENARIOS: ScenarioSpec[] = [
     name: 'log-validate-on-step',
     logs: [{ hook: 'val', name: 'vs', value: 'loss', onStep: true, onEpoch: true }],
     run: ['validate'],
-    observe: ['error', 'results', 'callbackMetrics', 'logSteps', 'logMetrics'],
+    observe: ['error', 'results', 'callbackMetrics', 'logSteps', 'logMetrics', 'logValues'],
   },
   { name: 'log-test', run: ['test'], observe: ['error', 'results', 'logSteps', 'logMetrics', 'callbackMetrics'] },
   // ---- EarlyStopping ----
@@ -230,6 +302,12 @@ export const SCENARIOS: ScenarioSpec[] = [
     name: 'lr-exp-step-freq2',
     trainer: { maxEpochs: 3 },
     scheduler: { type: 'ExponentialLR', options: { gamma: 0.5 }, interval: 'step', frequency: 2 },
+    observe: lrObs,
+  },
+  {
+    name: 'lr-exp-step-freq3-accumulate',
+    trainer: { maxEpochs: 3, accumulateGradBatches: 2 },
+    scheduler: { type: 'ExponentialLR', options: { gamma: 0.5 }, interval: 'step', frequency: 3 },
     observe: lrObs,
   },
   { name: 'lr-cosine-past-tmax', trainer: { maxEpochs: 6 }, scheduler: { type: 'CosineAnnealingLR', options: { tMax: 3, etaMin: 0.01 } }, observe: lrObs },
@@ -309,6 +387,9 @@ export const SCENARIOS: ScenarioSpec[] = [
   { name: 'loop-val-check-int', trainer: { maxEpochs: 2, valCheckInterval: 2 }, observe: counts },
   { name: 'loop-val-check-fraction', trainer: { maxEpochs: 2, valCheckInterval: 0.5 }, observe: counts },
   { name: 'loop-check-val-every-2', trainer: { maxEpochs: 5, checkValEveryNEpoch: 2 }, observe: counts },
+  { name: 'loop-check-val-every-none', trainer: { maxEpochs: 3, checkValEveryNEpoch: null, valCheckInterval: 3 }, observe: counts },
+  { name: 'loop-val-check-every-batch', trainer: { maxEpochs: 1, valCheckInterval: 1 }, observe: counts },
+  { name: 'loop-max-steps-on-val-check', trainer: { maxSteps: 4, valCheckInterval: 2 }, observe: counts },
   { name: 'loop-max-steps', trainer: { maxSteps: 7 }, observe: counts },
   { name: 'loop-max-steps-accumulate', trainer: { maxSteps: 4, accumulateGradBatches: 2 }, observe: counts },
   { name: 'loop-min-epochs', trainer: { maxEpochs: 5, minEpochs: 3 }, logs: scoreLogs, script: [1, 2, 3], callbacks: [es({ patience: 0 })], observe: counts },

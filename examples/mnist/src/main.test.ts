@@ -33,7 +33,8 @@ describe('examples/mnist main (small)', () => {
       expect(Object.keys(validation.scalars).sort()).toEqual(['epoch_acc', 'epoch_loss']);
       // the figures the job printed are the ones TensorBoard shows
       expect(validation.scalars.epoch_acc!.points.at(-1)![1]).toBe(Math.fround(results[i]!.val.val_acc!));
-      expect(run.scalars.test_acc!.points.at(-1)![1]).toBe(Math.fround(results[i]!.test.test_acc!));
+      expect(tb.runs[`${name}/test`]!.scalars.epoch_acc!.points.at(-1)![1]).toBe(Math.fround(results[i]!.test.test_acc!));
+      expect(Object.keys(run.scalars).sort()).toEqual(['train_loss_step', 'trainer/epoch']);
       // weight histograms every epoch, and the two test pictures
       const weights = Object.keys(run.histograms).filter((t) => t.startsWith('weights/'));
       expect(weights.length).toBe(i === 0 ? 2 : 4);

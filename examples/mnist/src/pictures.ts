@@ -27,6 +27,7 @@ const LETTERS: Record<string, number[]> = {
   p: [7, 5, 7, 4, 4],
   d: [1, 1, 7, 5, 7],
   ' ': [0, 0, 0, 0, 0],
+  '>': [4, 2, 1, 2, 4],
   ':': [0, 2, 0, 2, 0],
 };
 
@@ -81,8 +82,8 @@ const WHITE: RGB = [255, 255, 255];
 const INK: RGB = [30, 30, 30];
 
 /**
- * Misclassified digits in a grid (`columns` wide), each drawn at 2x with "true N" (green) and
- * "pred M" (red) beneath. `images` holds 784 pixels in [0, 1] per digit.
+ * Misclassified digits in a grid (`columns` wide), each drawn at 2x with "N > M" beneath: the true
+ * class N in green, the predicted class M in red. `images` holds 784 pixels in [0, 1] per digit.
  */
 export function misclassifiedGrid(
   images: ArrayLike<number>,
@@ -98,7 +99,7 @@ export function misclassifiedGrid(
   const rows = Math.max(1, Math.ceil(shown / columns));
   const zoom = 2;
   const tile = 28 * zoom;
-  const labelH = 2 * (5 * 2 + 3);
+  const labelH = 5 * 3 + 6;
   const cellW = tile + 8;
   const cellH = tile + labelH + 8;
   const canvas = new Canvas(columns * cellW, rows * cellH, WHITE);
@@ -112,8 +113,10 @@ export function misclassifiedGrid(
         canvas.fill(x0 + px * zoom, y0 + py * zoom, zoom, zoom, [v, v, v]);
       }
     }
-    canvas.text(x0, y0 + tile + 3, `true ${labels[i]}`, GREEN, 2);
-    canvas.text(x0, y0 + tile + 3 + 13, `pred ${predicted[i]}`, RED, 2);
+    const lx = x0 + Math.floor((tile - textWidth('0>0', 3)) / 2);
+    canvas.text(lx, y0 + tile + 4, String(labels[i]), GREEN, 3);
+    canvas.text(lx + 12, y0 + tile + 4, '>', INK, 3);
+    canvas.text(lx + 24, y0 + tile + 4, String(predicted[i]), RED, 3);
   }
   return { image: canvas.image(), shown, wrong: wrong.length };
 }

@@ -17,7 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const USAGE = `Usage: flint setup-native [--python PATH] [--force] [--check]
-       flint tensorboard [logdir] [--port N] [--python PATH] [--venv DIR]
+       flint tensorboard [logdir] [--port N] [--python PATH] [--venv DIR] [-- TENSORBOARD_ARGS]
 
 flint setup-native builds the native TensorFlow backend (@tensorflow/tfjs-node) from the tensorflow-cpu wheel,
 for machines where tfjs-node's own install cannot download libtensorflow.
@@ -34,6 +34,7 @@ The first time it creates a Python virtual environment with TensorBoard through 
   --port N       port (default: 6006, or the next free one)
   --python PATH  the Python that creates the environment (default: python3 from PATH)
   --venv DIR     the environment to use or create
+  -- ARGS        passed on to tensorboard (e.g. -- --load_fast=false)
 `;
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -85,7 +86,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-async function tensorboardCommand(args: readonly string[]): Promise<number> {
+async function tensorboardCommand(argv: readonly string[]): Promise<number> {
+  // Everything after `--` goes to TensorBoard itself (`-- --load_fast=false`).
+  const dashDash = argv.indexOf('--');
+  const args = dashDash === -1 ? argv : argv.slice(0, dashDash);
+  const extraArgs = dashDash === -1 ? [] : argv.slice(dashDash + 1);
   let values: { port?: string | undefined; python?: string | undefined; venv?: string | undefined; help?: boolean | undefined };
   let positionals: string[];
   try {
@@ -119,6 +124,7 @@ async function tensorboardCommand(args: readonly string[]): Promise<number> {
       port,
       python: values.python,
       venv: values.venv,
+      extraArgs,
       print: (line) => process.stdout.write(`${line}\n`),
     });
     process.stdout.write(`TensorBoard serves ${positionals[0] ?? 'flint_logs'} at ${url} (Ctrl+C stops it)\n`);

@@ -22,6 +22,8 @@ export interface TensorBoardCommandOptions {
   readonly python?: string | undefined;
   /** The virtual environment (default: FLINT_TENSORBOARD_VENV, or `<cache>/flint/tensorboard-venv`). */
   readonly venv?: string | undefined;
+  /** More arguments for tensorboard (`--load_fast=false`, `--samples_per_plugin=images=100`). */
+  readonly extraArgs?: readonly string[] | undefined;
   /** Where progress lines go. */
   readonly print: (line: string) => void;
 }
@@ -148,7 +150,7 @@ export async function startTensorBoard(options: TensorBoardCommandOptions): Prom
   const tensorboard = ensureTensorBoard(options);
   const port = options.port ?? (await freePort());
   let output = '';
-  const child = spawn(tensorboard, ['--logdir', logdir, '--host', '127.0.0.1', '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(tensorboard, ['--logdir', logdir, '--host', '127.0.0.1', '--port', String(port), ...(options.extraArgs ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
   const url = `http://127.0.0.1:${port}/`;

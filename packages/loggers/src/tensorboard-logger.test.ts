@@ -134,10 +134,11 @@ describe('scalars', () => {
     const run = readLogDir(l.rootDir).runs['version_0']!;
     expect(run.file_version).toBe(2);
     expect(run.source_writer).toBe('flint');
-    expect(run.plugins).toEqual({ scalars: ['epoch', 'train/loss', 'val/acc'] });
+    // With stageRuns (default), the epoch counter is 'trainer/epoch'.
+    expect(run.plugins).toEqual({ scalars: ['train/loss', 'trainer/epoch', 'val/acc'] });
     expect(run.scalars['train/loss']!.points.map((p) => [p[0], p[1]])).toEqual(Array.from({ length: 20 }, (_, s) => [s, f32(1 / (s + 1))]));
     expect(run.scalars['val/acc']!.points.map((p) => p[1])).toEqual(Array.from({ length: 20 }, (_, s) => f32(0.5 + 0.02 * s)));
-    expect(run.scalars['epoch']!.points.map((p) => p[1])).toEqual(Array.from({ length: 20 }, (_, s) => Math.floor(s / 5)));
+    expect(run.scalars['trainer/epoch']!.points.map((p) => p[1])).toEqual(Array.from({ length: 20 }, (_, s) => Math.floor(s / 5)));
     expect(run.scalars['train/loss']!.tensor_dtype_after_compat).toBe('DT_FLOAT');
   });
 
@@ -170,7 +171,7 @@ describe('scalars', () => {
     expect(s['val_loss']!.points.map((p) => p[0])).toEqual([0, 1, 2]);
     expect(s['train_loss_epoch']!.points.map((p) => p[0])).toEqual([0, 1, 2]);
     expect(s['train_loss_step']!.points.map((p) => p[0])).toEqual([9, 19, 29]);
-    expect(s['epoch']!.points.map((p) => p[0])).toEqual([9, 19, 29]);
+    expect(s['trainer/epoch']!.points.map((p) => p[0])).toEqual([9, 19, 29]);
   });
 
   it('needs an integer epoch key for epoch-axis metrics', () => {
@@ -206,7 +207,7 @@ describe('scalars', () => {
       [5, 1],
       [6, 4],
     ]);
-    expect(s['epoch']!.points.length).toBe(1);
+    expect(s['trainer/epoch']!.points.length).toBe(1);
   });
 
   it('puts several values in one event per step', () => {
@@ -292,13 +293,16 @@ describe('hparams', () => {
       l.logMetrics({ train_loss_epoch: 0.8, train_acc_epoch: 0.5, l2_penalty: 0.1, epoch: 0 }, 10);
       l.onTrainEnd(trainer, module);
       l.onTestStart(trainer, module);
+      l.onTestEpochEnd(trainer, module);
       l.logMetrics({ test_acc: 0.55, epoch: 1 }, 10);
+      l.onTestEnd(trainer, module);
       l.finalize('success');
       return readLogDir(l.rootDir);
     };
     const staged = epochOfRun({ name: 'staged' });
-    expect(Object.keys(staged.runs).sort()).toEqual(['.', 'version_0', 'version_0/train', 'version_0/validation']);
-    expect(Object.keys(staged.runs['version_0']!.scalars).sort()).toEqual(['epoch', 'test_acc', 'train_loss_step']);
+    expect(Object.keys(staged.runs).sort()).toEqual(['.', 'version_0', 'version_0/test', 'version_0/train', 'version_0/validation']);
+    expect(Object.keys(staged.runs['version_0']!.scalars).sort()).toEqual(['train_loss_step', 'trainer/epoch']);
+    expect(Object.keys(staged.runs['version_0/test']!.scalars)).toEqual(['epoch_acc']);
     expect(Object.keys(staged.runs['version_0/train']!.scalars).sort()).toEqual(['epoch_acc', 'epoch_l2_penalty', 'epoch_loss']);
     expect(Object.keys(staged.runs['version_0/validation']!.scalars).sort()).toEqual(['epoch_acc', 'epoch_loss']);
     expect(staged.runs['version_0/validation']!.scalars['epoch_loss']!.points.map((p) => [p[0], p[1]])).toEqual([[10, f32(0.7)]]);
@@ -309,7 +313,7 @@ describe('hparams', () => {
     expect(d.experiment['metric_infos']).toEqual([
       { name: { group: 'validation', tag: 'epoch_loss' }, display_name: 'val_loss' },
       { name: { group: 'validation', tag: 'epoch_acc' }, display_name: 'val_acc' },
-      { name: { tag: 'test_acc' } },
+      { name: { group: 'test', tag: 'epoch_acc' }, display_name: 'test_acc' },
       { name: { group: 'train', tag: 'epoch_acc' }, display_name: 'train_acc_epoch' },
       { name: { group: 'train', tag: 'epoch_loss' }, display_name: 'train_loss_epoch' },
       { name: { group: 'train', tag: 'epoch_l2_penalty' }, display_name: 'l2_penalty' },
@@ -327,7 +331,7 @@ describe('hparams', () => {
 
     const chosen = epochOfRun({ name: 'chosen', hparamsMetrics: ['test_acc', 'val_loss'] });
     expect(chosen.hparams_dashboard!.experiment['metric_infos']).toEqual([
-      { name: { tag: 'test_acc' } },
+      { name: { group: 'test', tag: 'epoch_acc' }, display_name: 'test_acc' },
       { name: { group: 'validation', tag: 'epoch_loss' }, display_name: 'val_loss' },
     ]);
   });
@@ -521,7 +525,7 @@ describe('resume', () => {
     }
     a.logText('late', 'after the checkpoint', 8);
     a.save(); // crash: no finalize
-    expect(state).toMatchObject({ version: 0, maxStep: 5, hparamsLogged: true, lastSteps: { loss: 5, epoch: 5 } });
+    expect(state).toMatchObject({ version: 0, maxStep: 5, hparamsLogged: true, lastSteps: { loss: 5, 'trainer/epoch': 5 } });
 
     const b = new TensorBoardLogger({ saveDir: tmp });
     b.loadStateDict(state);

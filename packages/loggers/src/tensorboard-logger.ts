@@ -48,10 +48,11 @@ export const tensorBoardLoggerOptionsSchema = z.strictObject({
    */
   epochAxisMetrics: z.array(z.string().min(1)).default([]),
   /**
-   * Train and validation epoch metrics in the sub-runs `<version>/train` and `<version>/validation`
-   * under one shared tag (`train_loss` and `val_loss` both become `epoch_loss`), so that TensorBoard
-   * draws them on one chart, as Keras does. Step metrics, test metrics and `epoch` stay in the run
-   * itself. `false` writes every metric under its own name in the run.
+   * Train, validation and test epoch metrics in the sub-runs `<version>/train`, `<version>/validation`
+   * and `<version>/test` under one shared tag (`train_loss`, `val_loss` and `test_loss` all become
+   * `epoch_loss`), so that TensorBoard draws them on one chart, as Keras does; the trainer's `epoch`
+   * counter becomes `trainer/epoch`. Step metrics stay in the run itself. `false` writes every metric
+   * under its own name in the run, as Lightning does.
    */
   stageRuns: z.boolean().default(true),
   /**
@@ -103,9 +104,11 @@ export type TensorBoardLoggerState = z.output<typeof stateSchema>;
 
 const ROOT_SUFFIX = '.flint-hparams';
 /** The sub-runs of `stageRuns`, named as Keras names them. */
-const STAGE_RUNS = ['train', 'validation'] as const;
+const STAGE_RUNS = ['train', 'validation', 'test'] as const;
 type StageRun = (typeof STAGE_RUNS)[number];
-const STAGE_PREFIX: Record<StageRun, RegExp> = { train: /^train_/, validation: /^(val|validation)_/ };
+const STAGE_PREFIX: Record<StageRun, RegExp> = { train: /^train_/, validation: /^(val|validation)_/, test: /^test_/ };
+/** With `stageRuns`, the trainer's `epoch` counter goes here: its staircase chart no longer opens TensorBoard's Time Series. */
+const EPOCH_TAG = 'trainer/epoch';
 
 /** The tag a staged epoch metric gets: `train_loss_epoch` and `val_loss` both become `epoch_loss`. */
 function stagedTag(run: StageRun, key: string): string {
@@ -238,10 +241,10 @@ export class TensorBoardLogger extends FileLogger {
         }
         at = epoch;
       }
-      // The trainer sends `epoch` with every call: one point per step, later calls at a step are not repeats to report.
-      if (key === 'epoch' && at <= (this.lastSteps.get(key) ?? -1)) continue;
       const [run, tag] = this.placeOf(key);
       const id = run === '' ? tag : `${run}/${tag}`;
+      // The trainer sends `epoch` with every call: one point per step, later calls at a step are not repeats to report.
+      if (key === 'epoch' && at <= (this.lastSteps.get(id) ?? -1)) continue;
       if (!this.acceptStep(id, at, value)) continue;
       const stepKey = `${run}\u0000${at}`;
       let entry = byStep.get(stepKey);
@@ -271,7 +274,7 @@ export class TensorBoardLogger extends FileLogger {
   private placeOf(key: string): [string, string] {
     const known = this.metricPlaces.get(key);
     if (known !== undefined) return known;
-    let place: [string, string] = ['', key];
+    let place: [string, string] = ['', key === 'epoch' && this.options.stageRuns ? EPOCH_TAG : key];
     const run = this.phase;
     if (run !== undefined) this.epochMetrics.add(key);
     if (this.options.stageRuns && run !== undefined && key !== 'epoch') {
@@ -386,6 +389,16 @@ export class TensorBoardLogger extends FileLogger {
   }
 
   onTestStart(trainer: TrainerContext, _module: LightningModule): void {
+    this.trainer = trainer;
+    this.phase = undefined;
+  }
+
+  onTestEpochEnd(trainer: TrainerContext, _module: LightningModule): void {
+    this.trainer = trainer;
+    this.phase = 'test';
+  }
+
+  onTestEnd(trainer: TrainerContext, _module: LightningModule): void {
     this.trainer = trainer;
     this.phase = undefined;
   }
@@ -742,8 +755,8 @@ export class TensorBoardLogger extends FileLogger {
   private hparamsMetricRefs(): MetricRef[] {
     const places = new Map<string, [string, string]>();
     for (const id of this.metricTags) {
-      if (id === 'epoch') continue;
       const name = [...this.metricPlaces].find(([, [r, t]]) => (r === '' ? t : `${r}/${t}`) === id)?.[0] ?? id;
+      if (name === 'epoch') continue;
       places.set(name, this.metricPlaces.get(name) ?? ['', id]);
     }
     const ref = (name: string, rank: number): MetricRef => {
@@ -751,11 +764,12 @@ export class TensorBoardLogger extends FileLogger {
       return { group, tag, name, rank };
     };
     const chosen = this.options.hparamsMetrics;
-    if (chosen !== undefined) return chosen.map((name, i) => ref(name, i - chosen.length));
+    // A chosen metric is listed once logged: its place (sub-run or not) is known from then on.
+    if (chosen !== undefined) return chosen.flatMap((name, i) => (places.has(name) ? [ref(name, i - chosen.length)] : []));
     const rank = (name: string): number => {
       const [group] = places.get(name)!;
       if (group === 'validation' || /^(val|validation)_/.test(name)) return 0;
-      if (/^test_/.test(name)) return 1;
+      if (group === 'test' || /^test_/.test(name)) return 1;
       if (this.monitored.includes(name)) return 2;
       if (group !== '' || this.epochMetrics.has(name) || /_epoch$/.test(name)) return 3;
       return 4;

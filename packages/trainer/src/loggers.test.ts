@@ -50,7 +50,7 @@ describe('Trainer with TensorBoard and CSV loggers', () => {
     expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     // Epoch metrics go to the train and validation sub-runs under one tag: one chart in TensorBoard.
     expect(Object.keys(runs).sort()).toEqual(['.', 'version_0', 'version_0/train', 'version_0/validation']);
-    expect(Object.keys(run.scalars).sort()).toEqual(['epoch', 'train_loss_step']);
+    expect(Object.keys(run.scalars).sort()).toEqual(['train_loss_step', 'trainer/epoch']);
     expect(Object.keys(runs['version_0/train']!.scalars)).toEqual(['epoch_loss']);
     expect(Object.keys(runs['version_0/validation']!.scalars).sort()).toEqual(['epoch_acc', 'epoch_loss']);
     const valLoss = runs['version_0/validation']!.scalars.epoch_loss!;
@@ -59,7 +59,7 @@ describe('Trainer with TensorBoard and CSV loggers', () => {
     valLoss.points.forEach((p, i) => expect(p[1]).toBeCloseTo(valLosses[i]!, 5));
     const trainLosses = trainer.history.map((r) => r.metrics.train_loss!);
     expect(runs['version_0/train']!.scalars.epoch_loss!.points.map((p) => [p[0], p[1]])).toEqual(trainLosses.map((v, i) => [4 * (i + 1), Math.fround(v)]));
-    expect(run.scalars.epoch!.points.at(-1)![1]).toBe(1);
+    expect(run.scalars['trainer/epoch']!.points.at(-1)![1]).toBe(1);
     const rows = (await fs.readFile(path.join(csv.logDir, 'metrics.csv'), 'utf8')).trim().split('\n');
     expect(rows[0]!.split(',')).toEqual(expect.arrayContaining(['step', 'epoch', 'train_loss_step', 'val_loss', 'val_acc']));
     expect(await fs.readFile(path.join(csv.logDir, 'hparams.yaml'), 'utf8')).toContain('lr: 0.1');
@@ -83,7 +83,7 @@ describe('Trainer with TensorBoard and CSV loggers', () => {
     expect(steps('epoch_loss', '/train')).toEqual([0, 1, 2]);
     expect(steps('epoch_loss', '/validation')).toEqual([0, 1, 2, 3]); // epochs 0-2 of fit, then validate after 3 epochs
     expect(steps('epoch_acc', '/validation')).toEqual([0, 1, 2, 3]);
-    expect(run.scalars.epoch!.points.map((p) => [p[0], p[1]])).toEqual([[2, 0], [4, 0], [6, 1], [8, 1], [10, 2], [12, 2]]);
+    expect(run.scalars['trainer/epoch']!.points.map((p) => [p[0], p[1]])).toEqual([[2, 0], [4, 0], [6, 1], [8, 1], [10, 2], [12, 2]]);
     expect(messages.filter((m) => m.includes('is not written'))).toEqual([]);
     const [header, ...rows] = parseCsv(await fs.readFile(path.join(csv.logDir, 'metrics.csv'), 'utf8'));
     const epochColumn = header!.indexOf('epoch');
@@ -243,7 +243,7 @@ describe('fit, test, then fit from last on one trainer', () => {
     expect(`${trainOnly}\n`).toBe(await fs.readFile(full.metricsFile, 'utf8'));
     const run = readLogDir(tb.rootDir).runs['version_0']!;
     expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
-    expect(run.scalars.test_loss!.points.map((p) => p[0])).toEqual([8]);
+    expect(readLogDir(tb.rootDir).runs['version_0/test']!.scalars.epoch_loss!.points.map((p) => p[0])).toEqual([8]);
   });
 });
 

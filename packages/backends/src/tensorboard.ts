@@ -122,15 +122,29 @@ export async function freePort(from = 6006): Promise<number> {
   throw new TensorBoardSetupError(`flint tensorboard: no free port in ${from}..${from + 99}; pass --port.`);
 }
 
-async function waitForHttp(url: string, child: ChildProcess, output: () => string, timeoutMs = 120_000): Promise<void> {
+/** TensorBoard exited before serving; `portTaken` when another program got the port first. */
+class ExitedEarly extends TensorBoardSetupError {
+  constructor(
+    message: string,
+    readonly portTaken: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** Waits until our TensorBoard serves `logdir` at `url` (another one on that port does not count). */
+async function waitForHttp(url: string, logdir: string, child: ChildProcess, output: () => string, timeoutMs = 120_000): Promise<void> {
   const start = Date.now();
   while (Date.now() - start < timeoutMs) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new TensorBoardSetupError(`flint tensorboard: TensorBoard exited (${child.exitCode ?? child.signalCode}) before serving:\n${output().trim()}`);
+      throw new ExitedEarly(
+        `flint tensorboard: TensorBoard exited (${child.exitCode ?? child.signalCode}) before serving:\n${output().trim()}`,
+        /already in use|could not bind|Address in use/i.test(output()),
+      );
     }
     try {
       const res = await fetch(`${url}data/environment`);
-      if (res.ok) return;
+      if (res.ok && ((await res.json()) as { data_location?: string }).data_location === logdir) return;
     } catch {
       // not listening yet
     }
@@ -148,17 +162,25 @@ export async function startTensorBoard(options: TensorBoardCommandOptions): Prom
     );
   }
   const tensorboard = ensureTensorBoard(options);
-  const port = options.port ?? (await freePort());
-  let output = '';
-  const child = spawn(tensorboard, ['--logdir', logdir, '--host', '127.0.0.1', '--port', String(port), ...(options.extraArgs ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  const url = `http://127.0.0.1:${port}/`;
-  try {
-    await waitForHttp(url, child, () => output);
-  } catch (error) {
-    child.kill();
-    throw error;
+  let from = 6006;
+  for (let attempt = 0; ; attempt++) {
+    const port = options.port ?? (await freePort(from));
+    let output = '';
+    const child = spawn(tensorboard, ['--logdir', logdir, '--host', '127.0.0.1', '--port', String(port), ...(options.extraArgs ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    const url = `http://127.0.0.1:${port}/`;
+    try {
+      await waitForHttp(url, logdir, child, () => output);
+      return { url, child };
+    } catch (error) {
+      child.kill();
+      // A port we picked was taken in the meantime (another TensorBoard starting): the next one.
+      if (error instanceof ExitedEarly && error.portTaken && options.port === undefined && attempt < 5) {
+        from = port + 1;
+        continue;
+      }
+      throw error;
+    }
   }
-  return { url, child };
 }

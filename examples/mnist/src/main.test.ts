@@ -40,7 +40,7 @@ describe('examples/mnist main (small)', () => {
       expect(weights.length).toBe(i === 0 ? 2 : 4);
       for (const t of weights) expect(run.histograms[t]!.map((h) => h.total_count)[0]).toBeGreaterThan(0);
       expect(Object.keys(run.images).sort()).toEqual(['test/confusion_matrix', 'test/misclassified']);
-      expect(run.images['test/confusion_matrix']![0]!.images[0]!.png_wh).toEqual([484, 484]);
+      expect(run.images['test/confusion_matrix']![0]!.images[0]!.png_wh).toEqual([604, 604]);
       expect(run.text['hparams']![0]!.step).toBe(0);
     }
     // HParams: the validation and test metrics first

@@ -134,7 +134,7 @@ export function confusionMatrix(labels: ArrayLike<number>, predicted: ArrayLike<
  */
 export function confusionMatrixImage(matrix: readonly (readonly number[])[]): ImageInput {
   const n = matrix.length;
-  const cell = 44;
+  const cell = 56; // room for a 4-digit count at 2x (the diagonal of 10,000 test images)
   const margin = 40;
   const canvas = new Canvas(margin + n * cell + 4, margin + n * cell + 4, WHITE);
   canvas.text(margin, 4, 'pred', INK, 2);
@@ -154,7 +154,7 @@ export function confusionMatrixImage(matrix: readonly (readonly number[])[]): Im
       canvas.fill(x, y, cell - 2, cell - 2, color);
       if (count > 0) {
         const s = String(count);
-        const scale = s.length > 3 ? 1 : 2;
+        const scale = s.length > 4 ? 1 : 2;
         canvas.text(x + Math.floor((cell - 2 - textWidth(s, scale)) / 2), y + Math.floor((cell - 2 - 5 * scale) / 2), s, strength > 0.6 ? WHITE : INK, scale);
       }
     }

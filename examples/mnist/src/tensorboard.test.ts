@@ -169,7 +169,7 @@ describe.each([
       const [cm] = await getJson<Array<{ query: string }>>(`${url}data/plugin/images/images?run=single-layer&tag=${encodeURIComponent('test/confusion_matrix')}`);
       const png = Buffer.from(await (await fetch(`${url}data/plugin/images/individualImage?${cm!.query}`)).arrayBuffer());
       expect(png.subarray(1, 4).toString()).toBe('PNG');
-      expect([png.readUInt32BE(16), png.readUInt32BE(20), png[25]]).toEqual([484, 484, 2]); // width, height, colour type 2 (RGB)
+      expect([png.readUInt32BE(16), png.readUInt32BE(20), png[25]]).toEqual([604, 604, 2]); // width, height, colour type 2 (RGB)
 
       // Text: the hparams table and the model summary at step 0.
       for (const tag of ['hparams']) {

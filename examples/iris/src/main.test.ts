@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { readLogDir } from '../../../packages/loggers/src/testing/event-reader.js';
 import { describe, expect, it } from 'vitest';
 import { featureStats, IRIS_CSV, main, readLabelledCsv, stratifiedSplit } from './index.js';
 
@@ -35,6 +36,19 @@ describe('examples/iris main (small)', () => {
         // it learns: the loss falls, and the held-out flowers are classified well
         expect(run.history.at(-1)!.metrics.train_loss!).toBeLessThan(run.history[0]!.metrics.train_loss! / 2);
         expect(run.test.test_acc).toBeGreaterThanOrEqual(0.9);
+        // TensorBoard: train and validation curves of each quantity on one chart (sub-runs sharing a tag),
+        // ending at the figures of the history
+        const runs = readLogDir(path.dirname(run.runDir!)).runs;
+        const version = path.basename(run.runDir!);
+        for (const [sub, prefix] of [['train', 'train_'], ['validation', 'val_']] as const) {
+          const scalars = runs[`${version}/${sub}`]!.scalars;
+          expect(Object.keys(scalars).sort()).toEqual(['epoch_acc', 'epoch_loss']);
+          for (const tag of Object.keys(scalars)) {
+            const points = scalars[tag]!.points;
+            expect(points).toHaveLength(run.history.length);
+            expect(points.at(-1)![1]).toBe(Math.fround(run.history.at(-1)!.metrics[`${prefix}${tag.slice('epoch_'.length)}`]!));
+          }
+        }
         // the curves went to TensorBoard, one run per net
         const events = (await fs.readdir(run.runDir!)).filter((f) => f.includes('tfevents'));
         expect(events.length).toBeGreaterThanOrEqual(1);

@@ -215,8 +215,10 @@ export async function main(options: MnistSizesOptions = {}): Promise<MnistSizesR
       const module = withDecay
         ? new WeightDecayClassifier({ hidden, dropout, learningRate, weightDecay })
         : new MnistClassifier({ hidden, dropout, learningRate });
+      // The hparam shows the schedule ("0.2->0.5"), not the placeholder rate the layers were built with.
+      if (withDropout) module.saveHyperparameters({ dropout: scheduleText(dropoutSchedule) });
       const tb = new TensorBoardLogger({ saveDir, name, version: config.name + suffix });
-      tensorboardCommand = tb.tensorboardCommand;
+      tensorboardCommand = `npx flint tensorboard ${tb.rootDir}`;
       const earlyStopping = new EarlyStopping({ monitor: 'val_loss', patience, restoreBestWeights: true });
       const checkpoint = new ModelCheckpoint({ monitor: 'val_loss', saveTopK: 1, saveLast: true, filename: '{epoch}-{val_loss:.4f}' });
       const monitor = new OverfittingMonitor({ patience: monitorPatience, verbose: false });
@@ -284,6 +286,25 @@ export async function main(options: MnistSizesOptions = {}): Promise<MnistSizesR
   print(`\n${table}\n`);
   print(`Total ${seconds.toFixed(0)} s. Open the runs in TensorBoard:\n  ${tensorboardCommand}`);
   return { rows, table, tensorboardCommand, seconds };
+}
+
+/** A dropout schedule in a few characters, for the HParams table: "0.2->0.5", "0.3", "0.5x0.9/5". */
+export function scheduleText(schedule: DropoutSchedule): string {
+  if (typeof schedule === 'function') return 'scheduled';
+  switch (schedule.type) {
+    case 'constant':
+      return String(schedule.rate);
+    case 'linear':
+      return `${schedule.start}->${schedule.end}`;
+    case 'cosine':
+      return `${schedule.start}->${schedule.end} (cosine)`;
+    case 'step':
+      return `${schedule.start}x${schedule.gamma}/${schedule.stepSize}`;
+    case 'exponential':
+      return `${schedule.start}x${schedule.gamma}`;
+    case 'warmup':
+      return `${schedule.start ?? 0}->${schedule.peak}->${schedule.end}`;
+  }
 }
 
 function describeRegularization(r: Regularization, schedule: DropoutSchedule, weightDecay: number): string {

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readLogDir } from '../../../packages/loggers/src/testing/event-reader.js';
 import { CONFIGS, main } from './index.js';
 
 let logDir: string;
@@ -58,8 +59,25 @@ describe('examples/mnist-sizes main (small)', () => {
     expect(tableLines).toHaveLength(2 + CONFIGS.length);
     expect(tableLines[0]).toMatch(/^\| config +\| +hidden \| +params \| epochs \| best epoch \| best val acc \| test acc \| train loss \| val loss \(best\/last\) \| +gap \| verdict +\|$/);
     expect(lines.some((l) => l.includes(result.table))).toBe(true);
-    expect(result.tensorboardCommand).toBe(`tensorboard --logdir ${path.join(logDir, 'mnist-sizes')}`);
-    expect(lines.at(-1)).toMatch(new RegExp(`Open the runs in TensorBoard:\\n  tensorboard --logdir ${path.join(logDir, 'mnist-sizes')}$`));
+    expect(result.tensorboardCommand).toBe(`npx flint tensorboard ${path.join(logDir, 'mnist-sizes')}`);
+    expect(lines.at(-1)).toMatch(new RegExp(`Open the runs in TensorBoard:\\n  npx flint tensorboard ${path.join(logDir, 'mnist-sizes')}$`));
+    // TensorBoard: train and validation loss of each configuration on one chart (epoch_loss in both
+    // sub-runs), the dropout schedule as the hparam, and the test metrics among the first five columns
+    const tb = readLogDir(path.join(logDir, 'mnist-sizes'));
+    for (const r of result.rows) {
+      const train = tb.runs[`${r.config}/train`]!.scalars.epoch_loss!.points;
+      const val = tb.runs[`${r.config}/validation`]!.scalars.epoch_loss!.points;
+      expect(train.map((p) => p[0])).toEqual(val.map((p) => p[0]));
+      expect(train.at(-1)![1]).toBe(Math.fround(r.lastTrainLoss));
+      expect(val.at(-1)![1]).toBe(Math.fround(r.lastValLoss));
+    }
+    const groups = tb.hparams_dashboard!.session_groups.session_groups;
+    const dropoutOf = (name: string) => (groups.find((g) => g['name'] === name)!['hparams'] as Record<string, unknown>)['dropout'];
+    expect(dropoutOf('multi-large+dropout')).toBe('0.2->0.5');
+    expect(dropoutOf('multi-large+dropout+weight_decay')).toBe('0.2->0.5');
+    expect(dropoutOf('multi-large')).toBe(0);
+    const metricNames = (tb.hparams_dashboard!.experiment['metric_infos'] as Array<{ display_name?: string; name: { tag: string } }>).map((m) => m.display_name ?? m.name.tag);
+    expect(metricNames.slice(0, 5)).toEqual(['val_loss', 'val_acc', 'test_loss', 'test_acc', 'train_loss_epoch']);
   });
 
   it('a second run in the same log dir gets new version folders instead of mixing with the first', async () => {

@@ -1,14 +1,18 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { DataLoader, randomSplit, seedEverything, TensorDataset, type Logger, type Metrics } from '@flint/core';
 import { TensorBoardLogger } from '@flint/loggers';
 import { Trainer, type BackendName } from '@flint/trainer';
 import { loadMnist, type MnistData } from './mnist-data.js';
-import { MnistClassifier, type MnistBatch } from './model.js';
+import { MnistClassifier, type MnistBatch, type MnistModule } from './model.js';
+import { confusionMatrix, confusionMatrixImage, misclassifiedGrid } from './pictures.js';
 
 export { loadMnist } from './mnist-data.js';
 export type { LoadMnistOptions, MnistData, MnistSplit } from './mnist-data.js';
 export { MnistClassifier, MnistModule } from './model.js';
 export type { MnistBatch, MnistClassifierOptions } from './model.js';
+export { confusionMatrix, confusionMatrixImage, misclassifiedGrid } from './pictures.js';
 
 export interface MnistDemoOptions {
   /** Which nets to train. Default both. */
@@ -30,7 +34,8 @@ export interface MnistDemoOptions {
   seed?: number;
   backend?: BackendName;
   /**
-   * Where the TensorBoard runs go: `<logDir>/mnist/version_N`, one run per net, so both show in one
+   * Where the TensorBoard runs go: `<logDir>/mnist/<net>`, one run per net named after it
+   * (`single-layer`, `multi-layer-256`; `-2`, `-3`, ... when run again), so both show in one
    * TensorBoard (and in one HParams table). Default `flint_logs`; false writes nothing.
    */
   logDir?: string | false;
@@ -51,6 +56,27 @@ export interface MnistRunResult {
   readonly val: Metrics;
   readonly test: Metrics;
   readonly history: Trainer['history'];
+}
+
+/** A run folder name under `root` not used yet: `name`, else `name-2`, `name-3`, ... */
+export function freeRunName(root: string, name: string): string {
+  if (!fs.existsSync(path.join(root, name))) return name;
+  for (let i = 2; ; i++) if (!fs.existsSync(path.join(root, `${name}-${i}`))) return `${name}-${i}`;
+}
+
+/** The predicted class of every test image, in batches. */
+async function predictClasses(module: MnistModule, set: TensorDataset<MnistBatch>, count: number): Promise<Int32Array> {
+  const out = new Int32Array(count);
+  module.eval();
+  for (let start = 0; start < count; start += 1000) {
+    const pred = tf.tidy(() => {
+      const [x] = set.getBatch({ start, end: Math.min(count, start + 1000) });
+      return module.forward(x).argMax(-1);
+    });
+    out.set(await pred.data(), start);
+    pred.dispose();
+  }
+  return out;
 }
 
 export interface MnistDatasets {
@@ -102,7 +128,7 @@ export async function main(options: MnistDemoOptions = {}): Promise<MnistRunResu
   const seed = options.seed ?? 42;
   seedEverything(seed);
 
-  const { trainSet, valSet, testSet, dispose } = await mnistDatasets({
+  const { trainSet, valSet, testSet, test, dispose } = await mnistDatasets({
     seed,
     ...(options.trainLimit === undefined ? {} : { trainLimit: options.trainLimit }),
     ...(options.testLimit === undefined ? {} : { testLimit: options.testLimit }),
@@ -123,9 +149,12 @@ export async function main(options: MnistDemoOptions = {}): Promise<MnistRunResu
         learningRate: options.learningRate ?? 1e-3,
       });
       const loggers: Logger[] = [];
+      let tb: TensorBoardLogger | undefined;
       if (logDir !== false) {
-        const tb = new TensorBoardLogger({ saveDir: logDir, name: 'mnist' });
-        command = tb.tensorboardCommand;
+        const runName = freeRunName(path.join(logDir, 'mnist'), model === 'single' ? 'single-layer' : `multi-layer-${hidden.join('-')}`);
+        // Weight histograms every epoch: how the layers' weights spread out as the net learns.
+        tb = new TensorBoardLogger({ saveDir: logDir, name: 'mnist', version: runName, histogramEveryNEpochs: 1 });
+        command = `npx flint tensorboard ${tb.rootDir}`;
         loggers.push(tb);
       }
       const trainer = new Trainer({
@@ -143,6 +172,7 @@ export async function main(options: MnistDemoOptions = {}): Promise<MnistRunResu
       const seconds = (performance.now() - started) / 1000;
       const val = trainer.history[trainer.history.length - 1]?.metrics ?? {};
       const testMetrics = await trainer.test(module, new DataLoader(testSet, { batchSize: 1000 }));
+      if (tb !== undefined) await logTestPictures(tb, module, testSet, test, trainer.globalStep);
       const result: MnistRunResult = {
         runDir: loggers[0]?.logDir,
         model,
@@ -162,9 +192,21 @@ export async function main(options: MnistDemoOptions = {}): Promise<MnistRunResu
           `after ${result.epochs} epochs in ${seconds.toFixed(1)} s (${Math.round(result.samplesPerSecond).toLocaleString('en-US')} samples/s, backend ${tf.getBackend()})`,
       );
     }
-    if (command !== undefined) print(`\nOpen the runs in TensorBoard:\n  ${command}`);
+    if (command !== undefined) print(`\nOpen the runs in TensorBoard (train and validation on one chart, weights, misclassified digits):\n  ${command}`);
   } finally {
     dispose();
   }
   return results;
+}
+
+/**
+ * The Images tab: the first misclassified test digits with their true and predicted classes, and the
+ * confusion matrix of the whole test set (rows: true class, columns: predicted), at the last step.
+ */
+async function logTestPictures(tb: TensorBoardLogger, module: MnistModule, testSet: TensorDataset<MnistBatch>, test: MnistData, step: number): Promise<void> {
+  const predicted = await predictClasses(module, testSet, test.count);
+  const grid = misclassifiedGrid(test.images, test.labels, predicted);
+  if (grid.shown > 0) tb.logImage('test/misclassified', grid.image, step);
+  tb.logImage('test/confusion_matrix', confusionMatrixImage(confusionMatrix(test.labels, predicted)), step);
+  tb.save();
 }

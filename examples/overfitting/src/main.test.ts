@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { readLogDir } from '../../../packages/loggers/src/testing/event-reader.js';
 import { describe, expect, it } from 'vitest';
 import { main, makeToyData, orthonormalBasis, polynomialFeatures, PolynomialRegression, powerBasis } from './index.js';
 
@@ -31,6 +32,19 @@ describe('examples/overfitting main (small)', () => {
       // two versions under one TensorBoard name
       expect(result.runs.map((r) => path.relative(logDir, r.runDir!))).toEqual([path.join('overfitting', 'version_0'), path.join('overfitting', 'version_1')]);
       for (const run of result.runs) {
+        // TensorBoard: train and validation curves of each quantity on one chart (sub-runs sharing a tag),
+        // ending at the figures of the history
+        const runs = readLogDir(path.dirname(run.runDir!)).runs;
+        const version = path.basename(run.runDir!);
+        for (const [sub, prefix] of [['train', 'train_'], ['validation', 'val_']] as const) {
+          const scalars = runs[`${version}/${sub}`]!.scalars;
+          expect(Object.keys(scalars).sort()).toEqual(['epoch_mse']);
+          for (const tag of Object.keys(scalars)) {
+            const points = scalars[tag]!.points;
+            expect(points).toHaveLength(run.history.length);
+            expect(points.at(-1)![1]).toBe(Math.fround(run.history.at(-1)!.metrics[`${prefix}${tag.slice('epoch_'.length)}`]!));
+          }
+        }
         const events = (await fs.readdir(run.runDir!)).filter((f) => f.includes('tfevents'));
         expect(events).toHaveLength(1);
         expect((await fs.stat(path.join(run.runDir!, events[0]!))).size).toBeGreaterThan(1000);

@@ -21,7 +21,7 @@ describe('flint CLI', () => {
 
   it('exits 2 on an unknown command or flag, naming it', async () => {
     expect(await main(['setup-natve'])).toBe(2);
-    expect(err).toMatch(/^flint: unknown command 'setup-natve'; the commands are: setup-native\n/);
+    expect(err).toMatch(/^flint: unknown command 'setup-natve'; the commands are: setup-native, tensorboard\n/);
     err = '';
     expect(await main(['setup-native', '--pyhton', 'x'])).toBe(2);
     expect(err).toMatch(/^flint setup-native: Unknown option '--pyhton'/);

@@ -63,7 +63,8 @@ function writeRuns(): void {
     for (let step = 0; step < 20; step++) {
       const epoch = Math.floor(step / 5);
       const m: Record<string, number> = { 'train/loss': (scale * 1) / (step + 1), epoch };
-      for (const [k, val] of Object.entries(m)) note(name, k, step, val);
+      // With stageRuns (default) the epoch counter is written as 'trainer/epoch'.
+      for (const [k, val] of Object.entries(m)) note(name, k === 'epoch' ? 'trainer/epoch' : k, step, val);
       l.logMetrics(m, step);
       if (step % 5 === 4) {
         const valM = { 'val/loss': (scale * 1.2) / (step + 1) + 0.05, 'val/acc': 0.5 + 0.02 * step, epoch };

@@ -134,10 +134,11 @@ describe('scalars', () => {
     const run = readLogDir(l.rootDir).runs['version_0']!;
     expect(run.file_version).toBe(2);
     expect(run.source_writer).toBe('flint');
-    expect(run.plugins).toEqual({ scalars: ['epoch', 'train/loss', 'val/acc'] });
+    // With stageRuns (default), the epoch counter is 'trainer/epoch'.
+    expect(run.plugins).toEqual({ scalars: ['train/loss', 'trainer/epoch', 'val/acc'] });
     expect(run.scalars['train/loss']!.points.map((p) => [p[0], p[1]])).toEqual(Array.from({ length: 20 }, (_, s) => [s, f32(1 / (s + 1))]));
     expect(run.scalars['val/acc']!.points.map((p) => p[1])).toEqual(Array.from({ length: 20 }, (_, s) => f32(0.5 + 0.02 * s)));
-    expect(run.scalars['epoch']!.points.map((p) => p[1])).toEqual(Array.from({ length: 20 }, (_, s) => Math.floor(s / 5)));
+    expect(run.scalars['trainer/epoch']!.points.map((p) => p[1])).toEqual(Array.from({ length: 20 }, (_, s) => Math.floor(s / 5)));
     expect(run.scalars['train/loss']!.tensor_dtype_after_compat).toBe('DT_FLOAT');
   });
 
@@ -170,7 +171,7 @@ describe('scalars', () => {
     expect(s['val_loss']!.points.map((p) => p[0])).toEqual([0, 1, 2]);
     expect(s['train_loss_epoch']!.points.map((p) => p[0])).toEqual([0, 1, 2]);
     expect(s['train_loss_step']!.points.map((p) => p[0])).toEqual([9, 19, 29]);
-    expect(s['epoch']!.points.map((p) => p[0])).toEqual([9, 19, 29]);
+    expect(s['trainer/epoch']!.points.map((p) => p[0])).toEqual([9, 19, 29]);
   });
 
   it('needs an integer epoch key for epoch-axis metrics', () => {
@@ -206,7 +207,7 @@ describe('scalars', () => {
       [5, 1],
       [6, 4],
     ]);
-    expect(s['epoch']!.points.length).toBe(1);
+    expect(s['trainer/epoch']!.points.length).toBe(1);
   });
 
   it('puts several values in one event per step', () => {
@@ -241,7 +242,8 @@ describe('hparams', () => {
       { name: 'optimizer', type: 'DATA_TYPE_STRING' },
       { name: 'tags', type: 'DATA_TYPE_STRING' },
     ]);
-    expect(d.experiment['metric_infos']).toEqual([{ name: { tag: 'train_loss' } }, { name: { tag: 'val_loss' } }]);
+    // Validation metrics come first (TensorBoard shows five metric columns until more are ticked).
+    expect(d.experiment['metric_infos']).toEqual([{ name: { tag: 'val_loss' } }, { name: { tag: 'train_loss' } }]);
     const groups = d.session_groups.session_groups;
     expect(groups.map((g) => [g['name'], g['hparams']])).toEqual([
       ['version_0', { lr: 0.1, optimizer: 'sgd', 'model/layers': 2, 'model/bn': true, tags: '["a","b"]' }],
@@ -249,12 +251,12 @@ describe('hparams', () => {
     ]);
     expect(groups.map((g) => (g['metric_values'] as Array<{ value: number; training_step: number }>).map((m) => [m.training_step, m.value]))).toEqual([
       [
-        [9, f32(0.1)],
         [9, f32(0.3)],
+        [9, f32(0.1)],
       ],
       [
-        [9, f32(0.1)],
         [9, f32(0.2)],
+        [9, f32(0.1)],
       ],
     ]);
     expect(groups.map((g) => (g['sessions'] as Array<Record<string, unknown>>)[0]!['status'])).toEqual(['STATUS_SUCCESS', 'STATUS_SUCCESS']);
@@ -273,6 +275,65 @@ describe('hparams', () => {
     expect(data.runs['version_0']!.text['hparams']![0]!.value).toBe('| hparam | value |\n|---|---|\n| lr | 0.1 |\n| name | a\\|b |');
     expect(data.runs['version_0']!.hparams_plugin_data['_hparams_/session_end_info']).toBeUndefined();
     expect(data.hparams_dashboard!.experiment['metric_infos']).toEqual([{ name: { tag: 'val_loss' } }]);
+  });
+
+  it('ranks the HParams metrics: validation, test, monitored, the other epoch metrics, then step metrics; hparamsMetrics chooses', () => {
+    const epochOfRun = (options: ConstructorParameters<typeof TensorBoardLogger>[0]) => {
+      const l = new TensorBoardLogger({ saveDir: tmp, ...options });
+      const trainer = fakeTrainer({ callbacks: [{ monitor: 'train_acc_epoch' }] } as never);
+      const module = { summary: () => 'Net\n  dense 10' } as never;
+      l.onFitStart(trainer, module);
+      l.logHyperparams({ lr: 0.1 });
+      l.onTrainEpochStart(trainer, module);
+      l.logMetrics({ train_loss_step: 0.9, epoch: 0 }, 5);
+      l.onValidationEpochEnd(trainer, module);
+      l.logMetrics({ val_loss: 0.7, val_acc: 0.6, epoch: 0 }, 10);
+      l.onValidationEnd(trainer, module);
+      void l.onTrainEpochEnd(trainer, { namedParameters: () => [] } as never);
+      l.logMetrics({ train_loss_epoch: 0.8, train_acc_epoch: 0.5, l2_penalty: 0.1, epoch: 0 }, 10);
+      l.onTrainEnd(trainer, module);
+      l.onTestStart(trainer, module);
+      l.onTestEpochEnd(trainer, module);
+      l.logMetrics({ test_acc: 0.55, epoch: 1 }, 10);
+      l.onTestEnd(trainer, module);
+      l.finalize('success');
+      return readLogDir(l.rootDir);
+    };
+    const staged = epochOfRun({ name: 'staged' });
+    expect(Object.keys(staged.runs).sort()).toEqual(['.', 'version_0', 'version_0/test', 'version_0/train', 'version_0/validation']);
+    expect(Object.keys(staged.runs['version_0']!.scalars).sort()).toEqual(['train_loss_step', 'trainer/epoch']);
+    expect(Object.keys(staged.runs['version_0/test']!.scalars)).toEqual(['epoch_acc']);
+    expect(Object.keys(staged.runs['version_0/train']!.scalars).sort()).toEqual(['epoch_acc', 'epoch_l2_penalty', 'epoch_loss']);
+    expect(Object.keys(staged.runs['version_0/validation']!.scalars).sort()).toEqual(['epoch_acc', 'epoch_loss']);
+    expect(staged.runs['version_0/validation']!.scalars['epoch_loss']!.points.map((p) => [p[0], p[1]])).toEqual([[10, f32(0.7)]]);
+    // Text at step 0, where the Text tab shows it first.
+    expect(staged.runs['version_0']!.text['hparams']!.map((t) => t.step)).toEqual([0]);
+    expect(staged.runs['version_0']!.text['model/summary']!.map((t) => t.step)).toEqual([0]);
+    const d = staged.hparams_dashboard!;
+    expect(d.experiment['metric_infos']).toEqual([
+      { name: { group: 'validation', tag: 'epoch_loss' }, display_name: 'val_loss' },
+      { name: { group: 'validation', tag: 'epoch_acc' }, display_name: 'val_acc' },
+      { name: { group: 'test', tag: 'epoch_acc' }, display_name: 'test_acc' },
+      { name: { group: 'train', tag: 'epoch_acc' }, display_name: 'train_acc_epoch' },
+      { name: { group: 'train', tag: 'epoch_loss' }, display_name: 'train_loss_epoch' },
+      { name: { group: 'train', tag: 'epoch_l2_penalty' }, display_name: 'l2_penalty' },
+      { name: { tag: 'train_loss_step' } },
+    ]);
+    const values = (d.session_groups.session_groups[0]!['metric_values'] as Array<{ value: number }>).map((m) => m.value);
+    expect(values).toEqual([0.7, 0.6, 0.55, 0.5, 0.8, 0.1, 0.9].map(f32));
+
+    const flat = epochOfRun({ name: 'flat', stageRuns: false });
+    expect(Object.keys(flat.runs).sort()).toEqual(['.', 'version_0']);
+    expect(Object.keys(flat.runs['version_0']!.scalars).sort()).toEqual(['epoch', 'l2_penalty', 'test_acc', 'train_acc_epoch', 'train_loss_epoch', 'train_loss_step', 'val_acc', 'val_loss']);
+    expect((flat.hparams_dashboard!.experiment['metric_infos'] as Array<{ name: { tag: string } }>).map((m) => m.name.tag)).toEqual([
+      'val_loss', 'val_acc', 'test_acc', 'train_acc_epoch', 'train_loss_epoch', 'l2_penalty', 'train_loss_step',
+    ]);
+
+    const chosen = epochOfRun({ name: 'chosen', hparamsMetrics: ['test_acc', 'val_loss'] });
+    expect(chosen.hparams_dashboard!.experiment['metric_infos']).toEqual([
+      { name: { group: 'test', tag: 'epoch_acc' }, display_name: 'test_acc' },
+      { name: { group: 'validation', tag: 'epoch_loss' }, display_name: 'val_loss' },
+    ]);
   });
 
   it('rejects params that are not an object', () => {
@@ -464,7 +525,7 @@ describe('resume', () => {
     }
     a.logText('late', 'after the checkpoint', 8);
     a.save(); // crash: no finalize
-    expect(state).toMatchObject({ version: 0, maxStep: 5, hparamsLogged: true, lastSteps: { loss: 5, epoch: 5 } });
+    expect(state).toMatchObject({ version: 0, maxStep: 5, hparamsLogged: true, lastSteps: { loss: 5, 'trainer/epoch': 5 } });
 
     const b = new TensorBoardLogger({ saveDir: tmp });
     b.loadStateDict(state);

@@ -17,6 +17,7 @@ import {
   sameExperimentIndex,
   writeExperimentIndex,
   type ExperimentIndex,
+  type MetricRef,
 } from './internal/hparams.js';
 import {
   DataType,
@@ -46,7 +47,20 @@ export const tensorBoardLoggerOptionsSchema = z.strictObject({
    * step: exact names, or patterns with `*` (for instance `['val_*', '*_epoch']`).
    */
   epochAxisMetrics: z.array(z.string().min(1)).default([]),
-  /** Metrics shown beside the hparams in the HParams tab; default: every scalar logged except `epoch`. */
+  /**
+   * Train, validation and test epoch metrics in the sub-runs `<version>/train`, `<version>/validation`
+   * and `<version>/test` under one shared tag (`train_loss`, `val_loss` and `test_loss` all become
+   * `epoch_loss`), so that TensorBoard draws them on one chart, as Keras does; the trainer's `epoch`
+   * counter becomes `trainer/epoch`. Step metrics stay in the run itself. `false` writes every metric
+   * under its own name in the run, as Lightning does.
+   */
+  stageRuns: z.boolean().default(true),
+  /**
+   * Metrics shown beside the hparams in the HParams tab, in this order, by the names the module
+   * logged (`val_loss`, `test_acc`). Default: every scalar logged except `epoch`, validation
+   * metrics first, then test metrics, then the monitored one (ModelCheckpoint/EarlyStopping's
+   * `monitor`), then the rest. TensorBoard shows the first five columns until more are ticked.
+   */
   hparamsMetrics: z.array(z.string().min(1)).optional(),
   /** Write the model summary (fit start) and a table of the hparams to the Text tab. */
   textSummaries: z.boolean().default(true),
@@ -79,12 +93,28 @@ const stateSchema = z.object({
   metricTags: z.array(z.string()),
   hparamsLogged: z.boolean(),
   summaryLogged: z.boolean(),
+  /** Where each metric went: `[sub-run ('' for the run itself), tag]` by the name it was logged as. */
+  metricPlaces: z.record(z.string(), z.tuple([z.string(), z.string()])).optional(),
+  /** The event file of each sub-run (`train`, `validation`) and its length at the checkpoint. */
+  stageFiles: z.record(z.string(), z.object({ eventFile: z.string().min(1), eventFileBytes: z.number().int().nonnegative() })).optional(),
 });
 
 /** What `stateDict` returns (JSON): where the run was when the checkpoint was taken. */
 export type TensorBoardLoggerState = z.output<typeof stateSchema>;
 
 const ROOT_SUFFIX = '.flint-hparams';
+/** The sub-runs of `stageRuns`, named as Keras names them. */
+const STAGE_RUNS = ['train', 'validation', 'test'] as const;
+type StageRun = (typeof STAGE_RUNS)[number];
+const STAGE_PREFIX: Record<StageRun, RegExp> = { train: /^train_/, validation: /^(val|validation)_/, test: /^test_/ };
+/** With `stageRuns`, the trainer's `epoch` counter goes here: its staircase chart no longer opens TensorBoard's Time Series. */
+const EPOCH_TAG = 'trainer/epoch';
+
+/** The tag a staged epoch metric gets: `train_loss_epoch` and `val_loss` both become `epoch_loss`. */
+function stagedTag(run: StageRun, key: string): string {
+  const base = key.replace(STAGE_PREFIX[run], '').replace(/_epoch$/, '');
+  return `epoch_${base === '' ? key : base}`;
+}
 const SOURCE_WRITER = 'flint';
 const textEncoder = new TextEncoder();
 
@@ -136,6 +166,20 @@ export class TensorBoardLogger extends FileLogger {
   private experimentIndexWritten: string | undefined;
   private resume: TensorBoardLoggerState | undefined;
   private gradientsCapturedEpoch = -1;
+  /** Writers of the sub-runs (`stageRuns`), opened on their first metric. */
+  private readonly stageWriters = new Map<StageRun, EventFileWriter>();
+  /** The sub-runs' event files of closed writer sessions (or the checkpoint's), with their lengths. */
+  private readonly stageFiles = new Map<string, { eventFile: string; eventFileBytes: number }>();
+  /** Metric names logged at the end of a train or validation epoch (ranked as such in HParams). */
+  private readonly epochMetrics = new Set<string>();
+  /** Where each metric name went: sub-run ('' for the run itself) and tag. */
+  private readonly metricPlaces = new Map<string, [string, string]>();
+  /** Which part of the loop the trainer is in, from its hooks: where epoch metrics of train and validation arrive. */
+  private phase: StageRun | undefined;
+  /** The first step of this writer session (the START event of every file it opens). */
+  private sessionStart = 0;
+  /** Names monitored by callbacks (ModelCheckpoint, EarlyStopping), ranked before the other metrics. */
+  private monitored: string[] = [];
 
   constructor(options: TensorBoardLoggerOptions = {}) {
     const parsed = parseOptions('TensorBoardLogger', tensorBoardLoggerOptionsSchema, options);
@@ -180,7 +224,7 @@ export class TensorBoardLogger extends FileLogger {
         `TensorBoardLogger.logMetrics(metrics, step): step must be a non-negative integer (the global step), received ${String(step)}.`,
       );
     }
-    const byStep = new Map<number, ValueInput[]>();
+    const byStep = new Map<string, { run: string; at: number; values: ValueInput[]; ids: string[] }>();
     for (const [key, value] of Object.entries(metrics)) {
       if (typeof value !== 'number') {
         throw new MisconfigurationError(
@@ -197,24 +241,50 @@ export class TensorBoardLogger extends FileLogger {
         }
         at = epoch;
       }
+      const [run, tag] = this.placeOf(key);
+      const id = run === '' ? tag : `${run}/${tag}`;
       // The trainer sends `epoch` with every call: one point per step, later calls at a step are not repeats to report.
-      if (key === 'epoch' && at <= (this.lastSteps.get(key) ?? -1)) continue;
-      if (!this.acceptStep(key, at, value)) continue;
-      let values = byStep.get(at);
-      if (values === undefined) byStep.set(at, (values = []));
-      values.push({ tag: key, simpleValue: value });
+      if (key === 'epoch' && at <= (this.lastSteps.get(id) ?? -1)) continue;
+      if (!this.acceptStep(id, at, value)) continue;
+      const stepKey = `${run}\u0000${at}`;
+      let entry = byStep.get(stepKey);
+      if (entry === undefined) byStep.set(stepKey, (entry = { run, at, values: [], ids: [] }));
+      entry.values.push({ tag, simpleValue: value });
+      entry.ids.push(id);
     }
     if (byStep.size === 0) return;
     this.write(() => {
-      for (const [at, values] of byStep) this.addEvent(at, values);
+      for (const { run, at, values } of byStep.values()) this.addEvent(at, values, run);
     });
-    for (const [at, values] of byStep) {
-      for (const v of values) {
-        this.lastSteps.set(v.tag, at);
-        if (!this.metricTags.includes(v.tag)) this.metricTags.push(v.tag);
+    for (const { at, values, ids } of byStep.values()) {
+      for (const [i, id] of ids.entries()) {
+        this.lastSteps.set(id, at);
+        this.lastValue.set(id, values[i]!.simpleValue!);
+        if (!this.metricTags.includes(id)) this.metricTags.push(id);
       }
       this.maxStep = Math.max(this.maxStep, at);
     }
+  }
+
+  /**
+   * Where a metric goes: with `stageRuns`, a metric logged at the end of a train or validation epoch
+   * goes to that sub-run under its shared tag; anything else stays in the run under its own name.
+   * A name keeps its place for the whole run (and across a resume).
+   */
+  private placeOf(key: string): [string, string] {
+    const known = this.metricPlaces.get(key);
+    if (known !== undefined) return known;
+    let place: [string, string] = ['', key === 'epoch' && this.options.stageRuns ? EPOCH_TAG : key];
+    const run = this.phase;
+    if (run !== undefined) this.epochMetrics.add(key);
+    if (this.options.stageRuns && run !== undefined && key !== 'epoch') {
+      let tag = stagedTag(run, key);
+      const taken = (t: string): boolean => [...this.metricPlaces.values()].some(([r, x]) => r === run && x === t);
+      if (taken(tag)) tag = `epoch_${key}`; // two names that would share a tag in one sub-run: the later keeps its name
+      if (!taken(tag)) place = [run, tag];
+    }
+    this.metricPlaces.set(key, place);
+    return place;
   }
 
   /**
@@ -290,6 +360,13 @@ export class TensorBoardLogger extends FileLogger {
 
   override onFitStart(trainer: TrainerContext, module: LightningModule): void {
     super.onFitStart(trainer, module);
+    // The Trainer (the context hooks get) lists its callbacks: the metrics they monitor rank early in HParams.
+    const callbacks = (trainer as { callbacks?: unknown }).callbacks;
+    if (Array.isArray(callbacks)) {
+      this.monitored = callbacks
+        .map((c: unknown) => (c !== null && typeof c === 'object' ? (c as { monitor?: unknown }).monitor : undefined))
+        .filter((m): m is string => typeof m === 'string');
+    }
     if (!this.options.textSummaries || this.summaryLogged || this.muted) return;
     let summary: string;
     try {
@@ -301,8 +378,40 @@ export class TensorBoardLogger extends FileLogger {
     if (this.opened) this.writePendingSummary();
   }
 
+  onTrainEpochStart(trainer: TrainerContext, _module: LightningModule): void {
+    this.trainer = trainer;
+    this.phase = undefined;
+  }
+
+  onValidationEpochEnd(trainer: TrainerContext, _module: LightningModule): void {
+    this.trainer = trainer;
+    this.phase = trainer.sanityChecking ? undefined : 'validation';
+  }
+
+  onTestStart(trainer: TrainerContext, _module: LightningModule): void {
+    this.trainer = trainer;
+    this.phase = undefined;
+  }
+
+  onTestEpochEnd(trainer: TrainerContext, _module: LightningModule): void {
+    this.trainer = trainer;
+    this.phase = 'test';
+  }
+
+  onTestEnd(trainer: TrainerContext, _module: LightningModule): void {
+    this.trainer = trainer;
+    this.phase = undefined;
+  }
+
+  onTrainEnd(trainer: TrainerContext, _module: LightningModule): void {
+    this.trainer = trainer;
+    this.phase = undefined;
+  }
+
   async onTrainEpochEnd(trainer: TrainerContext, module: LightningModule): Promise<void> {
     this.trainer = trainer;
+    // The train epoch's metrics are logged right after this hook (loggers do not read epoch metrics).
+    this.phase = 'train';
     if (this.histogramEpoch(trainer.currentEpoch)) {
       for (const p of module.namedParameters()) {
         const values = await p.variable.data();
@@ -314,6 +423,7 @@ export class TensorBoardLogger extends FileLogger {
 
   onValidationEnd(trainer: TrainerContext, _module: LightningModule): void {
     this.trainer = trainer;
+    this.phase = undefined;
     this.save();
   }
 
@@ -334,7 +444,7 @@ export class TensorBoardLogger extends FileLogger {
 
   /** JSON state for checkpoints: the version and how far the event file was written. Flushes first. */
   stateDict(): TensorBoardLoggerState {
-    if (this.opened) this.guard(() => this.writer?.flush(), false);
+    if (this.opened) this.guard(() => this.flushWriters(), false);
     const state: TensorBoardLoggerState = {
       version: this.version,
       maxStep: this.maxStep,
@@ -342,7 +452,14 @@ export class TensorBoardLogger extends FileLogger {
       metricTags: [...this.metricTags],
       hparamsLogged: this.hparamsLogged,
       summaryLogged: this.summaryLogged,
+      metricPlaces: Object.fromEntries(this.metricPlaces),
     };
+    if (this.writeError === undefined) {
+      const files = { ...Object.fromEntries(this.stageFiles), ...this.stageFilesNow() };
+      if (Object.keys(files).length > 0) state.stageFiles = files;
+    } else if (this.resume?.stageFiles !== undefined && this.writer === undefined) {
+      state.stageFiles = this.resume.stageFiles;
+    }
     if (this.writer !== undefined && this.writeError === undefined) {
       state.eventFile = path.basename(this.writer.path);
       state.eventFileBytes = this.writer.bytesWritten;
@@ -379,6 +496,8 @@ export class TensorBoardLogger extends FileLogger {
     this.lastSteps.clear();
     for (const [tag, step] of Object.entries(s.lastSteps)) this.lastSteps.set(tag, step);
     this.metricTags.splice(0, this.metricTags.length, ...s.metricTags);
+    this.metricPlaces.clear();
+    for (const [name, place] of Object.entries(s.metricPlaces ?? {})) this.metricPlaces.set(name, place);
     this.maxStep = s.maxStep;
   }
 
@@ -396,23 +515,41 @@ export class TensorBoardLogger extends FileLogger {
     let continuing = false;
     if (resume?.eventFile !== undefined && resume.eventFileBytes !== undefined && String(resume.version) === String(this.version)) {
       continuing = this.cutBackTo(dir, resume.eventFile, resume.eventFileBytes, resume.maxStep);
+      // The sub-runs likewise; one that the checkpoint did not know yet only keeps what a test run wrote.
+      for (const run of STAGE_RUNS) {
+        const sub = path.join(dir, run);
+        if (!fs.existsSync(sub)) continue;
+        const f = resume.stageFiles?.[run];
+        this.cutBackTo(sub, f?.eventFile, f?.eventFileBytes ?? 0, resume.maxStep);
+      }
     }
     if (continuing && resume !== undefined) {
+      for (const [run, f] of Object.entries(resume.stageFiles ?? {})) this.stageFiles.set(run, f);
       this.hparamsLogged = resume.hparamsLogged;
       this.summaryLogged = resume.summaryLogged;
     }
     this.writer = new EventFileWriter(dir, { maxQueue: this.options.maxQueue, sourceWriter: SOURCE_WRITER });
     // Every writer session begins with START at its first step: then both TensorBoard readers drop the
     // same stale points after a resume (Python purges from this step on, Rust replaces re-logged steps).
-    this.writer.add({ wallTime: this.writer.wallTime(), step: this.maxStep + 1, sessionLog: { status: 'START' } });
+    this.sessionStart = this.maxStep + 1;
+    this.writer.add({ wallTime: this.writer.wallTime(), step: this.sessionStart, sessionLog: { status: 'START' } });
     this.timer = setInterval(() => this.flushOnExit('exit'), this.options.flushSecs * 1000);
     this.timer.unref();
     this.writePendingSummary();
   }
 
   protected flushFiles(): void {
-    this.writer?.flush();
+    this.flushWriters();
     this.refreshExperiment();
+  }
+
+  private stageFilesNow(): Record<string, { eventFile: string; eventFileBytes: number }> {
+    return Object.fromEntries([...this.stageWriters].map(([run, w]) => [run, { eventFile: path.basename(w.path), eventFileBytes: w.bytesWritten }]));
+  }
+
+  private flushWriters(): void {
+    this.writer?.flush();
+    for (const w of this.stageWriters.values()) w.flush();
   }
 
   protected closeFiles(status: RunStatus): void {
@@ -430,12 +567,17 @@ export class TensorBoardLogger extends FileLogger {
         },
       ]);
     }
+    for (const w of this.stageWriters.values()) w.close();
+    for (const [run, f] of Object.entries(this.stageFilesNow())) this.stageFiles.set(run, f);
+    this.stageWriters.clear();
     writer.close();
     this.refreshExperiment();
   }
 
   protected abandonFiles(): void {
     this.stopTimer();
+    for (const w of this.stageWriters.values()) w.abandon();
+    this.stageWriters.clear();
     this.writer?.abandon();
   }
 
@@ -452,8 +594,9 @@ export class TensorBoardLogger extends FileLogger {
         metadata: { pluginName: 'hparams', content: encodeSessionStartInfo(this.flatHparams, writer.wallTime()) },
       },
     ]);
-    if (this.options.textSummaries && this.flatHparams.size > 0 && this.acceptStep('hparams', step, undefined)) {
-      this.addTensorEvent('hparams', step, {
+    // Text goes at step 0, where TensorBoard's Text tab shows it first.
+    if (this.options.textSummaries && this.flatHparams.size > 0 && this.acceptStep('hparams', 0, undefined)) {
+      this.addTensorEvent('hparams', 0, {
         dtype: DataType.DT_STRING,
         shape: [],
         stringVal: [textEncoder.encode(hparamsMarkdownTable(this.flatHparams))],
@@ -517,10 +660,20 @@ export class TensorBoardLogger extends FileLogger {
     this.maxStep = Math.max(this.maxStep, step);
   }
 
-  private addEvent(step: number, values: ValueInput[]): void {
-    const writer = this.writer!;
+  /** Adds one event to the run, or to its sub-run `run` (opened on first use, beginning with START). */
+  private addEvent(step: number, values: ValueInput[], run = ''): void {
+    let writer = this.writer!;
+    if (run !== '') {
+      const stage = run as StageRun;
+      let w = this.stageWriters.get(stage);
+      if (w === undefined) {
+        w = new EventFileWriter(path.join(this.logDir, stage), { maxQueue: this.options.maxQueue, sourceWriter: SOURCE_WRITER });
+        w.add({ wallTime: w.wallTime(), step: Math.min(this.sessionStart, step), sessionLog: { status: 'START' } });
+        this.stageWriters.set(stage, w);
+      }
+      writer = w;
+    }
     writer.add({ wallTime: writer.wallTime(), step, values });
-    for (const v of values) if (v.simpleValue !== undefined) this.lastValue.set(v.tag, v.simpleValue);
   }
 
   private writePendingSummary(): void {
@@ -528,9 +681,8 @@ export class TensorBoardLogger extends FileLogger {
     if (text === undefined || this.summaryLogged) return;
     this.pendingSummary = undefined;
     this.summaryLogged = true;
-    const step = Math.max(this.trainer?.globalStep ?? 0, this.maxStep + 1);
-    if (!this.acceptStep('model/summary', step, undefined)) return;
-    this.addTensorEvent('model/summary', step, { dtype: DataType.DT_STRING, shape: [], stringVal: [textEncoder.encode(text)] }, 'text');
+    if (!this.acceptStep('model/summary', 0, undefined)) return;
+    this.addTensorEvent('model/summary', 0, { dtype: DataType.DT_STRING, shape: [], stringVal: [textEncoder.encode(text)] }, 'text');
   }
 
   /**
@@ -541,28 +693,30 @@ export class TensorBoardLogger extends FileLogger {
    * killed halfway is redone alike. Returns false when the file is gone or shorter (logs copied
    * without it): then nothing is changed.
    */
-  private cutBackTo(dir: string, file: string, bytes: number, maxStep: number): boolean {
-    const full = path.join(dir, file);
-    let size: number;
-    try {
-      size = fs.statSync(full).size;
-    } catch {
-      return false;
+  private cutBackTo(dir: string, file: string | undefined, bytes: number, maxStep: number): boolean {
+    const full = file === undefined ? undefined : path.join(dir, file);
+    let size = 0;
+    if (full !== undefined) {
+      try {
+        size = fs.statSync(full).size;
+      } catch {
+        return false;
+      }
+      if (size < bytes) return false;
     }
-    if (size < bytes) return false;
     const keep = (records: Uint8Array[]): Uint8Array[] =>
       records.filter((r) => {
         const e = outlineEvent(r);
         return e.summary && e.step <= maxStep && !e.tags.every((t) => t.startsWith('_hparams_/'));
       });
-    if (size > bytes) {
+    if (full !== undefined && size > bytes) {
       const buf = fs.readFileSync(full);
       const tail = keep(decodeRecords(buf.subarray(bytes)));
       if (tail.length === 0) fs.truncateSync(full, bytes);
       else writeFileAtomicSync(full, Buffer.concat([buf.subarray(0, bytes), ...tail.map(encodeRecord)]));
     }
     for (const name of fs.readdirSync(dir).sort()) {
-      if (!isEventFileName(name) || name <= file || name.endsWith(ROOT_SUFFIX)) continue;
+      if (!isEventFileName(name) || (file !== undefined && name <= file) || name.endsWith(ROOT_SUFFIX)) continue;
       const later = path.join(dir, name);
       const records = decodeRecords(fs.readFileSync(later));
       const kept = keep(records.slice(1));
@@ -580,7 +734,7 @@ export class TensorBoardLogger extends FileLogger {
   private refreshExperiment(): void {
     const flat = this.flatHparams;
     if (flat === undefined || !this.hparamsLogged) return;
-    const metrics = this.options.hparamsMetrics ?? this.metricTags.filter((t) => t !== 'epoch');
+    const metrics = this.hparamsMetricRefs();
     const mine = JSON.stringify([[...flat.entries()].map(([k, v]) => [k, hparamType(v)]), metrics]);
     if (mine === this.experimentIndexWritten) return;
     const root = this.rootDir;
@@ -594,11 +748,40 @@ export class TensorBoardLogger extends FileLogger {
     this.experimentIndexWritten = mine;
   }
 
+  /**
+   * The HParams metrics of this run, ranked: the `hparamsMetrics` option in its order, or else
+   * validation metrics, test metrics, the monitored ones, the other epoch metrics, then the rest.
+   */
+  private hparamsMetricRefs(): MetricRef[] {
+    const places = new Map<string, [string, string]>();
+    for (const id of this.metricTags) {
+      const name = [...this.metricPlaces].find(([, [r, t]]) => (r === '' ? t : `${r}/${t}`) === id)?.[0] ?? id;
+      if (name === 'epoch') continue;
+      places.set(name, this.metricPlaces.get(name) ?? ['', id]);
+    }
+    const ref = (name: string, rank: number): MetricRef => {
+      const [group, tag] = places.get(name) ?? ['', name];
+      return { group, tag, name, rank };
+    };
+    const chosen = this.options.hparamsMetrics;
+    // A chosen metric is listed once logged: its place (sub-run or not) is known from then on.
+    if (chosen !== undefined) return chosen.flatMap((name, i) => (places.has(name) ? [ref(name, i - chosen.length)] : []));
+    const rank = (name: string): number => {
+      const [group] = places.get(name)!;
+      if (group === 'validation' || /^(val|validation)_/.test(name)) return 0;
+      if (group === 'test' || /^test_/.test(name)) return 1;
+      if (this.monitored.includes(name)) return 2;
+      if (group !== '' || this.epochMetrics.has(name) || /_epoch$/.test(name)) return 3;
+      return 4;
+    };
+    return [...places.keys()].map((name) => ref(name, rank(name)));
+  }
+
   private writeRootExperiment(root: string, index: ExperimentIndex, old: readonly string[]): void {
     const now = Date.now() / 1000;
     const content = encodeExperiment(
       Object.entries(index.hparams).map(([name, type]) => ({ name, type })),
-      index.metrics.map((tag) => ({ tag })),
+      index.metrics.map(({ group, tag, name }) => (group === '' && name === tag ? { tag } : { group, tag, displayName: name })),
       now,
     );
     const records = [

@@ -45,12 +45,21 @@ describe('Trainer with TensorBoard and CSV loggers', () => {
     await expectNoLeak(() => trainer.fit(module, new DataLoader(data, { batchSize: 8 }), new DataLoader(data, { batchSize: 16 })));
     expect(tb.logDir).toBe(csv.logDir);
     expect(path.relative(saveDir, tb.logDir)).toBe(path.join('flint_logs', 'version_0'));
-    const run = readLogDir(path.join(saveDir, 'flint_logs')).runs['version_0']!;
+    const runs = readLogDir(path.join(saveDir, 'flint_logs')).runs;
+    const run = runs['version_0']!;
     expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    expect(run.scalars.val_loss!.points.map((p) => p[0])).toEqual([4, 8]);
+    // Epoch metrics go to the train and validation sub-runs under one tag: one chart in TensorBoard.
+    expect(Object.keys(runs).sort()).toEqual(['.', 'version_0', 'version_0/train', 'version_0/validation']);
+    expect(Object.keys(run.scalars).sort()).toEqual(['train_loss_step', 'trainer/epoch']);
+    expect(Object.keys(runs['version_0/train']!.scalars)).toEqual(['epoch_loss']);
+    expect(Object.keys(runs['version_0/validation']!.scalars).sort()).toEqual(['epoch_acc', 'epoch_loss']);
+    const valLoss = runs['version_0/validation']!.scalars.epoch_loss!;
+    expect(valLoss.points.map((p) => p[0])).toEqual([4, 8]);
     const valLosses = trainer.history.map((r) => r.metrics.val_loss!);
-    run.scalars.val_loss!.points.forEach((p, i) => expect(p[1]).toBeCloseTo(valLosses[i]!, 5));
-    expect(run.scalars.epoch!.points.at(-1)![1]).toBe(1);
+    valLoss.points.forEach((p, i) => expect(p[1]).toBeCloseTo(valLosses[i]!, 5));
+    const trainLosses = trainer.history.map((r) => r.metrics.train_loss!);
+    expect(runs['version_0/train']!.scalars.epoch_loss!.points.map((p) => [p[0], p[1]])).toEqual(trainLosses.map((v, i) => [4 * (i + 1), Math.fround(v)]));
+    expect(run.scalars['trainer/epoch']!.points.at(-1)![1]).toBe(1);
     const rows = (await fs.readFile(path.join(csv.logDir, 'metrics.csv'), 'utf8')).trim().split('\n');
     expect(rows[0]!.split(',')).toEqual(expect.arrayContaining(['step', 'epoch', 'train_loss_step', 'val_loss', 'val_acc']));
     expect(await fs.readFile(path.join(csv.logDir, 'hparams.yaml'), 'utf8')).toContain('lr: 0.1');
@@ -66,14 +75,15 @@ describe('Trainer with TensorBoard and CSV loggers', () => {
     const module = new BoringModule();
     await expectNoLeak(() => trainer.fit(module, new DataLoader(data, { batchSize: 8 }), new DataLoader(data, { batchSize: 16 })));
     await expectNoLeak(() => trainer.validate(module, new DataLoader(data, { batchSize: 16 })));
-    const run = readLogDir(path.join(saveDir, 'flint_logs')).runs['version_0']!;
-    const steps = (tag: string) => run.scalars[tag]!.points.map((p) => p[0]);
+    const runs = readLogDir(path.join(saveDir, 'flint_logs')).runs;
+    const run = runs['version_0']!;
+    const steps = (tag: string, sub = '') => runs[`version_0${sub}`]!.scalars[tag]!.points.map((p) => p[0]);
     // 4 batches per epoch: step-level metrics every 2 steps; epoch-level ones at their epoch.
     expect(steps('train_loss_step')).toEqual([2, 4, 6, 8, 10, 12]);
-    expect(steps('train_loss_epoch')).toEqual([0, 1, 2]);
-    expect(steps('val_loss')).toEqual([0, 1, 2, 3]); // epochs 0-2 of fit, then validate after 3 epochs
-    expect(steps('val_acc')).toEqual([0, 1, 2, 3]);
-    expect(run.scalars.epoch!.points.map((p) => [p[0], p[1]])).toEqual([[2, 0], [4, 0], [6, 1], [8, 1], [10, 2], [12, 2]]);
+    expect(steps('epoch_loss', '/train')).toEqual([0, 1, 2]);
+    expect(steps('epoch_loss', '/validation')).toEqual([0, 1, 2, 3]); // epochs 0-2 of fit, then validate after 3 epochs
+    expect(steps('epoch_acc', '/validation')).toEqual([0, 1, 2, 3]);
+    expect(run.scalars['trainer/epoch']!.points.map((p) => [p[0], p[1]])).toEqual([[2, 0], [4, 0], [6, 1], [8, 1], [10, 2], [12, 2]]);
     expect(messages.filter((m) => m.includes('is not written'))).toEqual([]);
     const [header, ...rows] = parseCsv(await fs.readFile(path.join(csv.logDir, 'metrics.csv'), 'utf8'));
     const epochColumn = header!.indexOf('epoch');
@@ -88,9 +98,9 @@ describe('Trainer with TensorBoard and CSV loggers', () => {
     const tb = new TensorBoardLogger({ saveDir, version: 0 });
     const second = new Trainer({ ...quiet, maxEpochs: 4, logEveryNSteps: 1, logger: tb });
     await second.fit(new BoringModule(), new DataLoader(data, { batchSize: 8 }), undefined, { ckptPath: file });
-    const run = readLogDir(path.join(saveDir, 'flint_logs')).runs['version_0']!;
-    expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
-    expect(run.scalars.train_loss_epoch!.points.map((p) => p[0])).toEqual([4, 8, 12, 16]);
+    const runs = readLogDir(path.join(saveDir, 'flint_logs')).runs;
+    expect(runs['version_0']!.scalars.train_loss_step!.points.map((p) => p[0])).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+    expect(runs['version_0/train']!.scalars.epoch_loss!.points.map((p) => p[0])).toEqual([4, 8, 12, 16]);
   });
 });
 
@@ -101,11 +111,13 @@ const make = (kind: Kind, saveDir: string, name = 'flint_logs'): TensorBoardLogg
   kind === 'tb' ? new TensorBoardLogger({ saveDir, name, maxQueue: 4 }) : new CSVLogger({ saveDir, name, flushLogsEveryNSteps: 3 });
 const loaders = () => [new DataLoader(data, { batchSize: 4, shuffle: true, seed: 2 }), new DataLoader(data, { batchSize: 16 })] as const;
 
-/** What a logger shows: the CSV text, or the TensorBoard scalars as [step, value]. */
+/** What a logger shows: the CSV text, or the TensorBoard scalars (of the run and its train/validation sub-runs) as [step, value]. */
 function shown(logger: TensorBoardLogger | CSVLogger): unknown {
   if (logger instanceof CSVLogger) return fs.readFile(logger.metricsFile, 'utf8');
-  const run = readLogDir(logger.rootDir).runs[path.basename(logger.logDir)]!;
-  return Object.fromEntries(Object.entries(run.scalars).map(([tag, sc]) => [tag, sc.points.map((p) => [p[0], p[1]])]));
+  const version = path.basename(logger.logDir);
+  const runs = Object.entries(readLogDir(logger.rootDir).runs).filter(([name]) => name === version || name.startsWith(`${version}/`));
+  expect(runs.map(([name]) => name).sort()).toEqual([version, `${version}/train`, `${version}/validation`]);
+  return Object.fromEntries(runs.flatMap(([name, run]) => Object.entries(run.scalars).map(([tag, sc]) => [`${name}/${tag}`, sc.points.map((p) => [p[0], p[1]])])));
 }
 
 /** A fit of 3 epochs x 8 steps, with a step checkpoint every 5 steps; `crashAt` throws at that step. */
@@ -231,7 +243,7 @@ describe('fit, test, then fit from last on one trainer', () => {
     expect(`${trainOnly}\n`).toBe(await fs.readFile(full.metricsFile, 'utf8'));
     const run = readLogDir(tb.rootDir).runs['version_0']!;
     expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
-    expect(run.scalars.test_loss!.points.map((p) => p[0])).toEqual([8]);
+    expect(readLogDir(tb.rootDir).runs['version_0/test']!.scalars.epoch_loss!.points.map((p) => p[0])).toEqual([8]);
   });
 });
 

@@ -46,9 +46,11 @@ data.dispose();
 `;
 
 
+/** The scalars of version_0 and of its train/ and validation/ sub-runs (stageRuns), keyed `<run>/<tag>`. */
 function scalars(root: string): Record<string, Array<[number, number]>> {
-  const run = readLogDir(root).runs['version_0']!;
-  return Object.fromEntries(Object.entries(run.scalars).map(([tag, s]) => [tag, s.points.map((p): [number, number] => [p[0], p[1]])]));
+  const runs = Object.entries(readLogDir(root).runs).filter(([name]) => name === 'version_0' || name.startsWith('version_0/'));
+  expect(runs.map(([name]) => name).sort()).toEqual(['version_0', 'version_0/train', 'version_0/validation']);
+  return Object.fromEntries(runs.flatMap(([name, run]) => Object.entries(run.scalars).map(([tag, s]) => [`${name}/${tag}`, s.points.map((p): [number, number] => [p[0], p[1]])])));
 }
 
 let tmp: string;
@@ -107,7 +109,7 @@ describe('kill -9 and resume', () => {
     expect(rows.map((r) => Number(r.split(',')[1])), kills.join(', ')).toEqual(Array.from({ length: 64 }, (_, i) => i + 1));
     expect(csv(killedDir), kills.join(', ')).toBe(csv(fullDir));
     const tb = scalars(path.join(killedDir, 'flint_logs'));
-    expect(tb.train_loss_step!.map((p) => p[0])).toEqual(Array.from({ length: 64 }, (_, i) => i + 1));
+    expect(tb['version_0/train_loss_step']!.map((p) => p[0])).toEqual(Array.from({ length: 64 }, (_, i) => i + 1));
     expect(tb, kills.join(', ')).toEqual(scalars(path.join(fullDir, 'flint_logs')));
   });
 });

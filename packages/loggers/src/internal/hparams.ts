@@ -43,33 +43,59 @@ export function hparamType(value: HParamValue): HParamType {
   return typeof value === 'number' ? 'FLOAT64' : typeof value === 'boolean' ? 'BOOL' : 'STRING';
 }
 
+/**
+ * A metric of the HParams tab: a scalar `tag` in the session's run, or in its sub-run `group`
+ * (`train`, `validation`), shown as `name` (what the module logged). `rank` orders the columns:
+ * lower first (TensorBoard shows the first five).
+ */
+export interface MetricRef {
+  readonly group: string;
+  readonly tag: string;
+  readonly name: string;
+  readonly rank: number;
+}
+
 /** The hparams and metrics of every run under one log-dir root: what the one experiment summary lists. */
 export interface ExperimentIndex {
   readonly hparams: Record<string, HParamType>;
-  readonly metrics: string[];
+  readonly metrics: MetricRef[];
 }
 
 export const EXPERIMENT_INDEX_FILE = '.flint-hparams-experiment.json';
 
+function toMetricRef(m: unknown, i: number): MetricRef | undefined {
+  if (typeof m === 'string') return { group: '', tag: m, name: m, rank: 100 + i };
+  if (m === null || typeof m !== 'object') return undefined;
+  const r = m as Partial<MetricRef>;
+  if (typeof r.tag !== 'string') return undefined;
+  const group = typeof r.group === 'string' ? r.group : '';
+  return { group, tag: r.tag, name: typeof r.name === 'string' ? r.name : r.tag, rank: typeof r.rank === 'number' ? r.rank : 100 + i };
+}
+
 export function readExperimentIndex(root: string): ExperimentIndex {
   try {
-    const raw = JSON.parse(fs.readFileSync(path.join(root, EXPERIMENT_INDEX_FILE), 'utf8')) as Partial<ExperimentIndex>;
+    const raw = JSON.parse(fs.readFileSync(path.join(root, EXPERIMENT_INDEX_FILE), 'utf8')) as { hparams?: unknown; metrics?: unknown };
     const hparams: Record<string, HParamType> = {};
-    for (const [k, v] of Object.entries(raw.hparams ?? {})) {
+    for (const [k, v] of Object.entries((raw.hparams ?? {}) as Record<string, unknown>)) {
       if (v === 'FLOAT64' || v === 'STRING' || v === 'BOOL') hparams[k] = v;
     }
-    const metrics = Array.isArray(raw.metrics) ? raw.metrics.filter((m): m is string => typeof m === 'string') : [];
+    const metrics = Array.isArray(raw.metrics) ? raw.metrics.map(toMetricRef).filter((m): m is MetricRef => m !== undefined) : [];
     return { hparams, metrics };
   } catch {
     return { hparams: {}, metrics: [] };
   }
 }
 
-/** Merges one run into the index; a name seen with two types becomes STRING (as TensorBoard infers). */
+const refKey = (m: { group: string; tag: string }): string => `${m.group}\u0000${m.tag}`;
+
+/**
+ * Merges one run into the index; a name seen with two types becomes STRING (as TensorBoard infers).
+ * Metrics are ordered by rank (this run's rank wins for a metric both list), then first seen.
+ */
 export function mergeExperimentIndex(
   index: ExperimentIndex,
   hparams: ReadonlyMap<string, HParamValue>,
-  metrics: readonly string[],
+  metrics: readonly MetricRef[],
 ): ExperimentIndex {
   const merged: Record<string, HParamType> = { ...index.hparams };
   for (const [name, value] of hparams) {
@@ -77,9 +103,12 @@ export function mergeExperimentIndex(
     const before = merged[name];
     merged[name] = before === undefined || before === t ? t : 'STRING';
   }
-  const allMetrics = [...index.metrics];
-  for (const m of metrics) if (!allMetrics.includes(m)) allMetrics.push(m);
-  return { hparams: merged, metrics: allMetrics };
+  const byKey = new Map<string, MetricRef>();
+  for (const m of index.metrics) byKey.set(refKey(m), m);
+  for (const m of metrics) byKey.set(refKey(m), m);
+  const order = [...index.metrics.map(refKey), ...metrics.map(refKey)];
+  const all = [...byKey.values()].sort((a, b) => a.rank - b.rank || order.indexOf(refKey(a)) - order.indexOf(refKey(b)));
+  return { hparams: merged, metrics: all };
 }
 
 export function sameExperimentIndex(a: ExperimentIndex, b: ExperimentIndex): boolean {

@@ -68,6 +68,10 @@ export interface TrainerContext {
   readonly fastDevRun: boolean;
   readonly callbackMetrics: Metrics;
   readonly history: readonly EpochRecord[];
+  /** Validation runs of the current fit so far (not the sanity check); 0 outside fit. */
+  readonly validationRuns: number;
+  /** Whether a validation run of the current fit happened in the current epoch. */
+  readonly validatedThisEpoch: boolean;
   /** The run's folder (the first logger's logDir, or defaultRootDir). */
   readonly logDir: string;
   readonly optimizers: readonly OptimizerWrapper[];

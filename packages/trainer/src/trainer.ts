@@ -166,6 +166,12 @@ export class Trainer implements TrainerContext {
   get history(): readonly EpochRecord[] {
     return this.state.history;
   }
+  get validationRuns(): number {
+    return this.state.validationRuns;
+  }
+  get validatedThisEpoch(): boolean {
+    return this.state.validatedThisEpoch;
+  }
   get progress(): Readonly<FitProgress> {
     return this.state.progress;
   }

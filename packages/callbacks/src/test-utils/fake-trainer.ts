@@ -32,6 +32,8 @@ export class FakeTrainer implements TrainerContext {
   loggedMetrics: Record<string, number> = {};
   progressBarMetrics: Metrics = {};
   history: EpochRecord[] = [];
+  validationRuns = 0;
+  validatedThisEpoch = false;
   progress: FitProgress = { epoch: 0, globalStep: 0, batchInEpoch: 0, totalBatches: 0 };
   loggers: Logger[] = [];
   callbacks: Callback[] = [];

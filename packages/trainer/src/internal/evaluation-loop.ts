@@ -97,6 +97,9 @@ async function endEvaluationEpoch(run: RunContext, phase: EvaluationPhase, loop:
   if (phase === 'sanity_check') return collected.callback; // Lightning discards sanity-check metrics.
   state.absorb(collected);
   if (Object.keys(collected.logged).length > 0) await state.logMetrics(collected.logged);
-  if (phase === 'validate' && state.stage === 'fit') state.recordHistory(state.progress.epoch, collected.byName);
+  if (phase === 'validate' && state.stage === 'fit') {
+    state.recordHistory(state.progress.epoch, collected.byName);
+    state.countValidation();
+  }
   return collected.callback;
 }

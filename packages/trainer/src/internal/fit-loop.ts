@@ -41,6 +41,7 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
     const epoch = progress.epoch;
     const valEpoch = evalLoader !== undefined && valLimit > 0 && (epoch + 1) % o.checkValEveryNEpoch === 0;
     state.epochEndDone = false;
+    state.validatedThisEpoch = false;
     state.phase = 'train';
     module.train();
     await run.checkInterrupt(progress.batchInEpoch);
@@ -48,10 +49,13 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
     run.emit('trainEpochStart', { epoch, numBatches: state.numTrainingBatches });
     let validatedAt = -1;
     let batchesDone = progress.batchInEpoch;
+    // The monitored step schedulers of the epoch's last optimizer step wait for the epoch-end validation.
+    let monitoredStepPending = false;
     // overfitBatches trains on the same first batches every epoch: the loader's order of epoch 0.
     for await (const [batchIdx, batch] of limitedBatches(trainLoader, state.numTrainingBatches, overfit ? 0 : epoch, progress.batchInEpoch)) {
       const isLast = batchIdx + 1 >= state.numTrainingBatches;
       await d.call('onTrainBatchStart', [batch, batchIdx]);
+      const stepsBefore = progress.globalStep;
       const stepMetrics = await trainingStep(run, batch, batchIdx, isLast);
       state.absorb(stepMetrics);
       progress.batchInEpoch = batchIdx + 1;
@@ -72,9 +76,17 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
         await evaluationLoop(run, evalLoader!, 'validate', valLimit);
         validatedAt = batchesDone;
       }
-      if (isLast || state.shouldStop) break;
+      // Schedulers with a monitor step once this step's values (and an in-epoch validation's) are
+      // stored, as Lightning's plateau schedulers do.
+      const stepped = progress.globalStep > stepsBefore;
+      if (isLast || state.shouldStop) {
+        monitoredStepPending = stepped;
+        break;
+      }
+      if (stepped) await stepSchedulers(run, 'step', 'monitored');
     }
     if (valEpoch && validatedAt !== batchesDone) await evaluationLoop(run, evalLoader!, 'validate', valLimit);
+    if (monitoredStepPending) await stepSchedulers(run, 'step', 'monitored');
 
     // Epoch end, as Lightning's: the callbacks that do not read epoch metrics, the loggers and the
     // module; then the train epoch's metrics (logged, in the history) and the epoch schedulers;

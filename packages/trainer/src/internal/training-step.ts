@@ -14,6 +14,7 @@ import {
   type StepErrorContext,
   type TapeResult,
 } from '@flint/core';
+import { readMonitoredMetric } from '@flint/callbacks';
 import type { ResolvedTrainerOptions } from '../trainer-options.js';
 import type { RunContext } from './run-state.js';
 
@@ -89,7 +90,7 @@ async function automaticStep(run: RunContext, batch: unknown, batchIdx: number, 
     if (accumulate === 1) tf.dispose(grads);
   }
   state.progress.globalStep += 1;
-  await stepSchedulers(run, 'step');
+  await stepSchedulers(run, 'step', 'unmonitored');
 }
 
 /** Manual optimization: the step owns the optimizer loop; the trainer counts steps. */
@@ -109,24 +110,28 @@ function manualStep(run: RunContext, batch: unknown, batchIdx: number): void {
 
 /**
  * Steps the LR schedulers of `interval` whose frequency is due (automatic optimization; manual
- * optimization steps them itself). A scheduler with a `monitor` gets that metric's value.
+ * optimization steps them itself); `which` picks those with a `monitor` (stepped after the step's
+ * values are stored, as Lightning's plateau schedulers), those without (right after the optimizer
+ * step), or all. A monitored scheduler gets its metric's value by the rule of `readMonitoredMetric`,
+ * the one every monitoring callback follows; a value that is not logged yet skips the step.
  */
-export async function stepSchedulers(run: RunContext, interval: 'epoch' | 'step'): Promise<void> {
+export async function stepSchedulers(run: RunContext, interval: 'epoch' | 'step', which: 'monitored' | 'unmonitored' | 'all' = 'all'): Promise<void> {
   const { module, state } = run;
   if (!module.automaticOptimization) return;
   for (const config of state.lrSchedulers) {
     if (config.interval !== interval) continue;
+    if ((which === 'monitored' && config.monitor === undefined) || (which === 'unmonitored' && config.monitor !== undefined)) continue;
     const count = interval === 'step' ? state.progress.globalStep : state.progress.epoch + 1;
     if (count % config.frequency !== 0) continue;
     if (config.monitor !== undefined) {
-      const value = state.callbackMetrics[config.monitor];
-      if (value === undefined) {
-        if (!config.strict) continue;
-        throw new MisconfigurationError(
-          `lrScheduler monitor '${config.monitor}' is not among the logged metrics: ${Object.keys(state.callbackMetrics).join(', ') || '(none logged yet)'}. Log it, or set strict: false to skip the step when it is missing.`,
-        );
-      }
-      config.scheduler.step(value);
+      const source = { callbackMetrics: state.callbackMetrics, history: state.history, currentEpoch: state.progress.epoch, validationRuns: state.validationRuns, print: run.print };
+      const value = readMonitoredMetric(source, config.monitor, {
+        strict: config.strict,
+        owner: `lrScheduler ${config.scheduler.constructor.name}`,
+        warned: state.warnedMonitors,
+        epochEnd: interval === 'epoch',
+      });
+      if (value !== undefined) config.scheduler.step(value);
     } else config.scheduler.step();
   }
 }

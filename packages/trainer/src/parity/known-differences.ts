@@ -71,16 +71,6 @@ export const DOCUMENTED: readonly DocumentedDifference[] = [
 
 export const KNOWN_BUGS: readonly KnownBug[] = [
   {
-    bug: 'issue13-1',
-    text: "ModelCheckpoint monitoring 'val_loss' with checkValEveryNEpoch: 2 throws at the end of epoch 0; Lightning saves at epochs 1, 3, 5",
-    ids: ['ckpt-check-val-every-2/error', 'ckpt-check-val-every-2/saves', 'ckpt-check-val-every-2/ckptFiles', 'ckpt-check-val-every-2/ckptBest'],
-  },
-  {
-    bug: 'issue13-2',
-    text: "ReduceLROnPlateau with interval 'step' on a step-logged metric throws at step 1; with strict: false every reduction lands one step late",
-    ids: ['lr-plateau-step/error', 'lr-plateau-step/lrs', 'lr-plateau-step-not-strict/lrs'],
-  },
-  {
     bug: 'issue13-3',
     text: 'when maxSteps stops training mid-epoch Flint runs one more validation (also with accumulation)',
     ids: ['loop-max-steps/validations', 'loop-max-steps-accumulate/validations'],
@@ -104,11 +94,6 @@ export const KNOWN_BUGS: readonly KnownBug[] = [
     bug: 'issue13-7',
     text: 'limitTrainBatches: 0.1 of a 5-batch loader silently trains 1 batch; Lightning raises',
     ids: ['loop-limit-train-too-small/error'],
-  },
-  {
-    bug: 'issue13-8',
-    text: "EarlyStopping's wait grows when divergenceThreshold fires (Lightning, and Flint's docs, leave it)",
-    ids: ['es-divergence-threshold/earlyStopping'],
   },
   {
     bug: 'issue13-9',

@@ -180,7 +180,7 @@ export abstract class Callback {
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export interface Callback extends CallbackHooks {}
 
-/** What the trainer passes to `logHyperparams` besides the hparams. */
+/** The hyperparameters the trainer passes to `logHyperparams` (the module's `hparams`). */
 export type HParams = Readonly<Record<string, unknown>>;
 
 /** How a run ended, for loggers' `finalize`. */

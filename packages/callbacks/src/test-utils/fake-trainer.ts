@@ -87,7 +87,7 @@ export class FakeTrainer implements TrainerContext {
     this.printed.push(message);
   }
 
-  /** TrainerContext.logMetrics: records, then sends to the loggers. */
+  /** TrainerContext.logMetrics: only records what was sent (a fake trainer has no loggers). */
   logMetrics = async (metrics: Metrics, step?: number): Promise<void> => {
     this.logged.push({ metrics: { ...metrics }, step });
   };

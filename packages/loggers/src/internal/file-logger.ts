@@ -9,7 +9,7 @@ import { RunDir, type VersionInput } from './run-dir.js';
 export const onWriteErrorSchema = z.enum(['stop', 'continue']);
 export type OnWriteError = z.output<typeof onWriteErrorSchema>;
 
-/** Thrown inside a logger when a file operation fails; turned into one report by `FileLogger`. */
+/** The message of an error a file operation threw, for `FileLogger`'s one report. */
 function errorText(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);

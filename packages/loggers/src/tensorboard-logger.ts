@@ -288,9 +288,8 @@ export class TensorBoardLogger extends FileLogger {
 
   // ---- hooks ----
 
-  override onFitStart(trainer: TrainerContext, module: LightningModule): void {
-    super.onFitStart(trainer, module);
-    if (!this.options.textSummaries || this.summaryLogged || this.muted) return;
+  onFitStart(_trainer: TrainerContext, module: LightningModule): void {
+    if (!this.options.textSummaries || this.summaryLogged) return;
     let summary: string;
     try {
       summary = module.summary();
@@ -301,24 +300,20 @@ export class TensorBoardLogger extends FileLogger {
     if (this.opened) this.writePendingSummary();
   }
 
+  /** The weight histograms of the epoch; the trainer flushes every logger once the epoch's metrics are logged. */
   async onTrainEpochEnd(trainer: TrainerContext, module: LightningModule): Promise<void> {
-    this.trainer = trainer;
-    if (this.histogramEpoch(trainer.currentEpoch)) {
-      for (const p of module.namedParameters()) {
-        const values = await p.variable.data();
-        this.logHistogram(`weights/${p.name}`, values as Float32Array, trainer.globalStep);
-      }
+    if (!this.histogramEpoch(trainer.currentEpoch)) return;
+    for (const p of module.namedParameters()) {
+      const values = await p.variable.data();
+      this.logHistogram(`weights/${p.name}`, values as Float32Array, trainer.globalStep);
     }
-    this.save();
   }
 
-  onValidationEnd(trainer: TrainerContext, _module: LightningModule): void {
-    this.trainer = trainer;
+  onValidationEnd(): void {
     this.save();
   }
 
   onAfterBackward(trainer: TrainerContext, module: LightningModule, grads: Readonly<Record<string, tf.Tensor>>): void {
-    this.trainer = trainer;
     if (!this.options.logGradients || !this.histogramEpoch(trainer.currentEpoch)) return;
     if (this.gradientsCapturedEpoch === trainer.currentEpoch) return;
     this.gradientsCapturedEpoch = trainer.currentEpoch;
@@ -466,7 +461,7 @@ export class TensorBoardLogger extends FileLogger {
 
   private histogramEpoch(epoch: number): boolean {
     const n = this.options.histogramEveryNEpochs;
-    return n > 0 && epoch % n === 0 && !this.muted;
+    return n > 0 && epoch % n === 0;
   }
 
   private stopTimer(): void {

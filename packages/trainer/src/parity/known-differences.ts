@@ -67,6 +67,13 @@ export const DOCUMENTED: readonly DocumentedDifference[] = [
     reason: 'overfitting a few batches is a check that the model can learn them: the validation loss must fall with the training loss',
     ids: ['loop-overfit-batches/callbackMetrics'],
   },
+  {
+    topic: 'a monitored LR scheduler with `checkValEveryNEpoch: 2`',
+    lightning: 'the plateau scheduler reads the metric every epoch: at epoch 0 it is an error (`strict`), and an epoch without validation steps on the last validation value again',
+    flint: 'the rule of the monitoring callbacks: a metric not logged yet is noted and the step skipped; a stale value is not stepped on again',
+    reason: 'EarlyStopping and a scheduler on the same metric count the same checks (one per validation run), and a run that validates every 2 epochs is not an error at epoch 0',
+    ids: ['lr-plateau-check-val-every-2/error', 'lr-plateau-check-val-every-2/lrs', 'lr-plateau-check-val-every-2-not-strict/lrs'],
+  },
 ];
 
 export const KNOWN_BUGS: readonly KnownBug[] = [

@@ -50,7 +50,6 @@ export const dropoutScheduleSchema = z.union(
 
 export type DropoutSchedule = z.input<typeof dropoutScheduleSchema>;
 
-/** Schema of `DropoutSchedulerOptions`. */
 export const dropoutSchedulerOptionsSchema = z.strictObject({
   /** How the rate changes. */
   schedule: dropoutScheduleSchema,
@@ -66,7 +65,6 @@ export const dropoutSchedulerOptionsSchema = z.strictObject({
   logRates: z.boolean({ error: 'must be true or false' }).default(true),
 });
 
-/** Options of `DropoutScheduler`. */
 export type DropoutSchedulerOptions = z.input<typeof dropoutSchedulerOptionsSchema>;
 
 type ParsedSchedule = z.output<typeof dropoutScheduleSchema>;

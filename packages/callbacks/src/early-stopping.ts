@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { HostTensor, parseOptions, type LightningModule, type Stage, type TrainerContext } from '@flint/core';
 import { z } from 'zod';
-import { MonitorCallback, metricNameSchema, minDeltaSchema, modeSchema } from './monitor-callback.js';
+import { better } from './internal/monitor-logic.js';
+import { isFitCheck, MonitorCallback, metricNameSchema, minDeltaSchema, modeSchema } from './monitor-callback.js';
 import { fmt, stateKeyOf } from './internal/util.js';
 
 const wholeNumber = z.number({ error: 'must be a whole number >= 0' }).int({ error: 'must be a whole number >= 0' }).min(0, { error: 'must be a whole number >= 0' });
 const finite = z.number({ error: 'must be a finite number' }).refine(Number.isFinite, { error: 'must be a finite number' });
 
-/** Schema of `EarlyStoppingOptions`. */
 export const earlyStoppingOptionsSchema = z.strictObject({
   /** The metric to follow, e.g. 'val_loss'. */
   monitor: metricNameSchema,
@@ -35,7 +35,6 @@ export const earlyStoppingOptionsSchema = z.strictObject({
   verbose: z.boolean({ error: 'must be true or false' }).default(false),
 });
 
-/** Options of `EarlyStopping`. */
 export type EarlyStoppingOptions = z.input<typeof earlyStoppingOptionsSchema>;
 
 /** Which rule stopped training (`trainer.stopReason.values.trigger`). */
@@ -69,7 +68,6 @@ export class EarlyStopping extends MonitorCallback {
   /** Checks made so far (skipped ones not counted). */
   checks = 0;
   private bestWeights: Map<string, tf.Tensor> | undefined;
-  private validationRuns = 0;
 
   constructor(options: EarlyStoppingOptions) {
     const parsed = parseOptions('EarlyStopping', earlyStoppingOptionsSchema, options);
@@ -82,19 +80,14 @@ export class EarlyStopping extends MonitorCallback {
     return stateKeyOf('EarlyStopping', { monitor: this.monitor, mode: this.mode });
   }
 
-  override onFitStart(): void {
-    this.validationRuns = 0;
-  }
-
   override onValidationEnd(trainer: TrainerContext, module: LightningModule): void {
-    if (trainer.stage === 'fit' && !trainer.sanityChecking) this.validationRuns += 1;
-    if (this.options.checkOnTrainEpochEnd || this.skip(trainer)) return;
-    this.check(trainer, module);
+    if (this.options.checkOnTrainEpochEnd || !this.checksNow(trainer)) return;
+    this.check(trainer, module, false);
   }
 
   override onTrainEpochEnd(trainer: TrainerContext, module: LightningModule): void {
-    if (!this.options.checkOnTrainEpochEnd || this.skip(trainer) || this.isStale(trainer)) return;
-    this.check(trainer, module);
+    if (!this.options.checkOnTrainEpochEnd || !this.checksNow(trainer)) return;
+    this.check(trainer, module, true);
   }
 
   override onTrainEnd(trainer: TrainerContext, module: LightningModule): void {
@@ -143,18 +136,23 @@ export class EarlyStopping extends MonitorCallback {
   private whyNoCheck(trainer: TrainerContext): string {
     const o = this.options;
     if (trainer.currentEpoch <= o.startFromEpoch) return `startFromEpoch=${o.startFromEpoch} was not reached (${trainer.currentEpoch} epoch(s) trained)`;
-    if (!o.checkOnTrainEpochEnd && this.validationRuns === 0) {
+    if (!o.checkOnTrainEpochEnd && trainer.validationRuns === 0) {
       return 'it checks after each validation run and none ran (no validation data, or checkValEveryNEpoch larger than the epochs trained); pass checkOnTrainEpochEnd: true to check a training metric after every epoch';
     }
     return 'the metric was never logged (strict: false)';
   }
 
-  private skip(trainer: TrainerContext): boolean {
-    return trainer.stage !== 'fit' || trainer.sanityChecking || trainer.fastDevRun || trainer.currentEpoch < this.options.startFromEpoch;
+  private checksNow(trainer: TrainerContext): boolean {
+    return isFitCheck(trainer) && trainer.currentEpoch >= this.options.startFromEpoch;
   }
 
-  private check(trainer: TrainerContext, module: LightningModule): void {
-    const current = this.readMonitor(trainer);
+  /**
+   * One check, in Lightning's order: a non-finite value, then the thresholds stop at once (without
+   * counting towards patience); otherwise an improvement resets `wait` and anything else grows it.
+   * A value past `stoppingThreshold` that improves on the best is still recorded as the best.
+   */
+  private check(trainer: TrainerContext, module: LightningModule, epochEnd: boolean): void {
+    const current = this.readMonitor(trainer, epochEnd);
     if (current === undefined) return;
     this.checks += 1;
     const o = this.options;
@@ -164,32 +162,33 @@ export class EarlyStopping extends MonitorCallback {
       this.stop(trainer, 'non_finite', `${this.monitor} = ${current} at epoch ${epoch} is not finite (checkFinite); the best was ${fmt(this.bestScore)} at epoch ${this.bestEpoch}`, values);
       return;
     }
-    if (this.isImprovement(current, this.bestScore)) {
-      if (o.verbose) trainer.print(`EarlyStopping: ${this.monitor} improved to ${fmt(current)} at epoch ${epoch} (was ${fmt(this.bestScore)}).`);
-      this.bestScore = current;
-      this.bestEpoch = epoch;
-      this.wait = 0;
-      if (o.restoreBestWeights) this.snapshot(module);
-    } else {
-      this.wait += 1;
-      if (o.verbose) {
-        trainer.print(`EarlyStopping: ${this.monitor} = ${fmt(current)} at epoch ${epoch} did not improve on ${fmt(this.bestScore)} by more than ${o.minDelta}: ${this.wait}/${o.patience}.`);
-      }
-    }
-    const better = (a: number, b: number) => (this.mode === 'min' ? a < b : a > b);
-    if (o.stoppingThreshold !== undefined && better(current, o.stoppingThreshold)) {
+    const improved = this.isImprovement(current, this.bestScore);
+    if (o.stoppingThreshold !== undefined && better(this.mode, current, o.stoppingThreshold)) {
+      if (improved) this.improve(module, current, epoch);
       this.stop(trainer, 'stopping_threshold', `${this.monitor} = ${fmt(current)} at epoch ${epoch} is ${this.mode === 'min' ? 'below' : 'above'} stoppingThreshold=${o.stoppingThreshold}`, {
         ...values,
         best: this.bestScore,
         threshold: o.stoppingThreshold,
       });
-    } else if (o.divergenceThreshold !== undefined && better(o.divergenceThreshold, current)) {
+      return;
+    }
+    if (o.divergenceThreshold !== undefined && better(this.mode, o.divergenceThreshold, current)) {
       this.stop(trainer, 'divergence_threshold', `${this.monitor} = ${fmt(current)} at epoch ${epoch} is ${this.mode === 'min' ? 'above' : 'below'} divergenceThreshold=${o.divergenceThreshold}: training diverged`, {
         ...values,
-        best: this.bestScore,
         threshold: o.divergenceThreshold,
       });
-    } else if (this.wait >= o.patience && this.wait > 0) {
+      return;
+    }
+    if (improved) {
+      if (o.verbose) trainer.print(`EarlyStopping: ${this.monitor} improved to ${fmt(current)} at epoch ${epoch} (was ${fmt(this.bestScore)}).`);
+      this.improve(module, current, epoch);
+      return;
+    }
+    this.wait += 1;
+    if (o.verbose) {
+      trainer.print(`EarlyStopping: ${this.monitor} = ${fmt(current)} at epoch ${epoch} did not improve on ${fmt(this.bestScore)} by more than ${o.minDelta}: ${this.wait}/${o.patience}.`);
+    }
+    if (this.wait >= o.patience) {
       this.stop(
         trainer,
         'patience',
@@ -197,6 +196,13 @@ export class EarlyStopping extends MonitorCallback {
         { ...values, wait: this.wait, patience: o.patience },
       );
     }
+  }
+
+  private improve(module: LightningModule, current: number, epoch: number): void {
+    this.bestScore = current;
+    this.bestEpoch = epoch;
+    this.wait = 0;
+    if (this.options.restoreBestWeights) this.snapshot(module);
   }
 
   private stop(trainer: TrainerContext, trigger: EarlyStoppingTrigger, message: string, values: Record<string, number | string>): void {

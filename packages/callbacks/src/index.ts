@@ -1,5 +1,5 @@
-export { MonitorCallback, modeSchema, minDeltaSchema } from './monitor-callback.js';
-export type { MonitorMode, MonitorSettings } from './monitor-callback.js';
+export { MonitorCallback, modeSchema, minDeltaSchema, readMonitoredMetric, isStaleMetric, isFitCheck } from './monitor-callback.js';
+export type { MonitorMode, MonitorSettings, MonitorSource, ReadMetricOptions } from './monitor-callback.js';
 export { EarlyStopping, earlyStoppingOptionsSchema } from './early-stopping.js';
 export type { EarlyStoppingOptions, EarlyStoppingTrigger } from './early-stopping.js';
 export { ModelCheckpoint, modelCheckpointOptionsSchema, LAST_CHECKPOINT_NAME } from './model-checkpoint.js';

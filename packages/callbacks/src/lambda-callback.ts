@@ -45,7 +45,6 @@ const HOOKS = {
 const hookNames = Object.keys(HOOKS) as CallbackHookName[];
 const fn = z.custom<(...args: never[]) => unknown>((v) => typeof v === 'function', { error: 'must be a function (trainer, module, ...) => void' });
 
-/** Schema of `LambdaCallbackOptions`: any hook as a function, plus two settings. */
 export const lambdaCallbackOptionsSchema = z.strictObject({
   ...(Object.fromEntries(hookNames.map((h) => [h, fn.optional()])) as Record<CallbackHookName, z.ZodOptional<typeof fn>>),
   /** Run the epoch-end hooks after the module's, once the epoch metrics are computed. */
@@ -54,7 +53,6 @@ export const lambdaCallbackOptionsSchema = z.strictObject({
   stateKey: z.string({ error: 'must be a non-empty string' }).min(1, { error: 'must be a non-empty string' }).optional(),
 });
 
-/** Options of `LambdaCallback`: hooks with the Callback signatures. */
 export type LambdaCallbackOptions = CallbackHooks & { readsEpochMetrics?: boolean; stateKey?: string };
 
 /**

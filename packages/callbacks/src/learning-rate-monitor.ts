@@ -2,7 +2,6 @@ import { Callback, getLearningRate, getMomentum, parseOptions, type LightningMod
 import { z } from 'zod';
 import { logToLoggers } from './internal/util.js';
 
-/** Schema of `LearningRateMonitorOptions`. */
 export const learningRateMonitorOptionsSchema = z.strictObject({
   /**
    * 'auto' (default): each optimizer at its scheduler's interval (every step for 'step'
@@ -13,7 +12,6 @@ export const learningRateMonitorOptionsSchema = z.strictObject({
   logMomentum: z.boolean({ error: 'must be true or false' }).default(false),
 });
 
-/** Options of `LearningRateMonitor`. */
 export type LearningRateMonitorOptions = z.input<typeof learningRateMonitorOptionsSchema>;
 
 /**

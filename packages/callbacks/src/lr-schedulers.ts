@@ -150,7 +150,6 @@ export abstract class ClosedFormLRScheduler extends ChainableLRScheduler {
   }
 }
 
-/** Schema of `StepLROptions`. */
 export const stepLROptionsSchema = z.strictObject({
   /** Multiply the rate by `gamma` every `stepSize` intervals. */
   stepSize: positiveInt,
@@ -175,7 +174,6 @@ export class StepLR extends ChainableLRScheduler {
   }
 }
 
-/** Schema of `MultiStepLROptions`. */
 export const multiStepLROptionsSchema = z.strictObject({
   /** The intervals at which the rate is multiplied by `gamma` (a milestone listed twice multiplies by gamma^2). */
   milestones: z.array(wholeNumber, { error: 'must be a list of whole numbers >= 0' }),
@@ -202,7 +200,6 @@ export class MultiStepLR extends ChainableLRScheduler {
   }
 }
 
-/** Schema of `ConstantLROptions`. */
 export const constantLROptionsSchema = z.strictObject({
   /** The rate is multiplied by this until `totalIters`. */
   factor: closedFactor.default(1 / 3),
@@ -230,7 +227,6 @@ export class ConstantLR extends ChainableLRScheduler {
   }
 }
 
-/** Schema of `LinearLROptions`. */
 export const linearLROptionsSchema = z.strictObject({
   /** The rate at interval 0 is `baseLr * startFactor` (never 0). */
   startFactor: factor.default(1 / 3),
@@ -264,7 +260,6 @@ export class LinearLR extends ChainableLRScheduler {
   }
 }
 
-/** Schema of `ExponentialLROptions`. */
 export const exponentialLROptionsSchema = z.strictObject({
   /** Multiply the rate by `gamma` every interval. */
   gamma: positive,
@@ -287,7 +282,6 @@ export class ExponentialLR extends ChainableLRScheduler {
   }
 }
 
-/** Schema of `PolynomialLROptions`. */
 export const polynomialLROptionsSchema = z.strictObject({
   /** Intervals until the rate reaches 0 (and stays there). */
   totalIters: positiveInt.default(5),
@@ -315,7 +309,6 @@ export class PolynomialLR extends ChainableLRScheduler {
   }
 }
 
-/** Schema of `LambdaLROptions`. */
 export const lambdaLROptionsSchema = z.strictObject({
   /** The rate at interval t is `baseLr * lrLambda(t)`. */
   lrLambda: epochFunction,
@@ -335,7 +328,6 @@ export class LambdaLR extends ChainableLRScheduler {
   }
 }
 
-/** Schema of `MultiplicativeLROptions`. */
 export const multiplicativeLROptionsSchema = z.strictObject({
   /** At every step the rate is multiplied by `lrLambda(t)`. */
   lrLambda: epochFunction,
@@ -355,7 +347,6 @@ export class MultiplicativeLR extends ChainableLRScheduler {
   }
 }
 
-/** Schema of `CosineAnnealingLROptions`. */
 export const cosineAnnealingLROptionsSchema = z.strictObject({
   /** Intervals of the cosine phase (after the warm-up), from baseLr down to etaMin. */
   tMax: positiveInt,
@@ -399,7 +390,6 @@ export class CosineAnnealingLR extends ChainableLRScheduler {
   }
 }
 
-/** Schema of `CosineAnnealingWarmRestartsOptions`. */
 export const cosineAnnealingWarmRestartsOptionsSchema = z.strictObject({
   /** Intervals until the first restart. */
   t0: positiveInt,
@@ -461,7 +451,6 @@ function cycleTo(optimizer: tf.Optimizer, on: boolean, value: number): void {
   if (on) setMomentum(optimizer, value);
 }
 
-/** Schema of `CyclicLROptions`. */
 export const cyclicLROptionsSchema = z.strictObject({
   /** The lower bound of the cycle (set on the optimizer on construction). */
   baseLr: nonNegative,
@@ -535,7 +524,6 @@ export class CyclicLR extends ChainableLRScheduler {
   }
 }
 
-/** Schema of `OneCycleLROptions`. */
 export const oneCycleLROptionsSchema = z
   .strictObject({
     /** The peak rate. */
@@ -646,7 +634,6 @@ function checkChild(owner: string, s: unknown, index: number, optimizer: tf.Opti
 
 const schedulerList = z.array(z.custom<LRScheduler>((v) => typeof v === 'object' && v !== null, { error: 'must be a scheduler' }), { error: 'must be a list of schedulers' }).min(1, { error: 'must list at least one scheduler' });
 
-/** Schema of `SequentialLROptions`. */
 export const sequentialLROptionsSchema = z.strictObject({
   /** The schedulers, built on the same optimizer, in the order they take over. */
   schedulers: schedulerList,
@@ -712,7 +699,6 @@ export class SequentialLR implements LRScheduler {
   }
 }
 
-/** Schema of `ChainedSchedulerOptions`. */
 export const chainedSchedulerOptionsSchema = z.strictObject({
   /** The schedulers, built on the same optimizer, all stepped at every step in this order. */
   schedulers: schedulerList,

@@ -15,11 +15,10 @@ import { z } from 'zod';
 import { FilenameTemplate } from './internal/filename.js';
 import { better, rankable } from './internal/monitor-logic.js';
 import { durationSchema, durationSeconds, fmt, stateKeyOf } from './internal/util.js';
-import { MonitorCallback, metricNameSchema, modeSchema } from './monitor-callback.js';
+import { isFitCheck, MonitorCallback, metricNameSchema, modeSchema } from './monitor-callback.js';
 
 const wholeNumber = z.number({ error: 'must be a whole number >= 0' }).int({ error: 'must be a whole number >= 0' }).min(0, { error: 'must be a whole number >= 0' });
 
-/** Schema of `ModelCheckpointOptions`. */
 export const modelCheckpointOptionsSchema = z
   .strictObject({
     /** Folder of the checkpoints. Default: `<trainer.logDir>/checkpoints`, resolved when fit starts. */
@@ -72,7 +71,6 @@ export const modelCheckpointOptionsSchema = z
     everyNTrainSteps: o.everyNTrainSteps ?? 0,
   }));
 
-/** Options of `ModelCheckpoint`. */
 export type ModelCheckpointOptions = z.input<typeof modelCheckpointOptionsSchema>;
 
 /** The file name of the last checkpoint inside `dirpath`. */
@@ -112,8 +110,6 @@ export class ModelCheckpoint extends MonitorCallback {
   private lastTimeSaved = 0;
   private pendingSave = false;
   private resumed = false;
-  private validationRuns = 0;
-  private warnedUnranked = false;
   private trainer: TrainerContext | undefined;
 
   constructor(options: ModelCheckpointOptions = {}) {
@@ -144,7 +140,6 @@ export class ModelCheckpoint extends MonitorCallback {
   override async onFitStart(trainer: TrainerContext): Promise<void> {
     this.lastTimeSaved = performance.now();
     this.pendingSave = false;
-    this.validationRuns = 0;
     if (trainer.fastDevRun || this.dirpath === undefined) return;
     const removed = removeStaleTempFiles(this.dirpath);
     if (removed.length > 0) {
@@ -159,7 +154,7 @@ export class ModelCheckpoint extends MonitorCallback {
    * that `fit(..., { ckptPath: 'last' })` continues from this very batch.
    */
   override async onException(trainer: TrainerContext, _module: LightningModule, error: unknown): Promise<void> {
-    if (!(error instanceof InterruptedError) || !this.options.saveLast || this.skip(trainer)) return;
+    if (!(error instanceof InterruptedError) || !this.options.saveLast || !isFitCheck(trainer)) return;
     const loop = error.position.runningStage;
     if (loop !== 'train' && loop !== 'validate') return; // before the first epoch or after the last one
     const dir = this.dirpath ?? path.resolve(trainer.logDir, 'checkpoints');
@@ -176,12 +171,8 @@ export class ModelCheckpoint extends MonitorCallback {
     if (this.options.verbose) trainer.print(`ModelCheckpoint: saved ${last} (${error.signal}).`);
   }
 
-  override onValidationEnd(trainer: TrainerContext): void {
-    if (trainer.stage === 'fit' && !trainer.sanityChecking) this.validationRuns += 1;
-  }
-
   override onTrainBatchEnd(trainer: TrainerContext, module: LightningModule, _outputs: Metrics, _batch: unknown, batchIdx: number): Promise<void> | void {
-    if (this.skip(trainer)) return;
+    if (!isFitCheck(trainer)) return;
     const o = this.options;
     const step = trainer.globalStep;
     let due = false;
@@ -200,7 +191,7 @@ export class ModelCheckpoint extends MonitorCallback {
   }
 
   override async onTrainEpochEnd(trainer: TrainerContext, module: LightningModule): Promise<void> {
-    if (this.skip(trainer)) return;
+    if (!isFitCheck(trainer)) return;
     const n = this.options.everyNEpochs;
     const due = n > 0 && (trainer.currentEpoch + 1) % n === 0;
     if (!due && !this.pendingSave) return;
@@ -263,10 +254,6 @@ export class ModelCheckpoint extends MonitorCallback {
     return `${this.template.format(metrics)}.ckpt`;
   }
 
-  private skip(trainer: TrainerContext): boolean {
-    return trainer.stage !== 'fit' || trainer.sanityChecking || trainer.fastDevRun;
-  }
-
   private async save(trainer: TrainerContext, _module: LightningModule, when: 'epoch' | 'step'): Promise<void> {
     const dir = this.dirpath ?? path.resolve(trainer.logDir, 'checkpoints');
     this.dirpath = dir;
@@ -280,7 +267,8 @@ export class ModelCheckpoint extends MonitorCallback {
         target = await this.freePath(dir, this.template.format(metrics), previous);
         if (previous !== undefined && previous !== target) evicted.push(previous);
       } else {
-        const current = when === 'epoch' ? (this.isStale(trainer) ? undefined : this.readMonitor(trainer)) : this.readMonitorMidEpoch(trainer);
+        // Not logged yet (a step save before the first validation, an epoch without one so far): not ranked.
+        const current = this.readMonitor(trainer, when === 'epoch');
         if (current !== undefined && this.entersTopK(current)) {
           const full = o.saveTopK > 0 && Object.keys(this.bestKModels).length >= o.saveTopK;
           const out = full ? this.kthBestModelPath : undefined;
@@ -312,23 +300,6 @@ export class ModelCheckpoint extends MonitorCallback {
       if (file === last || file in this.bestKModels) continue;
       await fs.rm(file, { force: true });
     }
-  }
-
-  /**
-   * A step or time save before the first validation of the fit cannot rank by a validation metric:
-   * it is not ranked (said once), as in Lightning. After a validation run, a missing metric is the
-   * usual error.
-   */
-  private readMonitorMidEpoch(trainer: TrainerContext): number | undefined {
-    const monitor = this.monitor!;
-    if (trainer.callbackMetrics[monitor] !== undefined || this.validationRuns > 0) return this.readMonitor(trainer);
-    if (!this.warnedUnranked) {
-      this.warnedUnranked = true;
-      trainer.print(
-        `ModelCheckpoint: '${monitor}' is not logged yet at step ${trainer.globalStep} (no validation has run in this fit): checkpoints saved before it is are not ranked${this.options.saveLast ? ' (last.ckpt is written)' : ''}. This note is printed once.`,
-      );
-    }
-    return undefined;
   }
 
   /** Whether a checkpoint with this value belongs among the top k. */

@@ -1,10 +1,8 @@
 import { Callback, parseOptions, type LightningModule, type TrainerContext } from '@flint/core';
 import { z } from 'zod';
 
-/** Schema of `ModelSummaryOptions` (no options yet: module.summary() shows the top-level children). */
 export const modelSummaryOptionsSchema = z.strictObject({});
 
-/** Options of `ModelSummary`. */
 export type ModelSummaryOptions = z.input<typeof modelSummaryOptionsSchema>;
 
 /** Prints `module.summary()` (layers, parameter counts, size) at the start of fit, as Lightning's ModelSummary. */

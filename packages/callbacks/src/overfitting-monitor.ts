@@ -1,10 +1,9 @@
-import { Callback, MisconfigurationError, parseOptions, type EpochRecord, type LightningModule, type TrainerContext } from '@flint/core';
+import { parseOptions, type EpochRecord, type LightningModule, type TrainerContext } from '@flint/core';
 import { z } from 'zod';
 import { isImprovement, type MonitorMode } from './internal/monitor-logic.js';
-import { fmt, logToLoggers, stateKeyOf } from './internal/util.js';
-import { metricNameSchema, minDeltaSchema, modeSchema } from './monitor-callback.js';
+import { fmt, logToLoggers } from './internal/util.js';
+import { MonitorCallback, metricNameSchema, minDeltaSchema, modeSchema } from './monitor-callback.js';
 
-/** Schema of `OverfittingMonitorOptions`. */
 export const overfittingMonitorOptionsSchema = z.strictObject({
   /** The training side of the pair: an epoch-level training metric (log it with onEpoch: true). */
   trainMetric: metricNameSchema.default('train_loss'),
@@ -22,13 +21,12 @@ export const overfittingMonitorOptionsSchema = z.strictObject({
   target: z.number({ error: 'must be a finite number' }).refine(Number.isFinite, { error: 'must be a finite number' }).optional(),
   /** Name under which the gap is logged each epoch. */
   gapName: metricNameSchema.default('generalization_gap'),
-  /** A missing metric throws, listing the metrics that exist (true), or is reported once (false). */
+  /** A missing metric throws, listing the metrics that exist (true), or is reported once and those epochs left out (false). */
   strict: z.boolean({ error: 'must be true or false' }).default(true),
   /** Print the onset of overfitting when it is seen, and the verdict at the end of fit. */
   verbose: z.boolean({ error: 'must be true or false' }).default(true),
 });
 
-/** Options of `OverfittingMonitor`. */
 export type OverfittingMonitorOptions = z.input<typeof overfittingMonitorOptionsSchema>;
 
 /** One validated epoch: both metrics and the generalization gap (positive: validation is worse). */
@@ -161,37 +159,25 @@ export function judgeFit(rows: readonly EpochFit[], s: JudgeSettings): FitVerdic
  * epoch N, with the best epoch and the numbers.
  *
  * It reads `trainer.history`, which the trainer restores on resume, so it keeps no state of its own.
+ * Its `monitor` is the validation metric; both metrics of the pair follow the one rule of
+ * `readMonitoredMetric` for a metric that is not there, read from the epoch's history record.
  */
-export class OverfittingMonitor extends Callback {
-  override readonly readsEpochMetrics = true;
+export class OverfittingMonitor extends MonitorCallback {
   readonly options: z.output<typeof overfittingMonitorOptionsSchema>;
+  declare readonly monitor: string;
   /** The validated epochs seen so far. */
   epochs: EpochFit[] = [];
-  private validatedThisEpoch = false;
-  private warned = false;
   private onsetPrinted = false;
 
   constructor(options: OverfittingMonitorOptions = {}) {
-    super();
-    this.options = parseOptions('OverfittingMonitor', overfittingMonitorOptionsSchema, options);
-  }
-
-  override get stateKey(): string {
-    const o = this.options;
-    return stateKeyOf('OverfittingMonitor', { trainMetric: o.trainMetric, valMetric: o.valMetric, mode: o.mode, target: o.target });
+    const parsed = parseOptions('OverfittingMonitor', overfittingMonitorOptionsSchema, options);
+    super({ monitor: parsed.valMetric, mode: parsed.mode, minDelta: parsed.minDelta, strict: parsed.strict });
+    this.options = parsed;
   }
 
   /** The verdict for the epochs seen so far. */
   get verdict(): FitVerdict {
     return judgeFit(this.epochs, this.options);
-  }
-
-  override onTrainEpochStart(): void {
-    this.validatedThisEpoch = false;
-  }
-
-  override onValidationEnd(trainer: TrainerContext): void {
-    if (trainer.stage === 'fit' && !trainer.sanityChecking) this.validatedThisEpoch = true;
   }
 
   override async onTrainEpochEnd(trainer: TrainerContext, _module: LightningModule): Promise<void> {
@@ -226,22 +212,10 @@ export class OverfittingMonitor extends Callback {
     return rows;
   }
 
-  /** A metric of the pair that should be in this epoch's record and is not: an error (strict) or one warning. */
+  /** Reads the pair from this epoch's record: a metric that should be there and is not follows `readMonitoredMetric`'s rule. */
   private check(trainer: TrainerContext, record: EpochRecord | undefined): void {
-    const keys = Object.keys(record?.metrics ?? {});
-    const missing: string[] = [];
-    if (!keys.includes(this.options.trainMetric)) missing.push(this.options.trainMetric);
-    if (this.validatedThisEpoch && !keys.includes(this.options.valMetric)) missing.push(this.options.valMetric);
-    if (missing.length === 0) return;
-    const text = `OverfittingMonitor: ${missing.map((m) => `'${m}'`).join(' and ')} ${missing.length === 1 ? 'is' : 'are'} not among the epoch-level metrics of epoch ${trainer.currentEpoch}: ${keys.sort().join(', ') || '(none)'}`;
-    if (this.options.strict) {
-      throw new MisconfigurationError(
-        `${text}. Name the pair with trainMetric / valMetric, and log the training metric per epoch (this.log(name, loss, { onEpoch: true })), or pass strict: false.`,
-      );
-    }
-    if (!this.warned) {
-      this.warned = true;
-      trainer.print(`${text}; those epochs are left out (strict: false). This warning is printed once.`);
-    }
+    const epochLevel = { metrics: record?.metrics ?? {}, metricsName: `the epoch-level metrics of epoch ${trainer.currentEpoch}` };
+    this.readMonitor(trainer, false, this.options.trainMetric, epochLevel);
+    if (trainer.validatedThisEpoch) this.readMonitor(trainer, false, this.options.valMetric, epochLevel);
   }
 }

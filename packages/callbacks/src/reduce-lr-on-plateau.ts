@@ -7,7 +7,6 @@ import { minDeltaSchema, modeSchema } from './monitor-callback.js';
 const wholeNumber = z.number({ error: 'must be a whole number >= 0' }).int({ error: 'must be a whole number >= 0' }).min(0, { error: 'must be a whole number >= 0' });
 const nonNegative = z.number({ error: 'must be a number >= 0' }).nonnegative({ error: 'must be a number >= 0' });
 
-/** Schema of `ReduceLROnPlateauOptions`; the defaults are PyTorch's. */
 export const reduceLROnPlateauOptionsSchema = z.strictObject({
   /** 'min' (default): lower is better; 'max': higher is better. Never guessed from the metric's name. */
   mode: modeSchema.default('min'),

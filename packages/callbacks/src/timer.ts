@@ -2,7 +2,6 @@ import { Callback, parseOptions, type LightningModule, type TrainerContext } fro
 import { z } from 'zod';
 import { durationSchema, durationSeconds } from './internal/util.js';
 
-/** Schema of `TimerOptions`. */
 export const timerOptionsSchema = z.strictObject({
   /** Stop training after this much training time (validation inside fit included): seconds, "DD:HH:MM:SS" or { days, hours, minutes, seconds }. Without it the Timer only measures. */
   duration: durationSchema.optional(),
@@ -12,7 +11,6 @@ export const timerOptionsSchema = z.strictObject({
   verbose: z.boolean({ error: 'must be true or false' }).default(true),
 });
 
-/** Options of `Timer`. */
 export type TimerOptions = z.input<typeof timerOptionsSchema>;
 
 /** The stages the Timer measures. */

@@ -68,6 +68,10 @@ export interface TrainerContext {
   readonly fastDevRun: boolean;
   readonly callbackMetrics: Metrics;
   readonly history: readonly EpochRecord[];
+  /** Validation runs of the current fit so far (not the sanity check); 0 outside fit. */
+  readonly validationRuns: number;
+  /** Whether a validation run of the current fit happened in the current epoch. */
+  readonly validatedThisEpoch: boolean;
   /** The run's folder (the first logger's logDir, or defaultRootDir). */
   readonly logDir: string;
   readonly optimizers: readonly OptimizerWrapper[];
@@ -178,7 +182,7 @@ export abstract class Callback {
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export interface Callback extends CallbackHooks {}
 
-/** What the trainer passes to `logHyperparams` besides the hparams. */
+/** The hyperparameters the trainer passes to `logHyperparams` (the module's `hparams`). */
 export type HParams = Readonly<Record<string, unknown>>;
 
 /** How a run ended, for loggers' `finalize`. */

@@ -141,7 +141,6 @@ export abstract class LightningModule<Batch = unknown> extends Module {
     throw new MisconfigurationError(`${this.constructor.name}.forward() is not implemented: override forward(x) to use the module for inference.`);
   }
 
-  /** Calls `forward`. */
   call(...inputs: unknown[]): tf.Tensor | tf.Tensor[] {
     return this.forward(...inputs);
   }

@@ -13,13 +13,11 @@ import { parseOptions } from './options.js';
  */
 export const SOFTMAX_CROSS_ENTROPY_KERNEL = 'FlintSoftmaxCrossEntropyWithLogits';
 
-/** Schema of `CrossEntropyOptions` (strict: unknown keys throw); defaults live here. */
 export const crossEntropyOptionsSchema = z.strictObject({
   /** 'mean' over the batch (default, as Lightning/PyTorch and `tf.losses.softmaxCrossEntropy`), 'sum', or 'none' (one loss per row). */
   reduction: z.enum(['mean', 'sum', 'none']).default('mean'),
 });
 
-/** Options of `crossEntropy`. */
 export type CrossEntropyOptions = z.input<typeof crossEntropyOptionsSchema>;
 
 const DEFAULTS = { reduction: 'mean' } as const satisfies z.output<typeof crossEntropyOptionsSchema>;

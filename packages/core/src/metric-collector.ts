@@ -25,7 +25,6 @@ export function isLoggableMetric(value: unknown): value is LoggableMetric {
   return ['compute', 'reset', 'stateDict', 'loadStateDict', 'mergeState'].every((k) => typeof m[k] === 'function');
 }
 
-/** Options of `LightningModule.log`. Unset values take Lightning's defaults for the running hook. */
 export interface LogOptions {
   /** Log the value of this step (logged as `name_step` when onEpoch is also set). */
   onStep?: boolean;
@@ -264,11 +263,6 @@ export class MetricCollector {
       reduce: 'mean',
       batchSize: 1,
     });
-  }
-
-  /** Whether anything was logged since the last `readStep`. */
-  hasPending(): boolean {
-    return this.pending.length > 0;
   }
 
   /**

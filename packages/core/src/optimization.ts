@@ -305,15 +305,15 @@ function describe(value: unknown): string {
   return (value as object).constructor?.name ?? 'object';
 }
 
-/** Sum of squares of all gradients, as a scalar (inside a tidy). */
+/** The global L2 norm of all gradients (the square root of the sum of their squares), as a scalar (inside a tidy). */
 export function globalNorm(grads: readonly tf.Tensor[]): tf.Scalar {
   return tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
 }
 
 /**
- * Clips gradients in place of the map, Lightning's `gradient_clip_val` / `gradient_clip_algorithm`:
+ * Clips gradients, Lightning's `gradient_clip_val` / `gradient_clip_algorithm`:
  * 'norm' rescales all gradients together so that their global L2 norm is at most `value`;
- * 'value' clamps each element to [-value, value]. Returns new tensors (call inside a tidy).
+ * 'value' clamps each element to [-value, value]. Returns a new map of new tensors; `grads` is left as it was (call inside a tidy).
  */
 export function clipGradients(
   grads: Readonly<Record<string, tf.Tensor>>,

@@ -89,7 +89,7 @@ export class CSVLogger extends FileLogger {
       row.set(key, value);
     }
     row.set('step', step);
-    if (this.writeError !== undefined || this.muted) return;
+    if (this.writeError !== undefined) return;
     this.maxStep = Math.max(this.maxStep, step);
     for (const key of row.keys()) if (!this.columns.includes(key)) this.columns.push(key);
     const last = this.pending.at(-1);
@@ -100,10 +100,6 @@ export class CSVLogger extends FileLogger {
     }
     if (!this.opened) this.armExitFlush();
     if (this.pending.length > this.options.flushLogsEveryNSteps) this.write(() => this.flushRows(1));
-  }
-
-  onTrainEpochEnd(): void {
-    this.save();
   }
 
   onValidationEnd(): void {

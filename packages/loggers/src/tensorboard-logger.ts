@@ -367,7 +367,7 @@ export class TensorBoardLogger extends FileLogger {
         .map((c: unknown) => (c !== null && typeof c === 'object' ? (c as { monitor?: unknown }).monitor : undefined))
         .filter((m): m is string => typeof m === 'string');
     }
-    if (!this.options.textSummaries || this.summaryLogged || this.muted) return;
+    if (!this.options.textSummaries || this.summaryLogged) return;
     let summary: string;
     try {
       summary = module.summary();
@@ -378,38 +378,31 @@ export class TensorBoardLogger extends FileLogger {
     if (this.opened) this.writePendingSummary();
   }
 
-  onTrainEpochStart(trainer: TrainerContext, _module: LightningModule): void {
-    this.trainer = trainer;
+  onTrainEpochStart(_trainer: TrainerContext, _module: LightningModule): void {
     this.phase = undefined;
   }
 
   onValidationEpochEnd(trainer: TrainerContext, _module: LightningModule): void {
-    this.trainer = trainer;
     this.phase = trainer.sanityChecking ? undefined : 'validation';
   }
 
-  onTestStart(trainer: TrainerContext, _module: LightningModule): void {
-    this.trainer = trainer;
+  onTestStart(_trainer: TrainerContext, _module: LightningModule): void {
     this.phase = undefined;
   }
 
-  onTestEpochEnd(trainer: TrainerContext, _module: LightningModule): void {
-    this.trainer = trainer;
+  onTestEpochEnd(_trainer: TrainerContext, _module: LightningModule): void {
     this.phase = 'test';
   }
 
-  onTestEnd(trainer: TrainerContext, _module: LightningModule): void {
-    this.trainer = trainer;
+  onTestEnd(_trainer: TrainerContext, _module: LightningModule): void {
     this.phase = undefined;
   }
 
-  onTrainEnd(trainer: TrainerContext, _module: LightningModule): void {
-    this.trainer = trainer;
+  onTrainEnd(_trainer: TrainerContext, _module: LightningModule): void {
     this.phase = undefined;
   }
 
   async onTrainEpochEnd(trainer: TrainerContext, module: LightningModule): Promise<void> {
-    this.trainer = trainer;
     // The train epoch's metrics are logged right after this hook (loggers do not read epoch metrics).
     this.phase = 'train';
     if (this.histogramEpoch(trainer.currentEpoch)) {
@@ -418,17 +411,14 @@ export class TensorBoardLogger extends FileLogger {
         this.logHistogram(`weights/${p.name}`, values as Float32Array, trainer.globalStep);
       }
     }
-    this.save();
   }
 
-  onValidationEnd(trainer: TrainerContext, _module: LightningModule): void {
-    this.trainer = trainer;
+  onValidationEnd(): void {
     this.phase = undefined;
     this.save();
   }
 
   onAfterBackward(trainer: TrainerContext, module: LightningModule, grads: Readonly<Record<string, tf.Tensor>>): void {
-    this.trainer = trainer;
     if (!this.options.logGradients || !this.histogramEpoch(trainer.currentEpoch)) return;
     if (this.gradientsCapturedEpoch === trainer.currentEpoch) return;
     this.gradientsCapturedEpoch = trainer.currentEpoch;
@@ -609,7 +599,7 @@ export class TensorBoardLogger extends FileLogger {
 
   private histogramEpoch(epoch: number): boolean {
     const n = this.options.histogramEveryNEpochs;
-    return n > 0 && epoch % n === 0 && !this.muted;
+    return n > 0 && epoch % n === 0;
   }
 
   private stopTimer(): void {

@@ -4,7 +4,6 @@ import { z } from 'zod';
 import { safeDivide } from './internal/inputs.js';
 import { averageOptionsShape, averageScores, StatScoresMetric, taskOptionsShape, type Average, type Stats } from './internal/stat-scores.js';
 
-/** Schema of `AccuracyOptions`: task, numClasses / numLabels, threshold 0.5, average 'micro', topK 1. */
 export const accuracyOptionsSchema = z.strictObject({ ...taskOptionsShape, ...averageOptionsShape });
 export type AccuracyOptions = z.input<typeof accuracyOptionsSchema>;
 

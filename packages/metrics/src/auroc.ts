@@ -5,7 +5,6 @@ import { averagePrecision, clfCurve, rocAuc, type Curve } from './internal/curve
 import { checkSameShape, classAxisLast, normalizeIfNeeded } from './internal/inputs.js';
 import { Metric, type States } from './metric.js';
 
-/** Schema of `AUROCOptions` and `AveragePrecisionOptions`: task, numClasses, average 'macro'. */
 export const curveOptionsSchema = z.strictObject({
   /** 'binary', or 'multiclass' (one-vs-rest per class). */
   task: z.enum(['binary', 'multiclass']),

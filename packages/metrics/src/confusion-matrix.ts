@@ -4,7 +4,6 @@ import { z } from 'zod';
 import { Metric, type States } from './metric.js';
 import { checkTask, confusionOf, taskOptionsShape, type TaskConfig } from './internal/stat-scores.js';
 
-/** Schema of `ConfusionMatrixOptions`: task, numClasses / numLabels, threshold 0.5, normalize 'none'. */
 export const confusionMatrixOptionsSchema = z.strictObject({
   ...taskOptionsShape,
   /** 'true' divides each row by its sum, 'pred' each column, 'all' by the total; 'none' keeps counts. */

@@ -4,7 +4,6 @@ import { z } from 'zod';
 import { safeDivide } from './internal/inputs.js';
 import { averageOptionsShape, averageScores, StatScoresMetric, taskOptionsShape, type Average, type Stats } from './internal/stat-scores.js';
 
-/** Schema of `FBetaScoreOptions`: `beta` (default 1) plus the options of `F1ScoreOptions`. */
 export const fBetaScoreOptionsSchema = z.strictObject({
   ...taskOptionsShape,
   ...averageOptionsShape,
@@ -13,7 +12,6 @@ export const fBetaScoreOptionsSchema = z.strictObject({
 });
 export type FBetaScoreOptions = z.input<typeof fBetaScoreOptionsSchema>;
 
-/** Schema of `F1ScoreOptions`: task, numClasses / numLabels, threshold 0.5, average 'micro', topK 1. */
 export const f1ScoreOptionsSchema = z.strictObject({ ...taskOptionsShape, ...averageOptionsShape });
 export type F1ScoreOptions = z.input<typeof f1ScoreOptionsSchema>;
 

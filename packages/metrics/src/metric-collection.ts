@@ -3,7 +3,6 @@ import { CheckpointError, MisconfigurationError, parseOptions } from '@flint/cor
 import { z } from 'zod';
 import type { Metric, MetricStateDict } from './metric.js';
 
-/** Schema of `MetricCollectionOptions`: prefix and postfix of the names, both ''. */
 export const metricCollectionOptionsSchema = z.strictObject({
   /** Put before every name, e.g. 'val_'. */
   prefix: z.string().default(''),

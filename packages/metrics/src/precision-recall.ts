@@ -4,7 +4,6 @@ import { z } from 'zod';
 import { safeDivide } from './internal/inputs.js';
 import { averageOptionsShape, averageScores, StatScoresMetric, taskOptionsShape, type Average, type Stats } from './internal/stat-scores.js';
 
-/** Schema of `PrecisionOptions` and `RecallOptions`: task, numClasses / numLabels, threshold 0.5, average 'micro', topK 1. */
 export const precisionRecallOptionsSchema = z.strictObject({ ...taskOptionsShape, ...averageOptionsShape });
 export type PrecisionOptions = z.input<typeof precisionRecallOptionsSchema>;
 export type RecallOptions = z.input<typeof precisionRecallOptionsSchema>;

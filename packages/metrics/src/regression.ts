@@ -6,7 +6,6 @@ import { Metric, type States } from './metric.js';
 
 const numOutputs = z.number().int({ error: 'must be a whole number >= 1' }).min(1, { error: 'must be a whole number >= 1' }).default(1);
 
-/** Schema of `MeanSquaredErrorOptions`: squared true, numOutputs 1. */
 export const meanSquaredErrorOptionsSchema = z.strictObject({
   /** false gives the root mean squared error. Default true. */
   squared: z.boolean().default(true),
@@ -15,11 +14,9 @@ export const meanSquaredErrorOptionsSchema = z.strictObject({
 });
 export type MeanSquaredErrorOptions = z.input<typeof meanSquaredErrorOptionsSchema>;
 
-/** Schema of `MeanAbsoluteErrorOptions`: numOutputs 1. */
 export const meanAbsoluteErrorOptionsSchema = z.strictObject({ numOutputs });
 export type MeanAbsoluteErrorOptions = z.input<typeof meanAbsoluteErrorOptionsSchema>;
 
-/** Schema of `R2ScoreOptions`: numOutputs 1, adjusted 0, multioutput 'uniform_average'. */
 export const r2ScoreOptionsSchema = z.strictObject({
   /** Outputs per row ([N] or [N, numOutputs]); torchmetrics infers it, Flint needs it for the state's shape. */
   numOutputs,

@@ -175,6 +175,39 @@ describe('resume keeps every logged step, whatever the loggers', () => {
     expect(await fs.readdir(path.join(resumed[0]!.logDir, 'checkpoints'))).toEqual(['last.ckpt']);
   });
 
+  it('fastDevRun writes no log files: the trainer leaves its loggers out of the run', async () => {
+    const saveDir = path.join(dir, 'fast-dev-run');
+    const trainer = new Trainer({ ...quiet, fastDevRun: true, logger: [new TensorBoardLogger({ saveDir }), new CSVLogger({ saveDir })] });
+    expect(trainer.loggers).toEqual([]);
+    const module = new BoringModule();
+    await expectNoLeak(() => trainer.fit(module, new DataLoader(data, { batchSize: 8 }), new DataLoader(data, { batchSize: 16 })), 'fit');
+    expect(await fs.readdir(saveDir).catch(() => [])).toEqual([]);
+  });
+
+  it('each logger is flushed once per epoch, after the epoch metrics are logged', async () => {
+    class Counting extends CSVLogger {
+      saves: Array<{ epoch: number; hasEpochMetric: boolean }> = [];
+      private trainerSeen: TrainerContext | undefined;
+      override setup(trainer: TrainerContext, module: never, stage: never): void {
+        super.setup(trainer, module, stage);
+        this.trainerSeen = trainer;
+      }
+      override save(): void {
+        const t = this.trainerSeen;
+        if (t !== undefined && t.stage === 'fit') this.saves.push({ epoch: t.currentEpoch, hasEpochMetric: t.history.some((r) => r.epoch === t.currentEpoch && 'train_loss' in r.metrics) });
+        super.save();
+      }
+    }
+    const logger = new Counting({ saveDir: path.join(dir, 'flushes') });
+    const trainer = new Trainer({ ...quiet, maxEpochs: 2, numSanityValSteps: 0, logger });
+    const module = new BoringModule();
+    await expectNoLeak(() => trainer.fit(module, new DataLoader(data, { batchSize: 8 })), 'fit');
+    expect(logger.saves).toEqual([
+      { epoch: 0, hasEpochMetric: true },
+      { epoch: 1, hasEpochMetric: true },
+    ]);
+  });
+
   it('refuses two loggers that would share a state (and a folder), naming the key', () => {
     const saveDir = path.join(dir, 'dup');
     expect(() => new Trainer({ ...quiet, logger: [new CSVLogger({ saveDir }), new CSVLogger({ saveDir })] })).toThrow(MisconfigurationError);

@@ -24,7 +24,7 @@ import {
   type StopReason,
   type TrainerContext,
 } from '@flint/core';
-import { ModelCheckpoint } from '@flint/callbacks';
+import { ModelCheckpoint, ModelSummary } from '@flint/callbacks';
 import { TensorBoardLogger } from '@flint/loggers';
 import { EventEmitter } from 'eventemitter3';
 import { describeChoice, selectBackend, type BackendChoice, type BackendName } from './accelerator.js';
@@ -94,6 +94,8 @@ export class Trainer implements TrainerContext {
     if (this.options.enableCheckpointing && fast === 0 && !this.callbacks.some((cb) => typeof cb.checkpointPath === 'function')) {
       this.callbacks.push(new ModelCheckpoint({ saveLast: true, saveTopK: 0 }));
     }
+    // One owner of the summary, as Lightning's: enableModelSummary adds the ModelSummary callback unless one is there.
+    if (this.options.enableModelSummary && !this.callbacks.some((cb) => cb instanceof ModelSummary)) this.callbacks.push(new ModelSummary());
     const logger = this.options.logger;
     // Lightning's default: a TensorBoard run under defaultRootDir (flint_logs/version_N).
     this.loggers =
@@ -165,6 +167,12 @@ export class Trainer implements TrainerContext {
    */
   get history(): readonly EpochRecord[] {
     return this.state.history;
+  }
+  get validationRuns(): number {
+    return this.state.validationRuns;
+  }
+  get validatedThisEpoch(): boolean {
+    return this.state.validatedThisEpoch;
   }
   get progress(): Readonly<FitProgress> {
     return this.state.progress;
@@ -270,7 +278,6 @@ export class Trainer implements TrainerContext {
       this.state.numTrainingBatches = applyLimit(this.limits.batches.train, data.loader.length);
       if (options.ckptPath !== undefined) await restoreCheckpoint(run, options.ckptPath, false);
       for (const logger of this.loggers) await logger.logHyperparams(m.hparams);
-      if (this.options.enableModelSummary) this.print(m.summary());
       await run.dispatcher.call('onFitStart', []);
       await fitLoop(run, data.loader, data.val);
       await run.dispatcher.call('onFitEnd', []);

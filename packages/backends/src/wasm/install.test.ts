@@ -13,6 +13,41 @@ afterEach(async () => {
 
 const kernelFunc = (name: string) => tf.getKernel(name, 'wasm')?.kernelFunc;
 
+/** Runs `fn` on `backend` and returns its outputs as flat number arrays. */
+async function runOn(backend: 'wasm' | 'cpu', fn: () => tf.Tensor | tf.Tensor[]): Promise<number[][]> {
+  await tf.setBackend(backend);
+  const out = tf.tidy(fn);
+  const list = Array.isArray(out) ? out : [out];
+  const values = await Promise.all(list.map(async (t) => Array.from(await t.data())));
+  tf.dispose(list);
+  await tf.setBackend('wasm');
+  return values;
+}
+
+/** A registered kernel is pinned by its result: the wasm kernel run once against tfjs's own ops on cpu. */
+async function expectAgreesWithCpu(kernel: () => tf.Tensor | tf.Tensor[], reference: () => tf.Tensor | tf.Tensor[]): Promise<void> {
+  const got = await runOn('wasm', kernel);
+  const want = await runOn('cpu', reference);
+  expect(got.map((v) => v.length)).toEqual(want.map((v) => v.length));
+  got.forEach((values, i) => values.forEach((v, j) => expect(v).toBeCloseTo(want[i]![j]!, 5)));
+}
+
+const denseInputs = () => ({ x: tf.tensor2d([[0.5, -1, 2], [1, 0.25, -0.5]]), weight: tf.tensor2d([[1, -2], [0.5, 0.25], [-1, 3]]), bias: tf.tensor1d([0.1, -0.2]) });
+const denseOnWasm = () => tf.engine().runKernel('FlintDense', denseInputs(), { activation: 'relu' }) as tf.Tensor;
+const denseOnCpu = () => {
+  const { x, weight, bias } = denseInputs();
+  return tf.relu(tf.add(tf.matMul(x, weight), bias));
+};
+const logits = () => tf.tensor2d([[2, -1, 0.5], [0.1, 0.2, 0.3]]);
+const labels = () => tf.tensor1d([0, 2], 'int32');
+const crossEntropyOnWasm = () => (tf.engine().runKernel('FlintSoftmaxCrossEntropyWithLogits', { logits: logits(), labels: labels() }) as tf.Tensor[])[0]!;
+const crossEntropyOnCpu = () => tf.neg(tf.sum(tf.mul(tf.oneHot(labels(), 3), tf.logSoftmax(logits())), -1));
+const convX = () => tf.tensor4d(Array.from({ length: 32 }, (_, i) => Math.sin(i)), [1, 4, 4, 2]);
+const convDy = () => tf.tensor4d(Array.from({ length: 12 }, (_, i) => Math.cos(i)), [1, 2, 2, 3]);
+const filterGradOnWasm = () =>
+  tf.engine().runKernel('Conv2DBackpropFilter', { x: convX(), dy: convDy() }, { strides: [2, 2], pad: 'valid', dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape: [2, 2, 2, 3] } as never) as tf.Tensor;
+const filterGradOnCpu = () => tf.grad((f: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(convX(), f as tf.Tensor4D, 2, 'valid'), convDy())))(tf.zeros([2, 2, 2, 3]));
+
 describe('installWasmImprovements options', () => {
   it('defaults: everything on, threads auto, cache in the temp folder', () => {
     expect(wasmImprovementsOptionsSchema.parse({})).toEqual({
@@ -97,8 +132,8 @@ describe('installWasmImprovements', () => {
     expect(kernelFunc('FlintDense')).toBeUndefined();
 
     await installWasmImprovements({ fewerCopies: false, fallbackKernels: false, threads: false });
-    expect(kernelFunc('FlintDense')).toBeDefined();
-    expect(kernelFunc('FlintSoftmaxCrossEntropyWithLogits')).toBeDefined();
+    await expectAgreesWithCpu(denseOnWasm, denseOnCpu);
+    await expectAgreesWithCpu(crossEntropyOnWasm, crossEntropyOnCpu);
     expect(replaceable.map(isStock)).toEqual([false, false, true, true, true, true, true]);
     expect(kernelFunc('Conv2DBackpropFilter')).toBeUndefined();
     expect(isStock('MaxPoolGrad')).toBe(true);
@@ -109,7 +144,7 @@ describe('installWasmImprovements', () => {
 
     await installWasmImprovements({ fastMatmul: false, fewerCopies: false, threads: false });
     expect(replaceable.every(isStock)).toBe(true);
-    expect(kernelFunc('Conv2DBackpropFilter')).toBeDefined();
+    await expectAgreesWithCpu(filterGradOnWasm, filterGradOnCpu);
     expect(isStock('MaxPoolGrad')).toBe(false);
     expect(isStock('Conv2DBackpropInput')).toBe(false);
 

@@ -32,6 +32,8 @@ export class FakeTrainer implements TrainerContext {
   loggedMetrics: Record<string, number> = {};
   progressBarMetrics: Metrics = {};
   history: EpochRecord[] = [];
+  validationRuns = 0;
+  validatedThisEpoch = false;
   progress: FitProgress = { epoch: 0, globalStep: 0, batchInEpoch: 0, totalBatches: 0 };
   loggers: Logger[] = [];
   callbacks: Callback[] = [];
@@ -85,7 +87,7 @@ export class FakeTrainer implements TrainerContext {
     this.printed.push(message);
   }
 
-  /** TrainerContext.logMetrics: records, then sends to the loggers. */
+  /** TrainerContext.logMetrics: only records what was sent (a fake trainer has no loggers). */
   logMetrics = async (metrics: Metrics, step?: number): Promise<void> => {
     this.logged.push({ metrics: { ...metrics }, step });
   };

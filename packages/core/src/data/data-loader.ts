@@ -8,7 +8,6 @@ import { RecordDataset } from './record-file.js';
 import { streamRecordBatches } from './record-stream.js';
 import { TensorDataset, type TensorDatasetSource } from './tensor-dataset.js';
 
-/** Schema of `DataLoaderOptions` (strict: unknown keys throw); defaults live here. */
 export const dataLoaderOptionsSchema = z.strictObject({
   /** Samples per batch. For a tf.data.Dataset, giving it makes the loader batch the dataset. */
   batchSize: z.number().int({ error: 'must be a whole number >= 1' }).min(1, { error: 'must be a whole number >= 1' }).default(32),
@@ -29,7 +28,6 @@ export const dataLoaderOptionsSchema = z.strictObject({
   readAhead: z.number().int({ error: 'must be a whole number >= 2' }).min(2, { error: 'must be a whole number >= 2' }).default(4096),
 });
 
-/** Options of `DataLoader`. */
 export type DataLoaderOptions = z.input<typeof dataLoaderOptionsSchema>;
 
 /**

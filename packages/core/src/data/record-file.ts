@@ -293,7 +293,6 @@ export async function writeRecordFile(
 // Reading
 // ---------------------------------------------------------------------------------------------
 
-/** Schema of `RecordDatasetOptions` (strict: unknown keys throw); defaults live here. */
 export const recordDatasetOptionsSchema = z.strictObject({
   /**
    * Records per shard: with `shuffle`, each epoch visits the shards (contiguous runs of records)
@@ -304,7 +303,6 @@ export const recordDatasetOptionsSchema = z.strictObject({
   structure: z.enum(['record', 'array']).default('record'),
 });
 
-/** Options of `RecordDataset`. */
 export type RecordDatasetOptions = z.input<typeof recordDatasetOptionsSchema>;
 
 /** Counters of what a streaming loader holds in memory, for checks and benchmarks. */

@@ -47,7 +47,6 @@ export type TensorDatasetSource =
   | Readonly<Record<string, Column>>
   | readonly Readonly<Record<string, RowValue>>[];
 
-/** Schema of `TensorDatasetOptions` (strict: unknown keys throw). */
 export const tensorDatasetOptionsSchema = z.strictObject({
   /**
    * The dtype of named fields (an array of records) or named columns (a record of columns), e.g.
@@ -57,7 +56,6 @@ export const tensorDatasetOptionsSchema = z.strictObject({
   dtypes: z.record(z.string(), z.enum(['float32', 'int32', 'bool'])).optional(),
 });
 
-/** Options of `TensorDataset.from`. */
 export type TensorDatasetOptions = z.input<typeof tensorDatasetOptionsSchema>;
 
 type Kind = 'tensor' | 'array' | 'record';

@@ -48,7 +48,6 @@ export class SELU extends Elementwise {
   }
 }
 
-/** Options of `LeakyReLU`, as `torch.nn.LeakyReLU`'s. */
 export const leakyReLUOptionsSchema = z.strictObject({ negativeSlope: z.number().default(0.01) });
 export type LeakyReLUOptions = z.input<typeof leakyReLUOptionsSchema>;
 
@@ -66,7 +65,6 @@ export class LeakyReLU extends Elementwise {
   }
 }
 
-/** Options of `ELU`, as `torch.nn.ELU`'s. */
 export const eluOptionsSchema = z.strictObject({ alpha: z.number().default(1) });
 export type ELUOptions = z.input<typeof eluOptionsSchema>;
 
@@ -87,7 +85,6 @@ export class ELU extends Elementwise {
   }
 }
 
-/** Options of `GELU`, as `torch.nn.GELU`'s. */
 export const geluOptionsSchema = z.strictObject({ approximate: z.enum(['none', 'tanh']).default('none') });
 export type GELUOptions = z.input<typeof geluOptionsSchema>;
 
@@ -112,7 +109,6 @@ export class GELU extends Elementwise {
   }
 }
 
-/** Options of `Softmax` and `LogSoftmax`: the dimension that sums to one (default the last; PyTorch requires it). */
 export const softmaxOptionsSchema = z.strictObject({ dim: z.number().int().default(-1) });
 export type SoftmaxOptions = z.input<typeof softmaxOptionsSchema>;
 

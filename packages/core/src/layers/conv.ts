@@ -52,13 +52,11 @@ function checkConv(o: ConvOptionsOut, ctx: z.RefinementCtx): void {
   }
 }
 
-/** Options of `Conv2d` (besides inChannels, outChannels and kernelSize, given as arguments), as `torch.nn.Conv2d`'s. */
 export const conv2dOptionsSchema = z
   .strictObject({ ...convFields, kernelSize: pairOf(positiveInt), dataFormat: dataFormatSchema.default('NCHW') })
   .superRefine(checkConv);
 export type Conv2dOptions = Omit<z.input<typeof conv2dOptionsSchema>, 'inChannels' | 'outChannels' | 'kernelSize'>;
 
-/** Options of `Conv1d` (besides inChannels, outChannels and kernelSize), as `torch.nn.Conv1d`'s. */
 export const conv1dOptionsSchema = z
   .strictObject({
     ...convFields,

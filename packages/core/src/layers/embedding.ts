@@ -5,7 +5,6 @@ import { Module } from '../module.js';
 import { parseOptions } from '../options.js';
 import { normal, positiveInt, showShape, stopGradient, variableFrom } from './internal/shared.js';
 
-/** Options of `Embedding` (besides numEmbeddings and embeddingDim), as `torch.nn.Embedding`'s (no maxNorm, no sparse). */
 export const embeddingOptionsSchema = z
   .strictObject({
     numEmbeddings: positiveInt,

@@ -5,7 +5,6 @@ import { Module } from '../module.js';
 import { parseOptions } from '../options.js';
 import { resolveAxis } from './internal/shared.js';
 
-/** Options of `Flatten`, as `torch.nn.Flatten`'s. */
 export const flattenOptionsSchema = z.strictObject({
   startDim: z.number().int().default(1),
   endDim: z.number().int().default(-1),

@@ -14,11 +14,9 @@ const batchNormFields = {
   trackRunningStats: z.boolean().default(true),
 };
 
-/** Options of `BatchNorm1d` (besides numFeatures), as `torch.nn.BatchNorm1d`'s. */
 export const batchNorm1dOptionsSchema = z.strictObject(batchNormFields);
 export type BatchNorm1dOptions = Omit<z.input<typeof batchNorm1dOptionsSchema>, 'numFeatures'>;
 
-/** Options of `BatchNorm2d` (besides numFeatures), as `torch.nn.BatchNorm2d`'s, plus the input's layout. */
 export const batchNorm2dOptionsSchema = z.strictObject({ ...batchNormFields, dataFormat: dataFormatSchema.default('NCHW') });
 export type BatchNorm2dOptions = Omit<z.input<typeof batchNorm2dOptionsSchema>, 'numFeatures'>;
 
@@ -158,7 +156,6 @@ export class BatchNorm2d extends BatchNormBase {
   }
 }
 
-/** Options of `LayerNorm` (besides normalizedShape), as `torch.nn.LayerNorm`'s. */
 export const layerNormOptionsSchema = z.strictObject({
   normalizedShape: z.union([positiveInt, z.array(positiveInt).min(1)]),
   eps: z.number().positive().default(1e-5),

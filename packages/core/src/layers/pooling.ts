@@ -20,11 +20,9 @@ function checkPadding(o: { kernelSize: number | [number, number]; padding: numbe
   }
 }
 
-/** Options of `MaxPool2d` (besides kernelSize), as `torch.nn.MaxPool2d`'s (no dilation, no ceilMode). */
 export const maxPool2dOptionsSchema = z.strictObject(poolFields).superRefine(checkPadding);
 export type MaxPool2dOptions = Omit<z.input<typeof maxPool2dOptionsSchema>, 'kernelSize'>;
 
-/** Options of `AvgPool2d` (besides kernelSize), as `torch.nn.AvgPool2d`'s (no ceilMode, no divisorOverride). */
 export const avgPool2dOptionsSchema = z
   .strictObject({ ...poolFields, countIncludePad: z.boolean().default(true) })
   .superRefine(checkPadding);

@@ -10,7 +10,6 @@ type NamedTensor = { name: string; tensor: tf.Tensor };
 
 const fround = Math.fround;
 
-/** Schema of `AdamOptions` (strict: unknown keys throw); defaults live here. */
 export const adamOptionsSchema = z.strictObject({
   /** Step size. Default 1e-3. Schedulers change it through `learningRate` between steps. */
   learningRate: z.number().finite().min(0, { error: 'must be a finite number >= 0' }).default(1e-3),
@@ -28,7 +27,6 @@ export const adamOptionsSchema = z.strictObject({
   native: z.boolean().default(true),
 });
 
-/** Options of `adam()` / `new FlintAdam()`. */
 export type AdamOptions = z.input<typeof adamOptionsSchema>;
 type ResolvedAdamOptions = z.output<typeof adamOptionsSchema>;
 

@@ -11,7 +11,6 @@ const seed = z
   .min(0, { error: 'must be an integer in [0, 4294967295]' })
   .max(0xffff_ffff, { error: 'must be an integer in [0, 4294967295]' });
 
-/** Schema of `RandomClassificationOptions`; defaults: 64 rows, 32 features, 2 classes, seed 0. */
 export const randomClassificationOptionsSchema = z.strictObject({
   /** Rows. */
   n: count(1).default(64),
@@ -23,7 +22,6 @@ export const randomClassificationOptionsSchema = z.strictObject({
   seed: seed.default(0),
 });
 
-/** Options of `randomClassificationDataset`. */
 export type RandomClassificationOptions = z.input<typeof randomClassificationOptionsSchema>;
 
 /**
@@ -58,7 +56,6 @@ export function randomClassificationDataset(
   ]) as unknown as TensorDataset<[tf.Tensor2D, tf.Tensor1D]>;
 }
 
-/** Schema of `RandomRegressionOptions`; defaults: 64 rows, 32 features, 1 target, noise 0.1, seed 0. */
 export const randomRegressionOptionsSchema = z.strictObject({
   /** Rows. */
   n: count(1).default(64),
@@ -72,7 +69,6 @@ export const randomRegressionOptionsSchema = z.strictObject({
   seed: seed.default(0),
 });
 
-/** Options of `randomRegressionDataset`. */
 export type RandomRegressionOptions = z.input<typeof randomRegressionOptionsSchema>;
 
 /**

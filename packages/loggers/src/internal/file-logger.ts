@@ -9,7 +9,7 @@ import { RunDir, type VersionInput } from './run-dir.js';
 export const onWriteErrorSchema = z.enum(['stop', 'continue']);
 export type OnWriteError = z.output<typeof onWriteErrorSchema>;
 
-/** Thrown inside a logger when a file operation fails; turned into one report by `FileLogger`. */
+/** The message of an error a file operation threw, for `FileLogger`'s one report. */
 function errorText(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
@@ -119,16 +119,12 @@ export abstract class FileLogger implements Logger, ExitFlushable {
 
   // ---- hooks ----
 
+  /** The run's context, kept from `setup` (the first hook of every run) for the write-error report. */
   setup(trainer: TrainerContext, _module: LightningModule, _stage: Stage): void {
     this.trainer = trainer;
   }
 
-  onFitStart(trainer: TrainerContext, _module: LightningModule): void | Promise<void> {
-    this.trainer = trainer;
-  }
-
-  onException(trainer: TrainerContext, _module: LightningModule, _error: unknown): void {
-    this.trainer = trainer;
+  onException(): void {
     this.save();
   }
 
@@ -165,7 +161,7 @@ export abstract class FileLogger implements Logger, ExitFlushable {
     if (this.isFinalized && !this.isOpen && !this.hasPending()) return;
     this.isFinalized = true;
     unregisterExitFlush(this);
-    if (this.failure !== undefined || this.muted) return;
+    if (this.failure !== undefined) return;
     if (!this.isOpen) {
       // Nothing written yet: open only for buffered data, or to leave hparams.yaml behind.
       if (this.hparams === undefined && !this.hasPending()) return;
@@ -177,7 +173,7 @@ export abstract class FileLogger implements Logger, ExitFlushable {
   }
 
   flushOnExit(_reason: 'exit' | NodeJS.Signals): void {
-    if (this.failure !== undefined || this.muted || (!this.isOpen && !this.hasPending())) return;
+    if (this.failure !== undefined || (!this.isOpen && !this.hasPending())) return;
     this.guard(() => {
       this.ensureOpen();
       this.flushFiles();
@@ -191,18 +187,13 @@ export abstract class FileLogger implements Logger, ExitFlushable {
     registerExitFlush(this);
   }
 
-  /** True when the trainer runs a fastDevRun: file-writing loggers do nothing then. */
-  protected get muted(): boolean {
-    return this.trainer?.fastDevRun === true;
-  }
-
   /**
    * Runs a write: opens the files on first use, and turns any error into the one report. Returns
-   * false when the logger is disabled (after a write error) or muted.
+   * false when the logger is disabled (after a write error).
    */
   protected write(fn: () => void): boolean {
     this.throwPending();
-    if (this.failure !== undefined || this.muted) return false;
+    if (this.failure !== undefined) return false;
     this.isFinalized = false;
     return this.guard(() => {
       this.ensureOpen();

@@ -96,8 +96,11 @@ describe('EarlyStopping rules (fake trainer)', () => {
     expect(reached.stopReason?.values).toMatchObject({ trigger: 'stopping_threshold', current: 0.05, best: 0.05, threshold: 0.1 });
 
     const diverged = new FakeTrainer();
-    feed(new EarlyStopping({ monitor: 'val_loss', divergenceThreshold: 5 }), diverged, [1, 2, 7]);
+    const divergedEs = new EarlyStopping({ monitor: 'val_loss', divergenceThreshold: 5 });
+    feed(divergedEs, diverged, [1, 2, 7]);
     expect(diverged.stopReason?.message).toBe('EarlyStopping (divergence_threshold): val_loss = 7 at epoch 2 is above divergenceThreshold=5: training diverged.');
+    // As Lightning's: a threshold stop does not count towards patience (wait is that of the check before).
+    expect(divergedEs.wait).toBe(1);
 
     const nan = new FakeTrainer();
     feed(new EarlyStopping({ monitor: 'val_loss' }), nan, [1, Number.NaN]);
@@ -146,6 +149,7 @@ describe('EarlyStopping rules (fake trainer)', () => {
 
   it('a missing metric fails with the keys that exist; strict: false warns once', () => {
     const trainer = new FakeTrainer();
+    trainer.validationRuns = 1;
     trainer.callbackMetrics = { train_loss: 1 };
     expect(() => new EarlyStopping({ monitor: 'val_los' }).onValidationEnd(trainer, new BoringModule())).toThrow(
       "EarlyStopping: the monitored metric 'val_los' is not among the metrics logged so far: train_loss.",

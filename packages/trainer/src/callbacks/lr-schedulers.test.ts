@@ -180,6 +180,27 @@ describe('ReduceLROnPlateau', () => {
     await expectNoLeak(() => trainer.fit(module, new DataLoader(data, { batchSize: 32 }), new DataLoader(data, { batchSize: 64 })), 'fit');
     expect(monitor.lrs['lr-SGD']).toEqual([0.8, 0.8, 0.4, 0.2]);
   });
+
+  it("interval 'step' on a step-logged metric: no error at step 1, and each reduction trains from the next step on, as Lightning's", async () => {
+    class FlatStep extends LightningModule<BoringBatch> {
+      layer = new Linear(4, 2);
+      trainingStep([x, y]: BoringBatch) {
+        this.log('ts', 1, { onStep: true, onEpoch: false });
+        return tf.losses.softmaxCrossEntropy(tf.oneHot(y, 2), this.layer.forward(x)) as tf.Scalar;
+      }
+      configureOptimizers(): OptimizersReturn {
+        const optimizer = tf.train.sgd(0.1);
+        return { optimizer, lrScheduler: { scheduler: new ReduceLROnPlateau(optimizer, { patience: 1, factor: 0.5 }), monitor: 'ts', interval: 'step' } };
+      }
+    }
+    const monitor = new LearningRateMonitor({ loggingInterval: 'step' });
+    const trainer = new Trainer({ ...quiet, maxEpochs: 2, callbacks: [monitor] });
+    const module = new FlatStep();
+    await expectNoLeak(() => trainer.fit(module, new DataLoader(data, { batchSize: 16 })), 'fit');
+    // Step 1 sets the best; steps 2 and 3 are bad: the reduction after step 3 (patience 1) trains step 4.
+    // The same rates as Lightning 2.6 on this scenario (parity scenario lr-plateau-step).
+    expect(monitor.lrs['lr-SGD']).toEqual([0.1, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125]);
+  });
 });
 
 /** Records, for every optimizer step, the weights before, the gradients and the weights after. */

@@ -198,9 +198,9 @@ describe('ModelCheckpoint with a fake trainer', () => {
     }
     expect(await ckpts(dir)).toEqual(['last.ckpt']);
     expect(t.printed).toEqual([
-      "ModelCheckpoint: 'val_loss' is not logged yet at step 1 (no validation has run in this fit): checkpoints saved before it is are not ranked (last.ckpt is written). This note is printed once.",
+      "ModelCheckpoint: 'val_loss' is not logged yet (no validation has run in this fit; the metrics logged so far: (none logged yet)): it is not checked until it is. This note is printed once.",
     ]);
-    mc.onValidationEnd(t);
+    t.validationRuns = 1;
     t.globalStep = 3;
     await expect(mc.onTrainBatchEnd(t, module, {}, undefined, 2)).rejects.toThrow("ModelCheckpoint: the monitored metric 'val_loss' is not among the metrics logged so far");
     t.callbackMetrics.val_loss = 0.5;
@@ -298,6 +298,20 @@ describe('ModelCheckpoint in a fit', () => {
     const bestEpoch = vals.indexOf(Math.min(...vals));
     expect(path.basename(mc.bestModelPath!)).toBe(`epoch=${bestEpoch}-val_loss=${vals[bestEpoch]!.toFixed(4)}.ckpt`);
     expect((await fs.readdir(cdir)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it("monitor 'val_loss' with checkValEveryNEpoch 2: 'not logged yet' at epoch 0 is a note, not an error; saves at epochs 1, 3, 5 as Lightning's", async () => {
+    const dir = await freshDir();
+    const mc = new ModelCheckpoint({ dirpath: dir, monitor: 'val_loss', saveTopK: -1 });
+    const trainer = new Trainer({ ...quiet, maxEpochs: 6, checkValEveryNEpoch: 2, callbacks: [mc] });
+    const printed: string[] = [];
+    trainer.events.on('message', (m: string) => printed.push(m));
+    const module = new BoringModule();
+    await expectNoLeak(() => trainer.fit(module, ...loaders()), 'fit');
+    expect(await ckpts(dir)).toEqual(['epoch=1-step=12.ckpt', 'epoch=3-step=24.ckpt', 'epoch=5-step=36.ckpt']);
+    expect(printed.filter((m) => m.startsWith('ModelCheckpoint'))).toEqual([
+      "ModelCheckpoint: 'val_loss' is not logged yet (no validation has run in this fit; the metrics logged so far: train_loss, train_loss_epoch, train_loss_step): it is not checked until it is. This note is printed once.",
+    ]);
   });
 
   it("fit(..., { ckptPath: 'last' }) in a new trainer resumes exactly: the weights of an uninterrupted run", async () => {

@@ -20,6 +20,20 @@ describe('ModelSummary', () => {
     expect(cb.summary).toContain('10       Trainable params');
   });
 
+  it('enableModelSummary adds one unless the callbacks hold one: one summary either way', async () => {
+    for (const callbacks of [[], [new ModelSummary()]]) {
+      const trainer = new Trainer({ logger: false, enableProgressBar: false, enableModelSummary: true, enableCheckpointing: false, maxEpochs: 1, callbacks });
+      const printed: string[] = [];
+      trainer.events.on('message', (m) => printed.push(m));
+      const module = new BoringModule();
+      await expectNoLeak(() => trainer.fit(module, new DataLoader(data, { batchSize: 8 })), 'fit');
+      expect(printed.filter((m) => m === module.summary())).toHaveLength(1);
+      expect(trainer.callbacks.filter((cb) => cb instanceof ModelSummary)).toHaveLength(1);
+    }
+    const off = new Trainer({ logger: false, enableProgressBar: false, enableModelSummary: false, enableCheckpointing: false });
+    expect(off.callbacks.some((cb) => cb instanceof ModelSummary)).toBe(false);
+  });
+
   it('takes no options yet', () => {
     expect(() => new ModelSummary({ maxDepth: 2 } as never)).toThrow(`ModelSummary option '(options)': Unrecognized key: "maxDepth"`);
   });

@@ -53,9 +53,9 @@ describe('OverfittingMonitor with a fake trainer', () => {
     const t = new FakeTrainer();
     const m = new OverfittingMonitor({ patience: 2 });
     for (const [train, val] of [[1, 1.2], [0.5, 0.8], [0.3, 0.9], [0.2, 1.0]] as const) {
-      m.onTrainEpochStart();
       t.record({ val_loss: val });
-      m.onValidationEnd(t);
+      t.validationRuns += 1;
+      t.validatedThisEpoch = true;
       t.record({ train_loss: train, train_loss_epoch: train });
       await m.onTrainEpochEnd(t, new BoringModule());
       t.currentEpoch += 1;
@@ -64,24 +64,24 @@ describe('OverfittingMonitor with a fake trainer', () => {
     expect(m.verdict).toMatchObject({ kind: 'overfitting', bestEpoch: 1, onsetEpoch: 2 });
     expect(t.printed).toHaveLength(1);
     expect(t.printed[0]).toMatch(/^OverfittingMonitor: overfitting since epoch 2:/);
-    expect(m.stateKey).toBe('OverfittingMonitor{"trainMetric":"train_loss","valMetric":"val_loss","mode":"min"}');
   });
 
   it('a pair member that is not logged is an error listing the epoch metrics (strict), or one warning', async () => {
     const t = new FakeTrainer();
     t.record({ val_loss: 1, train_loss_step: 1 });
+    t.validationRuns = 1;
+    t.validatedThisEpoch = true;
     const m = new OverfittingMonitor();
-    m.onValidationEnd(t);
     await expect(m.onTrainEpochEnd(t, new BoringModule())).rejects.toThrow(MisconfigurationError);
     await expect(m.onTrainEpochEnd(t, new BoringModule())).rejects.toThrow(
-      "OverfittingMonitor: 'train_loss' is not among the epoch-level metrics of epoch 0: train_loss_step, val_loss. Name the pair with trainMetric / valMetric, and log the training metric per epoch (this.log(name, loss, { onEpoch: true })), or pass strict: false.",
+      "OverfittingMonitor: the monitored metric 'train_loss' is not among the epoch-level metrics of epoch 0: train_loss_step, val_loss. Log it with this.log('train_loss', value) (validation metrics in validationStep, a training metric per epoch with onEpoch: true), fix the name, or pass strict: false to skip the check while it is missing.",
     );
     const lenient = new OverfittingMonitor({ strict: false, valMetric: 'val_acc' });
-    lenient.onValidationEnd(t);
     await lenient.onTrainEpochEnd(t, new BoringModule());
     await lenient.onTrainEpochEnd(t, new BoringModule());
     expect(t.printed).toEqual([
-      "OverfittingMonitor: 'train_loss' and 'val_acc' are not among the epoch-level metrics of epoch 0: train_loss_step, val_loss; those epochs are left out (strict: false). This warning is printed once.",
+      "OverfittingMonitor: the monitored metric 'train_loss' is not among the epoch-level metrics of epoch 0: train_loss_step, val_loss; skipping the check while it is missing (strict: false). This warning is printed once.",
+      "OverfittingMonitor: the monitored metric 'val_acc' is not among the epoch-level metrics of epoch 0: train_loss_step, val_loss; skipping the check while it is missing (strict: false). This warning is printed once.",
     ]);
     expect(() => new OverfittingMonitor({ patience: 0 })).toThrow("OverfittingMonitor option 'patience': must be a whole number >= 1 (received 0)");
   });

@@ -135,7 +135,10 @@ async function endEvaluationEpoch(run: RunContext, phase: EvaluationPhase, loop:
   if (phase === 'sanity_check') return collected.callback; // Lightning discards sanity-check metrics.
   state.absorb(collected);
   if (Object.keys(collected.logged).length > 0) await state.logMetrics(collected.logged);
-  if (phase === 'validate' && state.stage === 'fit') state.recordHistory(state.progress.epoch, collected.byName);
+  if (phase === 'validate' && state.stage === 'fit') {
+    state.recordHistory(state.progress.epoch, collected.byName);
+    state.countValidation();
+  }
   // What validate()/test() return: the values the loggers got (`name_epoch` of an onStep+onEpoch value, not also `name`), as Lightning's.
   return collected.logged;
 }

@@ -42,6 +42,7 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
     const everyN = o.checkValEveryNEpoch;
     const valEpoch = evalLoader !== undefined && valLimit > 0 && (everyN === null || (epoch + 1) % everyN === 0);
     state.epochEndDone = false;
+    state.validatedThisEpoch = false;
     state.phase = 'train';
     module.train();
     await run.checkInterrupt(progress.batchInEpoch);
@@ -51,6 +52,8 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
     let batchesDone = progress.batchInEpoch;
     let leftEarly = false;
     const resumedAt = progress.batchInEpoch;
+    // The batch whose monitored step schedulers wait for the epoch-end validation (-1: none).
+    let monitoredStepPending = -1;
     // overfitBatches trains on the same first batches every epoch: the loader's order of epoch 0.
     for await (const [batchIdx, raw] of limitedBatches(trainLoader, state.numTrainingBatches, overfit ? 0 : epoch, progress.batchInEpoch)) {
       const isLast = batchIdx + 1 >= state.numTrainingBatches;
@@ -87,10 +90,15 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
         validatedAt = batchesDone;
       }
       if (stepsReached()) state.stopWith('max_steps', `reached maxSteps=${limits.maxSteps}`);
+      // Schedulers with a monitor step once this step's values (and an in-epoch validation's) are
+      // stored, as Lightning's plateau schedulers do; on the epoch's last step, after its validation.
+      const optimizerStepped = progress.globalStep > stepBefore;
       if (isLast || stepsReached() || (state.shouldStop && canStop)) {
         leftEarly = !isLast;
+        monitoredStepPending = optimizerStepped ? batchIdx : -1;
         break;
       }
+      if (optimizerStepped) await stepSchedulers(run, 'step', 'monitored', batchIdx);
     }
     // A loader of unknown length ended: its last batch was the epoch's last (validated as such).
     const unknownLengthEnded = !leftEarly && !Number.isFinite(valInterval) && !Number.isFinite(state.numTrainingBatches);
@@ -99,6 +107,7 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
     if (valEpoch && validatedAt !== batchesDone && (unknownLengthEnded || resumedAtEnd)) {
       await evaluationLoop(run, evalLoader!, 'validate', valLimit);
     }
+    if (monitoredStepPending >= 0) await stepSchedulers(run, 'step', 'monitored', monitoredStepPending);
 
     // Epoch end, as Lightning's: the callbacks that do not read epoch metrics, the loggers and the
     // module; then the train epoch's metrics (logged, in the history) and the epoch schedulers;

@@ -46,6 +46,11 @@ export class RunState {
   lrSchedulers: LRSchedulerConfig[] = [];
   shouldStop = false;
   stopReason: StopReason | undefined;
+  /** Validation runs of the current fit (not the sanity check), and whether one ran in this epoch. */
+  validationRuns = 0;
+  validatedThisEpoch = false;
+  /** The monitored metrics the LR schedulers' warnings were printed for (once each). */
+  readonly warnedMonitors = new Set<string>();
   /**
    * True from the end of an epoch's end phase (validation, epoch metrics, schedulers) until the epoch
    * counter moves on: a checkpoint taken then resumes at the next epoch.
@@ -64,6 +69,8 @@ export class RunState {
     this.shouldStop = false;
     this.stopReason = undefined;
     this.evalLogStep = 0;
+    this.validationRuns = 0;
+    this.validatedThisEpoch = false;
     // Each run starts with empty metric views, as Lightning's: a validate() after fit reports its own metrics only.
     this.resetMetrics();
   }
@@ -72,6 +79,12 @@ export class RunState {
   resetMetrics(): void {
     this.callbackMetrics = {};
     for (const view of [this.loggedMetrics, this.progressBarMetrics]) for (const k of Object.keys(view)) delete view[k];
+  }
+
+  /** A validation run of the fit (not the sanity check) has computed its epoch metrics. */
+  countValidation(): void {
+    this.validationRuns += 1;
+    this.validatedThisEpoch = true;
   }
 
   /** The end of a run (whatever its outcome). */

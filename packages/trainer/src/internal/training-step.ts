@@ -13,6 +13,7 @@ import {
   type StepErrorContext,
   type TapeResult,
 } from '@flint/core';
+import { readMonitoredMetric } from '@flint/callbacks';
 import type { ResolvedTrainerOptions } from '../trainer-options.js';
 import type { RunContext } from './run-state.js';
 
@@ -72,7 +73,7 @@ async function automaticStep(run: RunContext, batch: unknown, batchIdx: number, 
     opt._lastStep = undefined;
   }
   state.progress.globalStep += 1;
-  await stepSchedulers(run, 'step', batchIdx);
+  await stepSchedulers(run, 'step', 'unmonitored', batchIdx);
 }
 
 /**
@@ -147,9 +148,12 @@ function manualStep(run: RunContext, batch: unknown, batchIdx: number): void {
 
 /**
  * Steps the LR schedulers of `interval` whose frequency is due (automatic optimization; manual
- * optimization steps them itself). A scheduler with a `monitor` gets that metric's value.
+ * optimization steps them itself); `which` picks those with a `monitor` (stepped after the step's
+ * values are stored, as Lightning's plateau schedulers), those without (right after the optimizer
+ * step), or all. A monitored scheduler gets its metric's value by the rule of `readMonitoredMetric`,
+ * the one every monitoring callback follows; a value that is not logged yet skips the step.
  */
-export async function stepSchedulers(run: RunContext, interval: 'epoch' | 'step', batchIdx = 0): Promise<void> {
+export async function stepSchedulers(run: RunContext, interval: 'epoch' | 'step', which: 'monitored' | 'unmonitored' | 'all' = 'all', batchIdx = 0): Promise<void> {
   const { module, state } = run;
   if (!module.automaticOptimization) return;
   for (const config of state.lrSchedulers) {
@@ -158,14 +162,14 @@ export async function stepSchedulers(run: RunContext, interval: 'epoch' | 'step'
     const count = interval === 'step' ? batchIdx + 1 : state.progress.epoch + 1;
     if (count % config.frequency !== 0) continue;
     if (config.monitor !== undefined) {
-      const value = state.callbackMetrics[config.monitor];
-      if (value === undefined) {
-        if (!config.strict) continue;
-        throw new MisconfigurationError(
-          `lrScheduler monitor '${config.monitor}' is not among the logged metrics: ${Object.keys(state.callbackMetrics).join(', ') || '(none logged yet)'}. Log it, or set strict: false to skip the step when it is missing.`,
-        );
-      }
-      config.scheduler.step(value);
+      const source = { callbackMetrics: state.callbackMetrics, history: state.history, currentEpoch: state.progress.epoch, validationRuns: state.validationRuns, print: run.print };
+      const value = readMonitoredMetric(source, config.monitor, {
+        strict: config.strict,
+        owner: `lrScheduler ${config.scheduler.constructor.name}`,
+        warned: state.warnedMonitors,
+        epochEnd: interval === 'epoch',
+      });
+      if (value !== undefined) config.scheduler.step(value);
     } else config.scheduler.step();
   }
 }

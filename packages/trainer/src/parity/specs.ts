@@ -342,6 +342,22 @@ export const SCENARIOS: ScenarioSpec[] = [
     observe: lrObs,
   },
   {
+    name: 'lr-plateau-check-val-every-2',
+    trainer: { maxEpochs: 6, checkValEveryNEpoch: 2 },
+    logs: scoreLogs,
+    script: [1, 1, 1],
+    scheduler: { type: 'ReduceLROnPlateau', options: { patience: 0, factor: 0.5 }, monitor: 'score' },
+    observe: lrObs,
+  },
+  {
+    name: 'lr-plateau-check-val-every-2-not-strict',
+    trainer: { maxEpochs: 6, checkValEveryNEpoch: 2 },
+    logs: scoreLogs,
+    script: [1, 1, 1],
+    scheduler: { type: 'ReduceLROnPlateau', options: { patience: 0, factor: 0.5 }, monitor: 'score', strict: false },
+    observe: lrObs,
+  },
+  {
     name: 'lr-plateau-default-threshold',
     trainer: { maxEpochs: 6 },
     logs: scoreLogs,

@@ -47,9 +47,10 @@ function fakeHost(over: {
 const header = 'setup-native cannot build the native backend on this machine:\n';
 
 describe('checkPlatform', () => {
-  it('accepts Linux x64 with glibc 2.27 or newer', () => {
-    expect(() => checkPlatform(fakeHost())).not.toThrow();
-    expect(() => checkPlatform(fakeHost({ glibc: '2.27' }))).not.toThrow();
+  it('accepts Linux x64 with glibc 2.27 or newer: 2.27 passes, 2.26 is refused', () => {
+    expect(checkPlatform(fakeHost())).toBeUndefined();
+    expect(checkPlatform(fakeHost({ glibc: '2.27' }))).toBeUndefined();
+    expect(() => checkPlatform(fakeHost({ glibc: '2.26' }))).toThrow(/^setup-native: this Linux has glibc 2\.26; /);
   });
 
   it('refuses other platforms, pointing at the normal install and at wasm', () => {

@@ -288,7 +288,7 @@ describe('hparams', () => {
       l.logMetrics({ train_loss_step: 0.9, epoch: 0 }, 5);
       l.onValidationEpochEnd(trainer, module);
       l.logMetrics({ val_loss: 0.7, val_acc: 0.6, epoch: 0 }, 10);
-      l.onValidationEnd(trainer, module);
+      l.onValidationEnd();
       void l.onTrainEpochEnd(trainer, { namedParameters: () => [] } as never);
       l.logMetrics({ train_loss_epoch: 0.8, train_acc_epoch: 0.5, l2_penalty: 0.1, epoch: 0 }, 10);
       l.onTrainEnd(trainer, module);

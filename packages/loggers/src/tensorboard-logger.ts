@@ -358,8 +358,7 @@ export class TensorBoardLogger extends FileLogger {
 
   // ---- hooks ----
 
-  override onFitStart(trainer: TrainerContext, module: LightningModule): void {
-    super.onFitStart(trainer, module);
+  onFitStart(trainer: TrainerContext, module: LightningModule): void {
     // The Trainer (the context hooks get) lists its callbacks: the metrics they monitor rank early in HParams.
     const callbacks = (trainer as { callbacks?: unknown }).callbacks;
     if (Array.isArray(callbacks)) {

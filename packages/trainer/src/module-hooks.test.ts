@@ -139,9 +139,9 @@ describe('module hooks', () => {
       override prepareData() {
         calls.push('prepareData');
       }
-      override setup(stage: string) {
+      override setup = (stage: string) => {
         calls.push(`setup:${stage}`);
-      }
+      };
       override configureModel() {
         calls.push('configureModel');
       }
@@ -166,15 +166,15 @@ describe('module hooks', () => {
     const { ds, loader } = data();
     const order: string[] = [];
     class Saver extends Callback {
-      checkpointPath(): string | undefined {
+      override checkpointPath(): string | undefined {
         return undefined;
       }
-      onTrainBatchEnd() {
+      override onTrainBatchEnd() {
         order.push('checkpoint');
       }
     }
     class Other extends Callback {
-      onTrainBatchEnd() {
+      override onTrainBatchEnd() {
         order.push('other');
       }
     }
@@ -196,7 +196,7 @@ describe('validation schedule options', () => {
       checkValEveryNEpoch: null,
       valCheckInterval: 3,
       callbacks: [new (class extends Callback {
-        onValidationEnd(t: { globalStep: number }) {
+        override onValidationEnd(t: { globalStep: number }) {
           at.push(t.globalStep);
         }
       })()],

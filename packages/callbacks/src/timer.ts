@@ -1,6 +1,5 @@
-import { Callback, parseOptions, type LightningModule, type TrainerContext } from '@flint/core';
+import { Callback, durationSchema, durationSeconds, parseOptions, type LightningModule, type TrainerContext } from '@flint/core';
 import { z } from 'zod';
-import { durationSchema, durationSeconds } from './internal/util.js';
 
 /** Schema of `TimerOptions`. */
 export const timerOptionsSchema = z.strictObject({

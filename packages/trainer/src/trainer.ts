@@ -8,7 +8,7 @@ import {
   parseOptions,
   saveCheckpointFile,
   type Callback,
-  type CheckpointData,
+  type Checkpoint,
   type DataLoader,
   type DataModule,
   type EpochRecord,
@@ -233,7 +233,7 @@ export class Trainer implements TrainerContext {
    * name, optimizer states, progress with the place to resume, scheduler, callback and logger
    * states, hyper-parameters, the RNG state, the history and the epoch's partial metrics.
    */
-  async dumpCheckpoint(weightsOnly = false): Promise<CheckpointData> {
+  async dumpCheckpoint(weightsOnly = false): Promise<Checkpoint> {
     if (this.run === undefined) throw new MisconfigurationError('dumpCheckpoint() works while the trainer runs a module (inside fit/validate/test).');
     return dumpCheckpoint(this.run, weightsOnly);
   }

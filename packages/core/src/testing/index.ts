@@ -8,3 +8,4 @@ export {
   randomRegressionOptionsSchema,
 } from './data.js';
 export type { RandomClassificationOptions, RandomRegressionOptions } from './data.js';
+export { emptyCheckpoint } from './checkpoint.js';

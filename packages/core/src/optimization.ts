@@ -1,20 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { MisconfigurationError } from './errors.js';
 import { parseOptions } from './options.js';
-import { lrSchedulerConfigSchema, tfOptimizerSchema } from './schemas.js';
+import { lrSchedulerConfigSchema, tfOptimizerSchema, type LRScheduler } from './schemas.js';
 
-/**
- * A learning-rate scheduler, driven by the trainer according to its `LRSchedulerConfig`
- * (`interval`, `frequency`, `monitor`). Implementations live in `@flint/callbacks`.
- */
-export interface LRScheduler {
-  /** Advance one interval. `metric` is the monitored value when the config has `monitor`. */
-  step(metric?: number): void;
-  /** The learning rate(s) set by the last step. */
-  getLastLr(): number[];
-  stateDict(): Record<string, unknown>;
-  loadStateDict(state: Readonly<Record<string, unknown>>): void;
-}
+export type { LRScheduler } from './schemas.js';
+
 
 /** Scheduler configuration as in Lightning's `lr_scheduler` dict. */
 export interface LRSchedulerConfigInput {

@@ -1,7 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { MisconfigurationError } from './errors.js';
-import type { LRScheduler } from './optimization.js';
 
 const WHOLE = 'must be a whole number >= 0';
 const POSITIVE = 'must be a whole number >= 1';
@@ -56,6 +55,19 @@ export function checkTfOptimizer(owner: string, optimizer: unknown): tf.Optimize
   throw new MisconfigurationError(
     `${owner}: the first argument must be the tfjs optimizer to schedule, e.g. tf.train.adam(1e-3) (received ${optimizer === null ? 'null' : typeof optimizer}).`,
   );
+}
+
+/**
+ * A learning-rate scheduler, driven by the trainer according to its `LRSchedulerConfig`
+ * (`interval`, `frequency`, `monitor`). Implementations live in `@flint/callbacks`.
+ */
+export interface LRScheduler {
+  /** Advance one interval. `metric` is the monitored value when the config has `monitor`. */
+  step(metric?: number): void;
+  /** The learning rate(s) set by the last step. */
+  getLastLr(): number[];
+  stateDict(): Record<string, unknown>;
+  loadStateDict(state: Readonly<Record<string, unknown>>): void;
 }
 
 /** An LR scheduler config as `configureOptimizers` returns it (`{ scheduler, interval, ... }`), with Lightning's defaults. */

@@ -1,4 +1,4 @@
-import { Callback, durationSchema, durationSeconds, parseOptions, type LightningModule, type TrainerContext } from '@flint/core';
+import { Callback, durationSchema, durationSeconds, parseOptions, type LightningModule, type Phase, type TrainerContext } from '@flint/core';
 import { z } from 'zod';
 
 /** Schema of `TimerOptions`. */
@@ -14,8 +14,8 @@ export const timerOptionsSchema = z.strictObject({
 /** Options of `Timer`. */
 export type TimerOptions = z.input<typeof timerOptionsSchema>;
 
-/** The stages the Timer measures. */
-export type TimedStage = 'train' | 'validate' | 'test' | 'predict';
+/** The phases the Timer measures (the sanity check is not timed). */
+export type TimedStage = Exclude<Phase, 'sanity_check'>;
 
 /**
  * Measures the time of each stage and stops training after `duration` (Lightning's Timer and the

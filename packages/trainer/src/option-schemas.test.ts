@@ -83,3 +83,46 @@ describe('the LR scheduler config of configureOptimizers', () => {
     }
   });
 });
+
+describe('trainer options: defaults in the schema, limits resolved per stage', () => {
+  it('maxEpochs and defaultRootDir get their defaults in the parsed options', () => {
+    expect(new Trainer(quiet).options.maxEpochs).toBe(1000);
+    expect(new Trainer({ ...quiet, maxSteps: 10 }).options.maxEpochs).toBe(-1);
+    expect(new Trainer({ ...quiet, maxSteps: 10, maxEpochs: 3 }).options.maxEpochs).toBe(3);
+    expect(new Trainer(quiet).maxEpochs).toBe(1000);
+    expect(new Trainer(quiet).options.defaultRootDir).toBe(process.cwd());
+    expect(new Trainer(quiet).defaultRootDir).toBe(process.cwd());
+    expect(() => new Trainer({ ...quiet, minEpochs: 1001 })).toThrow("Trainer option 'minEpochs': must not exceed maxEpochs (1000, the default without maxSteps)");
+    expect(() => new Trainer({ ...quiet, maxTime: { minutes: 0 } })).toThrow(/Trainer option 'maxTime': must be seconds/);
+  });
+
+  it('a fraction that leaves no batch of a non-empty loader fails the run, as in Lightning (0.1 of 5 batches)', async () => {
+    const trainer = new Trainer({ ...quiet, maxEpochs: 1, limitTrainBatches: 0.1 });
+    const module = new Net((o) => new StepLR(o, { stepSize: 1 }));
+    await expect(trainer.fit(module, loader())).rejects.toThrow(
+      "Trainer option 'limitTrainBatches': you requested 0.1 of the training loader's 5 batches, but 0.1 * 5 < 1 batch. Increase 'limitTrainBatches': try at least limitTrainBatches=0.2, or give a whole number of batches.",
+    );
+    await expect(new Trainer({ ...quiet, limitValBatches: 0.1 }).validate(module, loader())).rejects.toThrow(/Trainer option 'limitValBatches': you requested 0\.1 of the validation loader's 5 batches/);
+    // 0.2 of 5 is one batch; a whole number is a count.
+    const counted: number[] = [];
+    const one = new Trainer({ ...quiet, maxEpochs: 1, limitTrainBatches: 0.2 });
+    one.events.on('fitStart', (e) => counted.push(e.numTrainingBatches));
+    await expectNoLeak(() => one.fit(module, loader()), 'fit');
+    expect(counted).toEqual([1]);
+    expect(one.globalStep).toBe(1);
+  });
+
+  it('FLINT_BACKEND is checked against the backends\' names', async () => {
+    const saved = process.env.FLINT_BACKEND;
+    process.env.FLINT_BACKEND = 'webgl';
+    try {
+      const { backend: _b, ...unpinned } = quiet;
+      await expect(new Trainer(unpinned).fit(new Net((o) => new StepLR(o, { stepSize: 1 })), loader())).rejects.toThrow(
+        "Environment variable FLINT_BACKEND must be 'tensorflow', 'wasm', 'cpu' or unset (received 'webgl').",
+      );
+    } finally {
+      if (saved === undefined) delete process.env.FLINT_BACKEND;
+      else process.env.FLINT_BACKEND = saved;
+    }
+  });
+});

@@ -101,11 +101,6 @@ export const KNOWN_BUGS: readonly KnownBug[] = [
     ids: ['log-every-n-steps/logMetrics'],
   },
   {
-    bug: 'issue13-7',
-    text: 'limitTrainBatches: 0.1 of a 5-batch loader silently trains 1 batch; Lightning raises',
-    ids: ['loop-limit-train-too-small/error'],
-  },
-  {
     bug: 'issue13-8',
     text: "EarlyStopping's wait grows when divergenceThreshold fires (Lightning, and Flint's docs, leave it)",
     ids: ['es-divergence-threshold/earlyStopping'],

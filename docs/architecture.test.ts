@@ -149,6 +149,16 @@ describe('package architecture', () => {
     expect(back).toEqual([]);
   });
 
+  it('core/src/hooks.ts reaches core/src/lightning-module.ts through no import, type-only ones included (no hooks <-> module cycle)', () => {
+    const core = units.find((u) => u.layer === 'core')!;
+    const arrows = fileImports(core);
+    const seen = new Set([`${core.dir}/src/hooks.ts`]);
+    for (const file of seen) for (const [from, to] of arrows) if (from === file) seen.add(to);
+    expect(seen.size, 'follows the imports of hooks.ts').toBeGreaterThan(1);
+    expect(seen.has(`${core.dir}/src/lightning-module.ts`)).toBe(false);
+    expect(arrows.some(([from, to]) => from === `${core.dir}/src/lightning-module.ts` && to === `${core.dir}/src/hooks.ts`), 'the module imports the hooks').toBe(true);
+  });
+
   it('every package declares the workspace packages it imports by name (devDependencies for tests)', () => {
     const undeclared = edges
       .filter((e) => !e.specifier.startsWith('.'))

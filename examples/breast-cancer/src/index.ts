@@ -19,6 +19,8 @@ export interface BreastCancerOptions {
   /** Which nets to train. Default both: 'single' (logistic regression, 30 -> 1) and 'multi' (30 -> hidden -> 1). */
   models?: BreastCancerModel[];
   /** Epochs per net. Default 50. */
+  maxEpochs?: number;
+  /** @deprecated Use `maxEpochs` (the Trainer's name). */
   epochs?: number;
   /** Hidden units of the multi-layer net. Default 16. */
   hidden?: number;
@@ -75,7 +77,7 @@ export interface BreastCancerResult {
 export async function main(options: BreastCancerOptions = {}): Promise<BreastCancerResult> {
   const print = options.print ?? ((line: string) => console.log(line));
   const seed = options.seed ?? 42;
-  const epochs = options.epochs ?? 50;
+  const epochs = options.maxEpochs ?? options.epochs ?? 50;
   const batchSize = options.batchSize ?? 32;
   seedEverything(seed);
 

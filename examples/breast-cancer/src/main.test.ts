@@ -12,7 +12,7 @@ describe('examples/breast-cancer main (small)', () => {
     const logDir = await fs.mkdtemp(path.join(os.tmpdir(), 'flint-breast-cancer-'));
     try {
       const before = tf.memory().numTensors;
-      const result = await main({ epochs: 8, seed: 42, logDir, enableProgressBar: false, print: (l) => lines.push(l) });
+      const result = await main({ maxEpochs: 8, seed: 42, logDir, enableProgressBar: false, print: (l) => lines.push(l) });
       expect(tf.memory().numTensors).toBe(before);
 
       expect(result.classNames).toEqual(['malignant', 'benign']);

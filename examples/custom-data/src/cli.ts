@@ -47,7 +47,7 @@ if (backend !== undefined && !['wasm', 'cpu', 'tensorflow'].includes(backend)) {
 await main({
   classSeps,
   samples: whole('samples', values.samples, 4),
-  epochs: whole('epochs', values.epochs, 1),
+  maxEpochs: whole('epochs', values.epochs, 1),
   seed: whole('seed', values.seed, 0),
   logDir: values['log-dir'],
   backend: backend as 'wasm' | 'cpu' | 'tensorflow' | undefined,

@@ -23,6 +23,8 @@ export interface CustomDataOptions {
   /** Label noise. Default 0.01. */
   flipY?: number;
   /** Epochs per run. Default 20. */
+  maxEpochs?: number;
+  /** @deprecated Use `maxEpochs` (the Trainer's name). */
   epochs?: number;
   batchSize?: number;
   /** Adam's learning rate. Default 0.01. */
@@ -58,7 +60,7 @@ export interface CustomDataResult {
 export async function main(options: CustomDataOptions = {}): Promise<CustomDataResult> {
   const print = options.print ?? ((line: string) => console.log(line));
   const seed = options.seed ?? 7;
-  const epochs = options.epochs ?? 20;
+  const epochs = options.maxEpochs ?? options.epochs ?? 20;
   const logDir = options.logDir ?? 'flint_logs';
   let tensorboardCommand: string | undefined;
   const runs: CustomDataRunResult[] = [];

@@ -12,7 +12,7 @@ describe('examples/custom-data main (small)', () => {
     const logDir = await fs.mkdtemp(path.join(os.tmpdir(), 'flint-custom-data-'));
     try {
       const before = tf.memory().numTensors;
-      const result = await main({ classSeps: [2, 0.3], samples: 400, epochs: 6, seed: 7, logDir, print: (l) => lines.push(l) });
+      const result = await main({ classSeps: [2, 0.3], samples: 400, maxEpochs: 6, seed: 7, logDir, print: (l) => lines.push(l) });
       expect(tf.memory().numTensors).toBe(before);
       expect(result.runs.map((r) => r.classSep)).toEqual([2, 0.3]);
       for (const run of result.runs) {

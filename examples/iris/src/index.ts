@@ -19,6 +19,8 @@ export interface IrisOptions {
   /** Which nets to train. Default both: 'single' (4 -> 3 softmax) and 'multi' (4 -> hidden -> 3). */
   models?: IrisModel[];
   /** Epochs per net. Default 100. */
+  maxEpochs?: number;
+  /** @deprecated Use `maxEpochs` (the Trainer's name). */
   epochs?: number;
   /** Hidden units of the multi-layer net. Default 16. */
   hidden?: number;
@@ -75,7 +77,7 @@ export interface IrisResult {
 export async function main(options: IrisOptions = {}): Promise<IrisResult> {
   const print = options.print ?? ((line: string) => console.log(line));
   const seed = options.seed ?? 42;
-  const epochs = options.epochs ?? 100;
+  const epochs = options.maxEpochs ?? options.epochs ?? 100;
   const batchSize = options.batchSize ?? 16;
   seedEverything(seed);
 

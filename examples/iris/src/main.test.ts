@@ -12,7 +12,7 @@ describe('examples/iris main (small)', () => {
     const logDir = await fs.mkdtemp(path.join(os.tmpdir(), 'flint-iris-'));
     try {
       const before = tf.memory().numTensors;
-      const result = await main({ epochs: 30, seed: 42, logDir, enableProgressBar: false, print: (l) => lines.push(l) });
+      const result = await main({ maxEpochs: 30, seed: 42, logDir, enableProgressBar: false, print: (l) => lines.push(l) });
       expect(tf.memory().numTensors).toBe(before);
 
       // a seeded split by class: 30/10/10 flowers of each class

@@ -36,6 +36,6 @@ if (backend !== undefined && !['wasm', 'cpu', 'tensorflow'].includes(backend)) {
 await main({
   seed: whole('seed', values.seed, 0),
   steps: whole('steps', values.steps, 1),
-  epochs: whole('epochs', values.epochs, 1),
+  maxEpochs: whole('epochs', values.epochs, 1),
   backend: backend as 'wasm' | 'cpu' | 'tensorflow' | undefined,
 });

@@ -20,6 +20,8 @@ export interface LowLevelOptions {
   /** Gradient-descent steps of part 1. Default 300. */
   steps?: number;
   /** Epochs of parts 2 and 3 (mini-batches of 20 points: 6 steps per epoch). Default 50. */
+  maxEpochs?: number;
+  /** @deprecated Use `maxEpochs` (the Trainer's name). */
   epochs?: number;
   backend?: BackendName;
   /** Write lines here (default console.log). */
@@ -52,7 +54,7 @@ export interface LowLevelResult {
 export async function main(options: LowLevelOptions = {}): Promise<LowLevelResult> {
   const print = options.print ?? ((line: string) => console.log(line));
   const seed = options.seed ?? 42;
-  const epochs = options.epochs ?? 50;
+  const epochs = options.maxEpochs ?? options.epochs ?? 50;
   seedEverything(seed);
   const data = makeLineData(seed, options.points ?? 120);
   const best = leastSquares(data);

@@ -6,7 +6,7 @@ describe('examples/low-level main (small)', () => {
   it('fits y = 2x + 0.9 by hand, as a manually optimized LightningModule and with mixed APIs, without leaking tensors', async () => {
     const lines: string[] = [];
     const before = tf.memory().numTensors;
-    const result = await main({ seed: 42, steps: 200, epochs: 15, print: (l) => lines.push(l) });
+    const result = await main({ seed: 42, steps: 200, maxEpochs: 15, print: (l) => lines.push(l) });
     expect(tf.memory().numTensors).toBe(before);
 
     expect(result.derivative).toBe(8);

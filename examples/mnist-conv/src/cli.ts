@@ -36,7 +36,7 @@ if (backend !== undefined && !['wasm', 'cpu', 'tensorflow'].includes(backend)) {
 }
 
 await main({
-  epochs: num('epochs', values.epochs),
+  maxEpochs: num('epochs', values.epochs),
   hidden: num('hidden', values.hidden),
   batchSize: num('batch-size', values['batch-size']),
   trainLimit: num('train-limit', values['train-limit']),

@@ -10,6 +10,8 @@ export type { ConvNetOptions } from './model.js';
 
 export interface MnistConvOptions {
   /** Epochs. Default 3. */
+  maxEpochs?: number;
+  /** @deprecated Use `maxEpochs` (the Trainer's name). */
   epochs?: number;
   /** Channels of the two convolutions. Default [16, 32]. */
   channels?: [number, number];
@@ -76,7 +78,7 @@ export async function main(options: MnistConvOptions = {}): Promise<MnistConvRes
     const logDir = options.logDir ?? 'flint_logs';
     const loggers: Logger[] = logDir === false ? [] : [new TensorBoardLogger({ saveDir: logDir, name: 'mnist-conv' })];
     const trainer = new Trainer({
-      maxEpochs: options.epochs ?? 3,
+      maxEpochs: options.maxEpochs ?? options.epochs ?? 3,
       logger: loggers,
       enableCheckpointing: false,
       enableProgressBar: options.enableProgressBar ?? true,

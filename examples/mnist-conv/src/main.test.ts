@@ -10,7 +10,7 @@ describe('examples/mnist-conv main (small)', () => {
     const lines: string[] = [];
     const before = tf.memory().numTensors;
     const logDir = await fs.mkdtemp(path.join(os.tmpdir(), 'flint-mnist-conv-'));
-    const r = await main({ epochs: 1, trainLimit: 1500, testLimit: 500, enableProgressBar: false, logDir, print: (l) => lines.push(l) });
+    const r = await main({ maxEpochs: 1, trainLimit: 1500, testLimit: 500, enableProgressBar: false, logDir, print: (l) => lines.push(l) });
     expect(tf.memory().numTensors).toBe(before);
     expect(Number.isFinite(r.history[0]!.metrics.train_loss)).toBe(true);
     expect(r.test.test_acc).toBeGreaterThan(0.25); // chance is 0.1

@@ -28,6 +28,6 @@ const epochs = num('epochs', values.epochs, 1);
 const trainLimit = num('train-limit', values['train-limit'], 100);
 const port = num('port', values.port, 0);
 const siteDir = `${packageRoot}/site`;
-if (values['no-train'] !== true) await buildSite({ outDir: siteDir, ...(epochs === undefined ? {} : { epochs }), ...(trainLimit === undefined ? {} : { trainLimit }) });
+if (values['no-train'] !== true) await buildSite({ outDir: siteDir, ...(epochs === undefined ? {} : { maxEpochs: epochs }), ...(trainLimit === undefined ? {} : { trainLimit }) });
 const server = await serveSite({ siteDir, ...(port === undefined ? {} : { port }) });
 console.log(`Open ${server.url} (Ctrl-C stops the server)`);

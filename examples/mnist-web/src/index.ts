@@ -16,6 +16,8 @@ export interface BuildSiteOptions {
   /** Where the exported model (`model/`) and the test digits (`digits.json`) go. Default `<example>/site`. */
   outDir?: string;
   /** Epochs of training. Default 5, as the main MNIST job. */
+  maxEpochs?: number;
+  /** @deprecated Use `maxEpochs` (the Trainer's name). */
   epochs?: number;
   /** Train on the first N training images only (a quick run). Default all 60,000. */
   trainLimit?: number;
@@ -53,14 +55,14 @@ export async function buildSite(options: BuildSiteOptions = {}): Promise<BuiltSi
   const module = new MnistClassifier({ hidden: [256], dropout: 0.2, learningRate: 1e-3 });
   try {
     const trainer = new Trainer({
-      maxEpochs: options.epochs ?? 5,
+      maxEpochs: options.maxEpochs ?? options.epochs ?? 5,
       logger: false,
       enableCheckpointing: false,
       enableModelSummary: false,
       enableProgressBar: options.enableProgressBar ?? true,
       ...(options.backend === undefined ? {} : { backend: options.backend }),
     });
-    print(`Training 784 -> 256 -> 10 on ${trainSet.length} MNIST images for ${options.epochs ?? 5} epoch(s)...`);
+    print(`Training 784 -> 256 -> 10 on ${trainSet.length} MNIST images for ${options.maxEpochs ?? options.epochs ?? 5} epoch(s)...`);
     await trainer.fit(module, new DataLoader(trainSet, { batchSize: 128, shuffle: true, seed }), new DataLoader(valSet, { batchSize: 1000 }));
     const metrics = await trainer.test(module, new DataLoader(testSet, { batchSize: 1000 }));
     const testAccuracy = metrics.test_acc ?? Number.NaN;

@@ -42,7 +42,7 @@ if (models !== undefined && models.some((m) => m !== 'single' && m !== 'multi'))
 }
 
 await main({
-  epochs: num('epochs', values.epochs),
+  maxEpochs: num('epochs', values.epochs),
   hidden: num('hidden', values.hidden),
   batchSize: num('batch-size', values['batch-size']),
   trainLimit: num('train-limit', values['train-limit']),

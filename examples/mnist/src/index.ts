@@ -18,6 +18,8 @@ export interface MnistDemoOptions {
   /** Which nets to train. Default both. */
   models?: Array<'single' | 'multi'>;
   /** Epochs per net. Default 5. */
+  maxEpochs?: number;
+  /** @deprecated Use `maxEpochs` (the Trainer's name). */
   epochs?: number;
   /** Hidden units of the multi-layer net. Default 256. */
   hidden?: number;
@@ -124,7 +126,7 @@ export async function mnistDatasets(options: { seed: number; trainLimit?: number
 export async function main(options: MnistDemoOptions = {}): Promise<MnistRunResult[]> {
   const print = options.print ?? ((line: string) => console.log(line));
   const models = options.models ?? ['single', 'multi'];
-  const epochs = options.epochs ?? 5;
+  const epochs = options.maxEpochs ?? options.epochs ?? 5;
   const seed = options.seed ?? 42;
   seedEverything(seed);
 

@@ -11,7 +11,7 @@ describe('examples/mnist main (small)', () => {
     const lines: string[] = [];
     const before = tf.memory().numTensors;
     const logDir = await fs.mkdtemp(path.join(os.tmpdir(), 'flint-mnist-'));
-    const results = await main({ epochs: 1, trainLimit: 3000, testLimit: 1000, enableProgressBar: false, logDir, print: (l) => lines.push(l) });
+    const results = await main({ maxEpochs: 1, trainLimit: 3000, testLimit: 1000, enableProgressBar: false, logDir, print: (l) => lines.push(l) });
     expect(tf.memory().numTensors).toBe(before);
     expect(results.map((r) => r.model)).toEqual(['single', 'multi']);
     for (const r of results) {

@@ -48,7 +48,7 @@ if (values.basis !== undefined && values.basis !== 'orthonormal' && values.basis
 await main({
   seed: num('seed', values.seed, 'seed'),
   degree: num('degree', values.degree, 'whole'),
-  epochs: num('epochs', values.epochs, 'whole'),
+  maxEpochs: num('epochs', values.epochs, 'whole'),
   learningRate: num('lr', values.lr, 'positive'),
   noise: num('noise', values.noise, 'positive'),
   basis: values.basis as 'orthonormal' | 'power' | undefined,

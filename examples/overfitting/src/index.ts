@@ -23,6 +23,8 @@ export interface OverfittingOptions {
   /** Noise on y (standard deviation). Default 0.5. */
   noise?: number;
   /** Full-batch Adam steps (one per epoch). Default 300. */
+  maxEpochs?: number;
+  /** @deprecated Use `maxEpochs` (the Trainer's name). */
   epochs?: number;
   /** Adam's learning rate. Default 0.05. */
   learningRate?: number;
@@ -67,7 +69,7 @@ export interface OverfittingResult {
 export async function main(options: OverfittingOptions = {}): Promise<OverfittingResult> {
   const print = options.print ?? ((line: string) => console.log(line));
   const seed = options.seed ?? 13;
-  const epochs = options.epochs ?? 300;
+  const epochs = options.maxEpochs ?? options.epochs ?? 300;
   seedEverything(seed);
   const data = makeToyData({
     seed,

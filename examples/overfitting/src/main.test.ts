@@ -12,7 +12,7 @@ describe('examples/overfitting main (small)', () => {
     const logDir = await fs.mkdtemp(path.join(os.tmpdir(), 'flint-overfitting-'));
     try {
       const before = tf.memory().numTensors;
-      const result = await main({ seed: 13, epochs: 200, logDir, print: (l) => lines.push(l) });
+      const result = await main({ seed: 13, maxEpochs: 200, logDir, print: (l) => lines.push(l) });
       expect(tf.memory().numTensors).toBe(before);
 
       const [line, poly] = result.runs;

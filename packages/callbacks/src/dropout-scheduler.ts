@@ -1,10 +1,10 @@
-import { Callback, CheckpointError, Dropout, MisconfigurationError, parseOptions, type LightningModule, type TrainerContext } from '@flint/core';
+import { Callback, CheckpointError, Dropout, MisconfigurationError, parseOptions, positiveInt, type LightningModule, type TrainerContext } from '@flint/core';
 import { z } from 'zod';
 import { logToLoggers, stateKeyOf } from './internal/util.js';
 
 const RATE_ERROR = 'must be a dropout rate in [0, 1)';
 const rate = z.number({ error: RATE_ERROR }).min(0, { error: RATE_ERROR }).lt(1, { error: RATE_ERROR });
-const count = z.number({ error: 'must be a whole number >= 1' }).int({ error: 'must be a whole number >= 1' }).min(1, { error: 'must be a whole number >= 1' });
+const count = positiveInt;
 const gamma = z.number({ error: 'must be a factor in (0, 1]' }).gt(0, { error: 'must be a factor in (0, 1]' }).max(1, { error: 'must be a factor in (0, 1]' });
 
 /** A user schedule: the rate for this epoch and global step (both 0-based). */

@@ -1,11 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { HostTensor, parseOptions, type LightningModule, type Stage, type TrainerContext } from '@flint/core';
+import { HostTensor, parseOptions, wholeNumber, type LightningModule, type Stage, type TrainerContext } from '@flint/core';
 import { z } from 'zod';
 import { better } from './internal/monitor-logic.js';
 import { isFitCheck, MonitorCallback, metricNameSchema, minDeltaSchema, modeSchema } from './monitor-callback.js';
 import { fmt, stateKeyOf } from './internal/util.js';
 
-const wholeNumber = z.number({ error: 'must be a whole number >= 0' }).int({ error: 'must be a whole number >= 0' }).min(0, { error: 'must be a whole number >= 0' });
 const finite = z.number({ error: 'must be a finite number' }).refine(Number.isFinite, { error: 'must be a finite number' });
 
 export const earlyStoppingOptionsSchema = z.strictObject({

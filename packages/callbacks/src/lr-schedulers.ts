@@ -1,9 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
-import { getLearningRate, getMomentum, MisconfigurationError, parseOptions, setLearningRate, setMomentum, type LRScheduler } from '@flint/core';
+import { checkTfOptimizer, getLearningRate, getMomentum, MisconfigurationError, parseOptions, positiveInt, setLearningRate, setMomentum, wholeNumber, type LRScheduler } from '@flint/core';
 import { z } from 'zod';
 
-const positiveInt = z.number({ error: 'must be a whole number >= 1' }).int({ error: 'must be a whole number >= 1' }).min(1, { error: 'must be a whole number >= 1' });
-const wholeNumber = z.number({ error: 'must be a whole number >= 0' }).int({ error: 'must be a whole number >= 0' }).min(0, { error: 'must be a whole number >= 0' });
 const nonNegative = z.number({ error: 'must be a number >= 0' }).nonnegative({ error: 'must be a number >= 0' });
 const positive = z.number({ error: 'must be a number > 0' }).positive({ error: 'must be a number > 0' });
 const factor = z.number({ error: 'must be a factor in (0, 1]' }).gt(0, { error: 'must be a factor in (0, 1]' }).max(1, { error: 'must be a factor in (0, 1]' });
@@ -12,10 +10,7 @@ const momentum = z.number({ error: 'must be a momentum in [0, 1)' }).min(0, { er
 const epochFunction = z.custom<(epoch: number) => number>((v) => typeof v === 'function', { error: 'must be a function (epoch: number) => number' });
 
 function checkOptimizer(owner: string, optimizer: unknown): tf.Optimizer {
-  if (optimizer === null || typeof optimizer !== 'object' || typeof (optimizer as tf.Optimizer).applyGradients !== 'function') {
-    throw new MisconfigurationError(`${owner}(optimizer, options): the first argument must be the tfjs optimizer to schedule, e.g. tf.train.adam(1e-3) (received ${optimizer === null ? 'null' : typeof optimizer}).`);
-  }
-  return optimizer as tf.Optimizer;
+  return checkTfOptimizer(`${owner}(optimizer, options)`, optimizer);
 }
 
 /** PyTorch's `param_group['initial_lr']`: the optimizer's rate when the first scheduler on it was built. */

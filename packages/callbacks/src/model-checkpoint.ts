@@ -1,10 +1,14 @@
-import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import {
+  durationSchema,
+  durationSeconds,
   InterruptedError,
   parseOptions,
+  readCheckpointHeaderSync,
   removeStaleTempFiles,
+  wholeNumber,
   writeFileAtomic,
   type LightningModule,
   type Metrics,
@@ -14,10 +18,8 @@ import {
 import { z } from 'zod';
 import { FilenameTemplate } from './internal/filename.js';
 import { better, rankable } from './internal/monitor-logic.js';
-import { durationSchema, durationSeconds, fmt, stateKeyOf } from './internal/util.js';
+import { fmt, stateKeyOf } from './internal/util.js';
 import { isFitCheck, MonitorCallback, metricNameSchema, modeSchema } from './monitor-callback.js';
-
-const wholeNumber = z.number({ error: 'must be a whole number >= 0' }).int({ error: 'must be a whole number >= 0' }).min(0, { error: 'must be a whole number >= 0' });
 
 export const modelCheckpointOptionsSchema = z
   .strictObject({
@@ -371,24 +373,13 @@ async function fileExists(file: string): Promise<boolean> {
 }
 
 /**
- * Reads one callback's state from a checkpoint's JSON header without loading its tensors (the
- * header follows the 10-byte magic and a 4-byte length; see docs/checkpoints.md). Undefined when
- * the file is missing, foreign or damaged.
+ * Reads one callback's state from a checkpoint's JSON header without loading its tensors. Undefined
+ * when the file is missing, foreign or damaged.
  */
 export function readCallbackStateSync(file: string, stateKey: string): Record<string, unknown> | undefined {
-  let fd: number | undefined;
   try {
-    fd = openSync(file, 'r');
-    const head = Buffer.alloc(14);
-    if (readSync(fd, head, 0, 14, 0) !== 14 || head.subarray(0, 10).toString('latin1') !== 'FLINTCKPT\n') return undefined;
-    const length = head.readUInt32LE(10);
-    const header = Buffer.alloc(length);
-    if (readSync(fd, header, 0, length, 14) !== length) return undefined;
-    const parsed = JSON.parse(header.toString('utf8')) as { callbacks?: Record<string, Record<string, unknown>> };
-    return parsed.callbacks?.[stateKey];
+    return readCheckpointHeaderSync(file).callbacks?.[stateKey];
   } catch {
     return undefined;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }

@@ -1,10 +1,9 @@
 import type * as tf from '@tensorflow/tfjs';
-import { getLearningRate, MisconfigurationError, parseOptions, setLearningRate, type LRScheduler } from '@flint/core';
+import { checkTfOptimizer, getLearningRate, MisconfigurationError, parseOptions, setLearningRate, wholeNumber, type LRScheduler } from '@flint/core';
 import { z } from 'zod';
 import { isImprovement, worstValue } from './internal/monitor-logic.js';
 import { minDeltaSchema, modeSchema } from './monitor-callback.js';
 
-const wholeNumber = z.number({ error: 'must be a whole number >= 0' }).int({ error: 'must be a whole number >= 0' }).min(0, { error: 'must be a whole number >= 0' });
 const nonNegative = z.number({ error: 'must be a number >= 0' }).nonnegative({ error: 'must be a number >= 0' });
 
 export const reduceLROnPlateauOptionsSchema = z.strictObject({
@@ -43,10 +42,7 @@ export class ReduceLROnPlateau implements LRScheduler {
   private lastLr: number;
 
   constructor(optimizer: tf.Optimizer, options: ReduceLROnPlateauOptions = {}) {
-    if (optimizer === null || typeof optimizer !== 'object' || typeof (optimizer as tf.Optimizer).applyGradients !== 'function') {
-      throw new MisconfigurationError(`ReduceLROnPlateau(optimizer, options): the first argument must be the tfjs optimizer to schedule, e.g. tf.train.adam(1e-3) (received ${optimizer === null ? 'null' : typeof optimizer}).`);
-    }
-    this.optimizer = optimizer;
+    this.optimizer = checkTfOptimizer('ReduceLROnPlateau(optimizer, options)', optimizer);
     this.options = parseOptions('ReduceLROnPlateau', reduceLROnPlateauOptionsSchema, options);
     this.best = worstValue(this.options.mode);
     this.lastLr = getLearningRate(optimizer);

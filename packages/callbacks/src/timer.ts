@@ -1,6 +1,5 @@
-import { Callback, parseOptions, type LightningModule, type TrainerContext } from '@flint/core';
+import { Callback, durationSchema, durationSeconds, parseOptions, type LightningModule, type Phase, type TrainerContext } from '@flint/core';
 import { z } from 'zod';
-import { durationSchema, durationSeconds } from './internal/util.js';
 
 export const timerOptionsSchema = z.strictObject({
   /** Stop training after this much training time (validation inside fit included): seconds, "DD:HH:MM:SS" or { days, hours, minutes, seconds }. Without it the Timer only measures. */
@@ -13,8 +12,8 @@ export const timerOptionsSchema = z.strictObject({
 
 export type TimerOptions = z.input<typeof timerOptionsSchema>;
 
-/** The stages the Timer measures. */
-export type TimedStage = 'train' | 'validate' | 'test' | 'predict';
+/** The phases the Timer measures (the sanity check is not timed). */
+export type TimedStage = Exclude<Phase, 'sanity_check'>;
 
 /**
  * Measures the time of each stage and stops training after `duration` (Lightning's Timer and the

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { closeSync, fstatSync, openSync, promises as fs, readSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
 import { writeFileAtomic } from './atomic-write.js';
 import { CheckpointError } from './errors.js';
+import { wholeNumber } from './schemas.js';
 import { FLINT_VERSION } from './version.js';
 
 /**
@@ -18,8 +20,8 @@ import { FLINT_VERSION } from './version.js';
  * The header is readable with any JSON tool after skipping 14 bytes; the SHA-256 of the data part
  * catches damage. Writes go to a temporary file beside the target, are flushed, then renamed over it.
  */
-export const CHECKPOINT_FORMAT = 'flint-checkpoint';
-export const CHECKPOINT_FORMAT_VERSION = 1;
+export const CHECKPOINT_FORMAT: 'flint-checkpoint' = 'flint-checkpoint';
+export const CHECKPOINT_FORMAT_VERSION: 1 = 1;
 const MAGIC = Buffer.from('FLINTCKPT\n', 'latin1');
 
 /** A tensor held on the host inside a checkpoint object. */
@@ -46,22 +48,142 @@ export class HostTensor {
   }
 }
 
-interface TensorIndexEntry {
-  dtype: 'float32' | 'int32' | 'bool';
-  shape: number[];
-  offset: number;
-  byteLength: number;
+const count = wholeNumber;
+/** Any number, NaN and ±Infinity included (a metric may be NaN; the file stores those as `{ "$number": "NaN" }`). */
+const anyNumber = z.custom<number>((v) => typeof v === 'number', { error: 'must be a number' });
+const jsonRecord = z.record(z.string(), z.unknown());
+const hostTensor = z.custom<HostTensor>((v) => v instanceof HostTensor, { error: 'must be a tensor ({ "$tensor": index })' });
+const uint32 = z.number().int().min(0).max(0xffffffff);
+
+const tensorIndexEntrySchema = z.object({
+  dtype: z.enum(['float32', 'int32', 'bool']),
+  shape: z.array(count),
+  offset: count,
+  byteLength: count,
+});
+type TensorIndexEntry = z.output<typeof tensorIndexEntrySchema>;
+
+/**
+ * What a checkpoint's JSON header holds besides the checkpoint object's JSON part: the envelope
+ * that `readCheckpointHeader` checks (tensors are still `{ "$tensor": index }` there).
+ */
+export const checkpointHeaderSchema = z.looseObject({
+  format: z.literal(CHECKPOINT_FORMAT),
+  formatVersion: z.number().int().min(1).max(CHECKPOINT_FORMAT_VERSION),
+  flintVersion: z.string(),
+  /** Callbacks' states by stateKey (full checkpoints only). */
+  callbacks: z.record(z.string(), jsonRecord).optional(),
+  tensors: z.array(tensorIndexEntrySchema),
+  blobSha256: z.string().regex(/^[0-9a-f]{64}$/, { error: 'must be 64 hex digits' }),
+});
+
+/** A checkpoint's header, checked (see `readCheckpointHeader`). */
+export type CheckpointHeader = z.output<typeof checkpointHeaderSchema>;
+
+const fitProgressSchema = z.object({ epoch: count, globalStep: count, batchInEpoch: count, totalBatches: count });
+
+const optimizerStateSchema = z.object({
+  className: z.string(),
+  config: jsonRecord,
+  weights: z.array(z.object({ name: z.string(), tensor: hostTensor })),
+  extra: z.record(z.string(), hostTensor).default({}),
+});
+
+const epochRecordSchema = z.object({ epoch: count, globalStep: count, metrics: z.record(z.string(), anyNumber) });
+
+/**
+ * Fields of every checkpoint, weights-only or not, in the file's key order (a decoded checkpoint
+ * encodes back to the same bytes).
+ */
+const v1Fields = <W extends boolean>(weightsOnly: W) => ({
+  format: z.literal(CHECKPOINT_FORMAT),
+  formatVersion: z.number().int().min(1).max(CHECKPOINT_FORMAT_VERSION),
+  flintVersion: z.string(),
+  createdAt: z.string(),
+  /** The module's class name. */
+  module: z.string(),
+  /** The tfjs backend that wrote it. */
+  backend: z.string(),
+  /** Whether it holds the weights only (`saveWeightsOnly`): such a checkpoint cannot resume a fit. */
+  weightsOnly: z.literal(weightsOnly),
+  /** Epochs completed and optimizer steps taken when it was written. */
+  epoch: count,
+  globalStep: count,
+  progress: fitProgressSchema,
+  /** Where a fit resumes: the next batch of `epoch`, or batch 0 of the next epoch once an epoch's end ran. */
+  resume: z.object({ epoch: count, batch: count }),
+  hparams: jsonRecord,
+  /** The weights by parameter name. */
+  stateDict: z.record(z.string(), hostTensor),
+});
+
+/**
+ * A format-v1 checkpoint object (after decoding: tensors are HostTensors). Weights-only checkpoints
+ * (`saveWeightsOnly`) stop at the weights; full ones carry everything a resume needs. Keys added by
+ * `onSaveCheckpoint` hooks are kept.
+ */
+export const checkpointV1Schema = z.discriminatedUnion('weightsOnly', [
+  z.looseObject({
+    ...v1Fields(false),
+    optimizers: z.array(optimizerStateSchema),
+    /** Each LR scheduler's stateDict, in configureOptimizers' order. */
+    lrSchedulers: z.array(jsonRecord),
+    /** Callbacks' states by stateKey (stateless callbacks are left out). */
+    callbacks: z.record(z.string(), jsonRecord),
+    /** Loggers' states by stateKey (or class name). */
+    loggers: z.record(z.string(), jsonRecord),
+    /** The global RNG's state (`seedEverything`), or null when none was seeded. */
+    rng: z.object({ algorithm: z.literal('sfc32'), state: z.tuple([uint32, uint32, uint32, uint32]).readonly() }).nullable(),
+    loops: z.object({
+      history: z.array(epochRecordSchema),
+      callbackMetrics: z.record(z.string(), anyNumber),
+      /** The metric collector's partial epoch (read when resuming mid-epoch). */
+      collector: jsonRecord.optional(),
+    }),
+  }),
+  z.looseObject(v1Fields(true)),
+]);
+
+/** A checkpoint object, as `dumpCheckpoint` makes it, `onSaveCheckpoint` / `onLoadCheckpoint` see it, and `loadCheckpointFile` returns it. */
+export type Checkpoint = z.output<typeof checkpointV1Schema>;
+/** A checkpoint that can resume a fit (not `saveWeightsOnly`). */
+export type FullCheckpoint = Extract<Checkpoint, { weightsOnly: false }>;
+
+/** @deprecated Use `Checkpoint`. */
+export type CheckpointObject = Checkpoint;
+
+/** Throws a CheckpointError naming the first field of `value` that `schema` rejects. */
+function checked<S extends z.ZodType>(schema: S, value: unknown, source: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  throw new CheckpointError(`${source} is damaged: ${describeIssue(result.error.issues[0]!, value)}`, { cause: result.error });
 }
 
-/** A checkpoint object: JSON values and HostTensors, nested. */
-export type CheckpointObject = Record<string, unknown> & {
-  format: typeof CHECKPOINT_FORMAT;
-  formatVersion: number;
-  flintVersion: string;
-};
+function describeIssue(issue: z.core.$ZodIssue, root: unknown): string {
+  const path = issue.path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`)).join('');
+  let value: unknown = root;
+  for (const key of issue.path) value = value !== null && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  if (path === '') return `its header is not a checkpoint object (${issue.message}).`;
+  if (value === undefined) return `field '${path}' is missing.`;
+  if (issue.code === 'invalid_union' && 'discriminator' in issue) return `field '${path}' must be true or false (received ${shown(value)}).`;
+  const message = issue.message.replace(/^Invalid input: /, '');
+  return `field '${path}' ${message.startsWith('must') ? message : `is invalid: ${message}`} (received ${shown(value)}).`;
+}
+
+function shown(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value instanceof HostTensor) return `a ${value.dtype} tensor of shape [${value.shape.join(', ')}]`;
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
 
 /** Encodes a checkpoint object (with HostTensors anywhere inside) into the file format. */
-export function encodeCheckpoint(checkpoint: CheckpointObject): Buffer {
+export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
   const index: TensorIndexEntry[] = [];
   const chunks: Buffer[] = [];
   let offset = 0;
@@ -92,43 +214,115 @@ export function encodeCheckpoint(checkpoint: CheckpointObject): Buffer {
   return Buffer.concat([MAGIC, length, header, blob]);
 }
 
-/** Decodes and verifies a checkpoint file's bytes; `source` names the file in errors. */
-export function decodeCheckpoint(bytes: Buffer, source: string): CheckpointObject {
-  const prefix = MAGIC.length + 4;
-  const magicLength = Math.min(bytes.length, MAGIC.length);
-  if (!bytes.subarray(0, magicLength).equals(MAGIC.subarray(0, magicLength)) || bytes.length === 0) {
-    if (bytes.length === 0) throw new CheckpointError(`${source} is empty (0 bytes): a Flint checkpoint starts with ${prefix} bytes (magic and header length) and its header.`);
-    const start = JSON.stringify(bytes.subarray(0, 16).toString('latin1'));
+const PREFIX = MAGIC.length + 4;
+
+/** Checks the magic and the header length against the file's length; returns the header's length. */
+function headerLengthOf(prefix: Buffer, fileLength: number, source: string): number {
+  const magicLength = Math.min(prefix.length, MAGIC.length);
+  if (!prefix.subarray(0, magicLength).equals(MAGIC.subarray(0, magicLength)) || fileLength === 0) {
+    if (fileLength === 0) throw new CheckpointError(`${source} is empty (0 bytes): a Flint checkpoint starts with ${PREFIX} bytes (magic and header length) and its header.`);
+    const start = JSON.stringify(prefix.subarray(0, 16).toString('latin1'));
     throw new CheckpointError(`${source} is not a Flint checkpoint: it should start with "FLINTCKPT" but starts with ${start}.`);
   }
-  if (bytes.length < prefix) {
+  if (fileLength < PREFIX) {
     throw new CheckpointError(
-      `${source} is truncated: it has ${bytes.length} bytes, fewer than the ${prefix} of a Flint checkpoint's magic and header length.`,
+      `${source} is truncated: it has ${fileLength} bytes, fewer than the ${PREFIX} of a Flint checkpoint's magic and header length.`,
     );
   }
-  const headerLength = bytes.readUInt32LE(MAGIC.length);
-  const headerEnd = MAGIC.length + 4 + headerLength;
-  if (headerEnd > bytes.length) {
+  const headerLength = prefix.readUInt32LE(MAGIC.length);
+  if (PREFIX + headerLength > fileLength) {
     throw new CheckpointError(
-      `${source} is truncated: its header should have ${headerLength} bytes but the file has ${bytes.length - prefix} after the magic and header length (${bytes.length} bytes in all).`,
+      `${source} is truncated: its header should have ${headerLength} bytes but the file has ${fileLength - PREFIX} after the magic and header length (${fileLength} bytes in all).`,
     );
   }
-  let header: Record<string, unknown>;
+  return headerLength;
+}
+
+/** Parses and checks a header's JSON (format, version, tensor index). */
+function parseHeader(json: Buffer, source: string): CheckpointHeader {
+  let header: unknown;
   try {
-    header = JSON.parse(bytes.subarray(MAGIC.length + 4, headerEnd).toString('utf8')) as Record<string, unknown>;
+    header = JSON.parse(json.toString('utf8'));
   } catch (error) {
     throw new CheckpointError(`${source} is damaged: its header is not valid JSON.`, { cause: error });
   }
-  if (header.format !== CHECKPOINT_FORMAT) {
-    throw new CheckpointError(`${source} is not a Flint checkpoint (format ${JSON.stringify(header.format)}).`);
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
+    throw new CheckpointError(`${source} is damaged: its header is not a JSON object (received ${shown(header)}).`);
   }
-  if (typeof header.formatVersion !== 'number' || header.formatVersion > CHECKPOINT_FORMAT_VERSION) {
+  const { format, formatVersion } = header as Record<string, unknown>;
+  if (format !== CHECKPOINT_FORMAT) {
+    throw new CheckpointError(`${source} is not a Flint checkpoint (format ${JSON.stringify(format)}).`);
+  }
+  if (typeof formatVersion === 'number' && formatVersion > CHECKPOINT_FORMAT_VERSION) {
     throw new CheckpointError(
-      `${source} has checkpoint format version ${String(header.formatVersion)}, newer than this Flint ${FLINT_VERSION} reads (up to ${CHECKPOINT_FORMAT_VERSION}); upgrade Flint.`,
+      `${source} has checkpoint format version ${String(formatVersion)}, newer than this Flint ${FLINT_VERSION} reads (up to ${CHECKPOINT_FORMAT_VERSION}); upgrade Flint.`,
     );
   }
-  const index = header.tensors as TensorIndexEntry[] | undefined;
-  if (!Array.isArray(index)) throw new CheckpointError(`${source} is damaged: its header has no tensor index.`);
+  return checked(checkpointHeaderSchema, header, source);
+}
+
+/**
+ * Reads and checks a checkpoint file's header (format, version, tensor index; JSON values, with
+ * tensors as `{ "$tensor": index }`) without reading its tensor data: what callbacks need to look
+ * into a checkpoint cheaply. Throws a CheckpointError for a missing, foreign or damaged file.
+ */
+export async function readCheckpointHeader(file: string): Promise<CheckpointHeader> {
+  const source = `checkpoint ${file}`;
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(file, 'r');
+  } catch (error) {
+    throw readError(file, error);
+  }
+  try {
+    const { size } = await handle.stat();
+    const prefix = Buffer.alloc(Math.min(PREFIX, size));
+    await handle.read(prefix, 0, prefix.length, 0);
+    const length = headerLengthOf(prefix, size, source);
+    const json = Buffer.alloc(length);
+    await handle.read(json, 0, length, PREFIX);
+    return parseHeader(json, source);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** `readCheckpointHeader`, synchronously (for callbacks' constructors and setup). */
+export function readCheckpointHeaderSync(file: string): CheckpointHeader {
+  const source = `checkpoint ${file}`;
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (error) {
+    throw readError(file, error);
+  }
+  try {
+    const { size } = fstatSync(fd);
+    const prefix = Buffer.alloc(Math.min(PREFIX, size));
+    readSync(fd, prefix, 0, prefix.length, 0);
+    const length = headerLengthOf(prefix, size, source);
+    const json = Buffer.alloc(length);
+    readSync(fd, json, 0, length, PREFIX);
+    return parseHeader(json, source);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readError(file: string, error: unknown): CheckpointError {
+  const code = (error as NodeJS.ErrnoException).code;
+  return new CheckpointError(
+    code === 'ENOENT' ? `checkpoint ${file} does not exist.` : `could not read the checkpoint ${file}: ${(error as Error).message}`,
+    { cause: error },
+  );
+}
+
+/** Decodes and verifies a checkpoint file's bytes against `checkpointV1Schema`; `source` names the file in errors. */
+export function decodeCheckpoint(bytes: Buffer, source: string): Checkpoint {
+  const headerLength = headerLengthOf(bytes.subarray(0, PREFIX), bytes.length, source);
+  const headerEnd = PREFIX + headerLength;
+  const header = parseHeader(bytes.subarray(PREFIX, headerEnd), source);
+  const index = header.tensors;
   const blob = bytes.subarray(headerEnd);
   const expectedLength = index.reduce((a, e) => Math.max(a, e.offset + e.byteLength), 0);
   if (blob.length !== expectedLength) {
@@ -146,6 +340,7 @@ export function decodeCheckpoint(bytes: Buffer, source: string): CheckpointObjec
     const bytesPer = e.dtype === 'bool' ? 1 : 4;
     const copy = new Uint8Array(e.byteLength);
     copy.set(blob.subarray(e.offset, e.offset + e.byteLength));
+    if (e.byteLength % bytesPer !== 0) throw new CheckpointError(`${source} is damaged: field 'tensors[${i}].byteLength' is not a multiple of ${bytesPer} (received ${e.byteLength}).`);
     const n = e.byteLength / bytesPer;
     const data = e.dtype === 'float32' ? new Float32Array(copy.buffer, 0, n) : e.dtype === 'int32' ? new Int32Array(copy.buffer, 0, n) : copy;
     try {
@@ -157,23 +352,24 @@ export function decodeCheckpoint(bytes: Buffer, source: string): CheckpointObjec
   const restore = (value: unknown): unknown => {
     if (Array.isArray(value)) return value.map(restore);
     if (value !== null && typeof value === 'object') {
-      const o = value as Record<string, unknown>;
-      if (typeof o.$tensor === 'number' && Object.keys(o).length === 1) {
-        const t = tensors[o.$tensor];
-        if (t === undefined) throw new CheckpointError(`${source} is damaged: it refers to tensor ${o.$tensor} which is not in its index.`);
+      const entries = Object.entries(value);
+      const [only] = entries;
+      if (entries.length === 1 && only![0] === '$tensor' && typeof only![1] === 'number') {
+        const t = tensors[only![1]];
+        if (t === undefined) throw new CheckpointError(`${source} is damaged: it refers to tensor ${only![1]} which is not in its index.`);
         return t;
       }
-      if (typeof o.$number === 'string' && Object.keys(o).length === 1) return Number(o.$number);
-      return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, restore(v)]));
+      if (entries.length === 1 && only![0] === '$number' && typeof only![1] === 'string') return Number(only![1]);
+      return Object.fromEntries(entries.map(([k, v]) => [k, restore(v)]));
     }
     return value;
   };
   const { tensors: _t, blobSha256: _s, ...rest } = header;
-  return restore(rest) as CheckpointObject;
+  return checked(checkpointV1Schema, restore(rest), source);
 }
 
 /** Writes a checkpoint object to `file` atomically. */
-export async function saveCheckpointFile(file: string, checkpoint: CheckpointObject): Promise<void> {
+export async function saveCheckpointFile(file: string, checkpoint: Checkpoint): Promise<void> {
   try {
     await writeFileAtomic(file, encodeCheckpoint(checkpoint));
   } catch (error) {
@@ -183,16 +379,12 @@ export async function saveCheckpointFile(file: string, checkpoint: CheckpointObj
 }
 
 /** Reads and verifies a checkpoint file. */
-export async function loadCheckpointFile(file: string): Promise<CheckpointObject> {
+export async function loadCheckpointFile(file: string): Promise<Checkpoint> {
   let bytes: Buffer;
   try {
     bytes = await fs.readFile(file);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new CheckpointError(
-      code === 'ENOENT' ? `checkpoint ${file} does not exist.` : `could not read the checkpoint ${file}: ${(error as Error).message}`,
-      { cause: error },
-    );
+    throw readError(file, error);
   }
   return decodeCheckpoint(bytes, `checkpoint ${file}`);
 }

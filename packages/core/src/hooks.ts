@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import type { Checkpoint } from './checkpoint.js';
 import type { OptimizerWrapper, LRSchedulerConfig } from './optimization.js';
 import type { Stage } from './stages.js';
 
@@ -89,13 +90,8 @@ export interface TrainerContext {
   print(message: string): void;
 }
 
-/** The JSON-serializable checkpoint object; tensors are stored as named arrays. */
-export interface CheckpointData {
-  readonly format: 'flint-checkpoint';
-  readonly formatVersion: number;
-  readonly flintVersion: string;
-  [key: string]: unknown;
-}
+/** @deprecated Use `Checkpoint` (the checkpoint object, typed by `checkpointV1Schema`). */
+export type CheckpointData = Checkpoint;
 
 /**
  * Hooks a callback may implement. Arguments `(trainer, module, ...)` as in Lightning. Every hook may
@@ -141,8 +137,8 @@ export interface CallbackHooks {
   onAfterBackward?(trainer: TrainerContext, module: HookModule, grads: Readonly<Record<string, tf.Tensor>>): void | Promise<void>;
   /** Right before the optimizer step (after accumulation, before clipping), as in Lightning. */
   onBeforeOptimizerStep?(trainer: TrainerContext, module: HookModule, optimizer: OptimizerWrapper, grads: Readonly<Record<string, tf.Tensor>>): void | Promise<void>;
-  onSaveCheckpoint?(trainer: TrainerContext, module: HookModule, checkpoint: Record<string, unknown>): void | Promise<void>;
-  onLoadCheckpoint?(trainer: TrainerContext, module: HookModule, checkpoint: Readonly<Record<string, unknown>>): void | Promise<void>;
+  onSaveCheckpoint?(trainer: TrainerContext, module: HookModule, checkpoint: Checkpoint): void | Promise<void>;
+  onLoadCheckpoint?(trainer: TrainerContext, module: HookModule, checkpoint: Readonly<Checkpoint>): void | Promise<void>;
   onException?(trainer: TrainerContext, module: HookModule, error: unknown): void | Promise<void>;
 }
 

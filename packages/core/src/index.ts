@@ -44,8 +44,8 @@ export type { Reduce, HookKind, ResultLoop, CollectedMetrics, LoggableMetric, Lo
 export { parseOptions } from './options.js';
 export * from './seed.js';
 export * from './data/index.js';
-export { Linear, Dropout, Sequential, DENSE_KERNEL, ACTIVATION_GRAD_KERNEL } from './nn.js';
-export type { Activation, DenseActivation, SequentialItem } from './nn.js';
+export { Linear, linearOptionsSchema, ACTIVATIONS, Dropout, Sequential, DENSE_KERNEL, ACTIVATION_GRAD_KERNEL } from './nn.js';
+export type { Activation, DenseActivation, LinearOptions, SequentialItem } from './nn.js';
 export * from './layers/index.js';
 export { crossEntropy, crossEntropyOptionsSchema, SOFTMAX_CROSS_ENTROPY_KERNEL } from './losses.js';
 export type { CrossEntropyOptions } from './losses.js';
@@ -55,12 +55,18 @@ export {
   decodeCheckpoint,
   saveCheckpointFile,
   loadCheckpointFile,
+  readCheckpointHeader,
+  readCheckpointHeaderSync,
+  checkpointV1Schema,
+  checkpointHeaderSchema,
   captureOptimizerState,
   restoreOptimizerState,
   CHECKPOINT_FORMAT,
   CHECKPOINT_FORMAT_VERSION,
 } from './checkpoint.js';
-export type { CheckpointObject, OptimizerState } from './checkpoint.js';
+export type { Checkpoint, CheckpointHeader, CheckpointObject, FullCheckpoint, OptimizerState } from './checkpoint.js';
+export { wholeNumber, positiveInt, durationSchema, durationSeconds, tfOptimizerSchema, checkTfOptimizer, lrSchedulerConfigSchema } from './schemas.js';
+export type { Duration } from './schemas.js';
 export { writeFileAtomic, writeFileAtomicSync, atomicTempPath, removeStaleTempFiles } from './atomic-write.js';
 export { FLINT_VERSION } from './version.js';
 export { fileHandler, FileIOHandler, writeFolderAtomic, MODEL_JSON, WEIGHTS_BIN } from './file-io.js';

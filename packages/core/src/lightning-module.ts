@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { HostTensor, loadCheckpointFile } from './checkpoint.js';
+import { loadCheckpointFile } from './checkpoint.js';
 import { CheckpointError, MisconfigurationError } from './errors.js';
 import type { Callback, ModuleHooks, TrainerContext } from './hooks.js';
 import { MetricCollector, type LoggableMetric, type LogOptions } from './metric-collector.js';
@@ -96,7 +96,7 @@ export abstract class LightningModule<Batch = unknown> extends Module {
     options: { args?: unknown[] } = {},
   ): Promise<T> {
     const ckpt = await loadCheckpointFile(path);
-    const hparams = (ckpt.hparams ?? {}) as Record<string, unknown>;
+    const hparams = ckpt.hparams;
     const args = (options.args ?? [hparams]) as never[];
     const module = new this(...args);
     const unbuilt = module.buildLayers();
@@ -107,7 +107,7 @@ export abstract class LightningModule<Batch = unknown> extends Module {
       );
     }
     try {
-      module.loadStateDict(ckpt.stateDict as Record<string, HostTensor>);
+      module.loadStateDict(ckpt.stateDict);
     } catch (error) {
       throw new CheckpointError(`checkpoint ${path}: ${(error as Error).message}`, { cause: error });
     }

@@ -1,9 +1,21 @@
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
 import { MisconfigurationError } from './errors.js';
+import { parseOptions } from './options.js';
 import { exampleShape, isTfLayer, Module, tryBuild, withEvalMode } from './module.js';
 import { createRng } from './seed.js';
 
-export type Activation = 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'elu' | 'relu6' | 'leakyrelu';
+export const ACTIVATIONS = ['linear', 'relu', 'sigmoid', 'tanh', 'elu', 'relu6', 'leakyrelu'] as const;
+export type Activation = (typeof ACTIVATIONS)[number];
+
+/** Options of `Linear`. */
+export const linearOptionsSchema = z.strictObject({
+  /** Add a learned bias (default true). */
+  bias: z.boolean().default(true),
+  /** The activation fused into the layer (default 'linear': none). */
+  activation: z.enum(ACTIVATIONS).default('linear'),
+});
+export type LinearOptions = z.input<typeof linearOptionsSchema>;
 
 const FUSED: ReadonlySet<Activation> = new Set(['linear', 'relu', 'sigmoid', 'elu', 'relu6', 'leakyrelu']);
 
@@ -75,16 +87,17 @@ export class Linear extends Module {
   readonly bias: tf.Variable | undefined;
   readonly activation: Activation;
 
-  constructor(inFeatures: number, outFeatures: number, options: { bias?: boolean; activation?: Activation } = {}) {
+  constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
     if (!Number.isInteger(inFeatures) || inFeatures < 1 || !Number.isInteger(outFeatures) || outFeatures < 1) {
       throw new MisconfigurationError(`Linear(inFeatures, outFeatures): both must be positive integers (received ${inFeatures}, ${outFeatures}).`);
     }
-    this.activation = options.activation ?? 'linear';
+    const { bias, activation } = parseOptions('Linear', linearOptionsSchema, options);
+    this.activation = activation;
     const init = glorotUniform(inFeatures, outFeatures);
     this.weight = tf.variable(init, true);
     init.dispose();
-    this.bias = options.bias === false ? undefined : tf.tidy(() => tf.variable(tf.zeros([outFeatures]), true));
+    this.bias = !bias ? undefined : tf.tidy(() => tf.variable(tf.zeros([outFeatures]), true));
   }
 
   /** The output shape [batch, outFeatures] for an input shape [batch, inFeatures]. */

@@ -1,18 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { MisconfigurationError } from './errors.js';
+import { parseOptions } from './options.js';
+import { lrSchedulerConfigSchema, tfOptimizerSchema, type LRScheduler } from './schemas.js';
 
-/**
- * A learning-rate scheduler, driven by the trainer according to its `LRSchedulerConfig`
- * (`interval`, `frequency`, `monitor`). Implementations live in `@flint/callbacks`.
- */
-export interface LRScheduler {
-  /** Advance one interval. `metric` is the monitored value when the config has `monitor`. */
-  step(metric?: number): void;
-  /** The learning rate(s) set by the last step. */
-  getLastLr(): number[];
-  stateDict(): Record<string, unknown>;
-  loadStateDict(state: Readonly<Record<string, unknown>>): void;
-}
+export type { LRScheduler } from './schemas.js';
+
 
 /** Scheduler configuration as in Lightning's `lr_scheduler` dict. */
 export interface LRSchedulerConfigInput {
@@ -259,8 +251,8 @@ export function normalizeOptimizers(
   const optimizers: OptimizerWrapper[] = [];
   const schedulers: LRSchedulerConfig[] = [];
   list.forEach((item, index) => {
-    const config: OptimizerConfig = item instanceof tf.Optimizer ? { optimizer: item } : item;
-    if (!(config?.optimizer instanceof tf.Optimizer)) {
+    const config: OptimizerConfig = tfOptimizerSchema.safeParse(item).success ? { optimizer: item as tf.Optimizer } : (item as OptimizerConfig);
+    if (!tfOptimizerSchema.safeParse(config?.optimizer).success) {
       throw new MisconfigurationError(
         `configureOptimizers() item ${index}: expected a tfjs optimizer or { optimizer, lrScheduler? } (received ${describe(item)}).`,
       );
@@ -269,28 +261,10 @@ export function normalizeOptimizers(
     const wrapper = new OptimizerWrapper(config.optimizer, fixed === undefined ? allParams : () => fixed, store, index);
     optimizers.push(wrapper);
     if (config.lrScheduler !== undefined) {
-      const s: LRSchedulerConfigInput =
-        'scheduler' in config.lrScheduler ? config.lrScheduler : { scheduler: config.lrScheduler as LRScheduler };
-      if (typeof s.scheduler?.step !== 'function') {
-        throw new MisconfigurationError(`configureOptimizers() item ${index}: 'lrScheduler.scheduler' must have a step() method.`);
-      }
-      const interval = s.interval ?? 'epoch';
-      if (interval !== 'epoch' && interval !== 'step') {
-        throw new MisconfigurationError(`lrScheduler option 'interval' must be 'epoch' or 'step' (received ${JSON.stringify(interval)}).`);
-      }
-      const frequency = s.frequency ?? 1;
-      if (!Number.isInteger(frequency) || frequency < 1) {
-        throw new MisconfigurationError(`lrScheduler option 'frequency' must be a positive integer (received ${frequency}).`);
-      }
-      schedulers.push({
-        scheduler: s.scheduler,
-        interval,
-        frequency,
-        monitor: s.monitor,
-        strict: s.strict ?? true,
-        name: s.name,
-        optimizer: wrapper,
-      });
+      const given: unknown = config.lrScheduler;
+      const input = given !== null && typeof given === 'object' && 'scheduler' in given ? given : { scheduler: given };
+      const s = parseOptions(`configureOptimizers() item ${index}: lrScheduler`, lrSchedulerConfigSchema, input);
+      schedulers.push({ ...s, monitor: s.monitor, name: s.name, optimizer: wrapper });
     }
   });
   if (optimizers.length === 0) {

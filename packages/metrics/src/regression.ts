@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { DataError, parseOptions } from '@flint/core';
+import { DataError, parseOptions, positiveInt, wholeNumber } from '@flint/core';
 import { z } from 'zod';
 import { checkSameShape } from './internal/inputs.js';
 import { Metric, type States } from './metric.js';
 
-const numOutputs = z.number().int({ error: 'must be a whole number >= 1' }).min(1, { error: 'must be a whole number >= 1' }).default(1);
+const numOutputs = positiveInt.default(1);
 
 export const meanSquaredErrorOptionsSchema = z.strictObject({
   /** false gives the root mean squared error. Default true. */
@@ -21,7 +21,7 @@ export const r2ScoreOptionsSchema = z.strictObject({
   /** Outputs per row ([N] or [N, numOutputs]); torchmetrics infers it, Flint needs it for the state's shape. */
   numOutputs,
   /** Number of regressors for the adjusted R²; 0 gives the plain R². */
-  adjusted: z.number().int({ error: 'must be a whole number >= 0' }).min(0, { error: 'must be a whole number >= 0' }).default(0),
+  adjusted: wholeNumber.default(0),
   /** How several outputs combine: 'raw_values' (one per output), 'uniform_average', 'variance_weighted'. */
   multioutput: z.enum(['raw_values', 'uniform_average', 'variance_weighted']).default('uniform_average'),
 });

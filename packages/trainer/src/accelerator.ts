@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { castOnCpuByValue, cpuLoader, tensorflowLoader, wasmLoader, type BackendLoader, type BackendName, type WasmImprovementsOptions } from '@flint/backends';
+import { BACKEND_NAMES, castOnCpuByValue, cpuLoader, tensorflowLoader, wasmLoader, type BackendLoader, type BackendName, type WasmImprovementsOptions } from '@flint/backends';
 import { BackendError, MisconfigurationError } from '@flint/core';
+import { z } from 'zod';
 
 export type { BackendName } from '@flint/backends';
 export type AcceleratorName = 'auto' | 'cpu' | 'gpu';
@@ -89,6 +90,30 @@ export async function selectBackend(request: BackendRequest): Promise<{ choice: 
   throw new BackendError(
     `No backend for accelerator '${request.accelerator}'${request.backend === undefined ? '' : ` and backend '${request.backend}'`} works here: ${skipped.join('; ')}. To fix it, ${last.install}.`,
   );
+}
+
+/** The environment variable FLINT_BACKEND: unset or empty, or one of the backends' names. */
+const envBackendSchema = z.union([z.literal('').transform(() => undefined), z.enum(BACKEND_NAMES)]).optional();
+
+/** The backend FLINT_BACKEND pins (undefined when unset or empty); a MisconfigurationError for another value. */
+export function envBackend(value: string | undefined = process.env.FLINT_BACKEND): BackendName | undefined {
+  const parsed = envBackendSchema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  throw new MisconfigurationError(`Environment variable FLINT_BACKEND must be ${BACKEND_NAMES.map((n) => `'${n}'`).join(', ')} or unset (received '${value}').`);
+}
+
+/**
+ * Selects the backend of a trainer's run: the `backend` option, else FLINT_BACKEND for trainers that
+ * do not ask for a GPU, else by `accelerator`. Prints the choice the first time it is made.
+ */
+export async function setupBackend(
+  options: { accelerator: AcceleratorName; backend?: BackendName | undefined; wasm?: WasmImprovementsOptions | false | undefined },
+  print: (line: string) => void,
+): Promise<BackendChoice> {
+  const fromEnv = options.backend === undefined && options.accelerator !== 'gpu' ? envBackend() : undefined;
+  const { choice, fresh } = await selectBackend({ accelerator: options.accelerator, backend: options.backend ?? fromEnv, wasm: options.wasm });
+  if (fresh) print(describeChoice(choice));
+  return choice;
 }
 
 /** One line describing a choice, as printed at the start of a run. */

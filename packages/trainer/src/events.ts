@@ -1,4 +1,7 @@
-import type { Metrics, StopReason } from '@flint/core';
+import type { Metrics, Phase, StopReason } from '@flint/core';
+
+/** The phases that run batches without training: the sanity check, validation, test and predict. */
+type EvalPhase = Exclude<Phase, 'train'>;
 
 /** What observers (progress bars, UIs) can listen to on `trainer.events`. Emitters do not await listeners. */
 export interface TrainerEvents {
@@ -6,9 +9,9 @@ export interface TrainerEvents {
   trainEpochStart: [info: { epoch: number; numBatches: number }];
   trainBatchEnd: [info: { epoch: number; batchIdx: number; numBatches: number; globalStep: number; metrics: Metrics }];
   trainEpochEnd: [info: { epoch: number; metrics: Metrics }];
-  evalStart: [info: { stage: 'sanity_check' | 'validate' | 'test' | 'predict'; numBatches: number }];
-  evalBatchEnd: [info: { stage: 'sanity_check' | 'validate' | 'test' | 'predict'; batchIdx: number; numBatches: number }];
-  evalEnd: [info: { stage: 'sanity_check' | 'validate' | 'test' | 'predict'; metrics: Metrics }];
+  evalStart: [info: { stage: EvalPhase; numBatches: number }];
+  evalBatchEnd: [info: { stage: EvalPhase; batchIdx: number; numBatches: number }];
+  evalEnd: [info: { stage: EvalPhase; metrics: Metrics }];
   fitEnd: [info: { stopReason: StopReason | undefined; epochs: number; globalStep: number; seconds: number }];
   /** A line for the user (backend choice, model summary, warnings). */
   message: [text: string];

@@ -1,5 +1,5 @@
 import { BACKEND_NAMES, wasmImprovementsOptionsSchema } from '@flint/backends';
-import { Callback, type Logger } from '@flint/core';
+import { Callback, durationSchema, durationSeconds, MisconfigurationError, type Logger } from '@flint/core';
 import { z } from 'zod';
 
 /** A whole number of batches (>= 0), or a fraction of the data in (0, 1). */
@@ -8,20 +8,6 @@ const batchLimit = z
   .refine((v) => (v > 0 && v < 1) || (Number.isInteger(v) && v >= 0), {
     message: 'must be a whole number of batches (>= 0) or a fraction in (0, 1); omit it for all batches',
   });
-
-const durationParts = z.strictObject({
-  days: z.number().nonnegative().optional(),
-  hours: z.number().nonnegative().optional(),
-  minutes: z.number().nonnegative().optional(),
-  seconds: z.number().nonnegative().optional(),
-});
-
-/** `maxTime`: "DD:HH:MM:SS", { days, hours, minutes, seconds }, or seconds as a number. */
-const maxTime = z.union([
-  z.number().positive(),
-  z.string().regex(/^\d+:\d{1,2}:\d{1,2}:\d{1,2}$/, { message: 'must look like "DD:HH:MM:SS", e.g. "00:12:00:00"' }),
-  durationParts,
-]);
 
 const isLogger = (v: unknown): v is Logger =>
   v !== null && typeof v === 'object' && typeof (v as Logger).logMetrics === 'function' && typeof (v as Logger).finalize === 'function';
@@ -34,7 +20,7 @@ export const trainerOptionsSchema = z.strictObject({
   /** Stop after this many optimizer steps; -1 for no limit. */
   maxSteps: z.number().int().min(-1).default(-1),
   /** Stop after this much training time. */
-  maxTime: maxTime.optional(),
+  maxTime: durationSchema.optional(),
   limitTrainBatches: batchLimit.optional(),
   limitValBatches: batchLimit.optional(),
   limitTestBatches: batchLimit.optional(),
@@ -87,52 +73,37 @@ export const trainerOptionsSchema = z.strictObject({
   exitOnInterrupt: z.boolean().default(true),
   /** Root folder for logs and checkpoints when loggers/callbacks do not say otherwise. */
   defaultRootDir: z.string().min(1).optional(),
-}).superRefine((o, ctx) => {
-  // maxEpochs is 1000 when omitted with maxSteps -1 (Lightning's default), unlimited when omitted with a maxSteps.
-  const maxEpochs = o.maxEpochs ?? (o.maxSteps === -1 ? 1000 : -1);
-  if (o.checkValEveryNEpoch === null && (o.valCheckInterval === undefined || !Number.isInteger(o.valCheckInterval))) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['valCheckInterval'],
-      message: `must be a whole number of batches with checkValEveryNEpoch: null, which validates every valCheckInterval batches counted across epochs (received ${String(o.valCheckInterval)})`,
-    });
-  }
-  if (maxEpochs !== -1 && o.minEpochs > maxEpochs) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['minEpochs'],
-      message: `must not exceed maxEpochs (${maxEpochs}${o.maxEpochs === undefined ? ', the default without maxSteps' : ''}): training stops at maxEpochs`,
-    });
-  }
-});
+})
+  .superRefine((o, ctx) => {
+    const maxEpochs = maxEpochsOf(o);
+    if (o.checkValEveryNEpoch === null && (o.valCheckInterval === undefined || !Number.isInteger(o.valCheckInterval))) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['valCheckInterval'],
+        message: `must be a whole number of batches with checkValEveryNEpoch: null, which validates every valCheckInterval batches counted across epochs (received ${String(o.valCheckInterval)})`,
+      });
+    }
+    if (maxEpochs !== -1 && o.minEpochs > maxEpochs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['minEpochs'],
+        message: `must not exceed maxEpochs (${maxEpochs}${o.maxEpochs === undefined ? ', the default without maxSteps' : ''}): training stops at maxEpochs`,
+      });
+    }
+  })
+  .transform((o) => ({ ...o, maxEpochs: maxEpochsOf(o), defaultRootDir: o.defaultRootDir ?? process.cwd() }));
+
+/** maxEpochs is 1000 when omitted with maxSteps -1 (Lightning's default), unlimited (-1) when omitted with a maxSteps. */
+function maxEpochsOf(o: { maxEpochs?: number | undefined; maxSteps: number }): number {
+  return o.maxEpochs ?? (o.maxSteps === -1 ? 1000 : -1);
+}
 
 /** What users pass to `new Trainer(...)`. */
 export type TrainerOptions = z.input<typeof trainerOptionsSchema>;
 /** The options after defaults. */
 export type ResolvedTrainerOptions = z.output<typeof trainerOptionsSchema>;
 
-/** Converts `maxTime` to milliseconds. */
-export function maxTimeMs(value: ResolvedTrainerOptions['maxTime']): number {
-  if (value === undefined) return Number.POSITIVE_INFINITY;
-  if (typeof value === 'number') return value * 1000;
-  if (typeof value === 'string') {
-    const [d, h, m, s] = value.split(':').map(Number) as [number, number, number, number];
-    return (((d * 24 + h) * 60 + m) * 60 + s) * 1000;
-  }
-  return ((((value.days ?? 0) * 24 + (value.hours ?? 0)) * 60 + (value.minutes ?? 0)) * 60 + (value.seconds ?? 0)) * 1000;
-}
-
-/** Applies a batch limit (count or fraction) to a number of batches. */
-export function applyLimit(limit: number | undefined, available: number): number {
-  if (limit === undefined) return available;
-  if (limit > 0 && limit < 1) {
-    if (!Number.isFinite(available)) return available;
-    return Math.max(1, Math.floor(available * limit));
-  }
-  return Math.min(limit, available);
-}
-
-/** The options' limits, resolved once per run: fastDevRun and overfitBatches applied. */
+/** The run-wide limits, resolved once per trainer: fastDevRun applied. */
 export interface Limits {
   /** Batches per loop under fastDevRun (0: off). */
   readonly fastDevRunBatches: number;
@@ -142,32 +113,78 @@ export interface Limits {
   readonly maxSteps: number;
   /** Milliseconds (Infinity: no limit). */
   readonly maxTimeMs: number;
-  /** A count or a fraction of the loader's batches (undefined: all), per loop. */
-  readonly batches: {
-    readonly train: number | undefined;
-    /** The validation inside fit (overfitBatches validates on the same batches it trains on). */
-    readonly fitValidation: number | undefined;
-    readonly validate: number | undefined;
-    readonly test: number | undefined;
-    readonly predict: number | undefined;
+}
+
+export function runLimits(o: ResolvedTrainerOptions): Limits {
+  const fast = o.fastDevRun === true ? 1 : o.fastDevRun === false ? 0 : o.fastDevRun;
+  return {
+    fastDevRunBatches: fast,
+    maxEpochs: fast > 0 ? 1 : o.maxEpochs,
+    maxSteps: fast > 0 ? fast : o.maxSteps,
+    maxTimeMs: o.maxTime === undefined ? Number.POSITIVE_INFINITY : durationSeconds(o.maxTime) * 1000,
   };
 }
 
-export function resolveLimits(o: ResolvedTrainerOptions): Limits {
-  const fast = o.fastDevRun === true ? 1 : o.fastDevRun === false ? 0 : o.fastDevRun;
-  const overfit = o.overfitBatches > 0 ? o.overfitBatches : undefined;
-  const or = (limit: number | undefined) => (fast > 0 ? fast : limit);
-  return {
-    fastDevRunBatches: fast,
-    maxEpochs: fast > 0 ? 1 : (o.maxEpochs ?? (o.maxSteps === -1 ? 1000 : -1)),
-    maxSteps: fast > 0 ? fast : o.maxSteps,
-    maxTimeMs: maxTimeMs(o.maxTime),
-    batches: {
-      train: or(overfit ?? o.limitTrainBatches),
-      fitValidation: or(overfit ?? o.limitValBatches),
-      validate: or(o.limitValBatches),
-      test: or(o.limitTestBatches),
-      predict: or(o.limitPredictBatches),
-    },
+/** How many batches each loop of a stage runs (Infinity: all of a loader of unknown length). */
+export interface BatchLimits {
+  /** Training batches per epoch (fit). */
+  readonly train: number;
+  /** Validation batches: per validation inside fit (overfitBatches validates on the batches it trains on), or of validate(). */
+  readonly val: number;
+  /** Validation batches of the sanity check before training (fit). */
+  readonly sanity: number;
+  readonly test: number;
+  readonly predict: number;
+}
+
+/** The loaders' lengths (batches; Infinity when unknown) of one stage. */
+export interface LoaderLengths {
+  train?: number;
+  val?: number;
+  test?: number;
+  predict?: number;
+}
+
+/**
+ * Resolves the batch limits of one stage from the options (fastDevRun, overfitBatches, the
+ * limit*Batches options, numSanityValSteps) and the loaders' lengths, once, when the stage starts.
+ * A fraction that leaves no batch of a non-empty loader is an error, as in Lightning.
+ */
+export function resolveLimits(o: ResolvedTrainerOptions, loaders: LoaderLengths): BatchLimits {
+  const fast = runLimits(o).fastDevRunBatches;
+  const overfit = o.overfitBatches > 0;
+  const limit = (length: number | undefined, value: number | undefined, option: string, loader: string): number => {
+    if (length === undefined) return 0;
+    if (fast > 0) return Math.min(fast, length);
+    return applyLimit(value, length, option, loader);
   };
+  const train = limit(loaders.train, overfit ? o.overfitBatches : o.limitTrainBatches, overfit ? 'overfitBatches' : 'limitTrainBatches', 'training');
+  const val = overfit && loaders.train !== undefined
+    ? limit(loaders.train, o.overfitBatches, 'overfitBatches', 'training')
+    : limit(loaders.val, o.limitValBatches, 'limitValBatches', 'validation');
+  const sanity = fast > 0 || o.numSanityValSteps === 0 ? 0 : o.numSanityValSteps === -1 ? val : Math.min(o.numSanityValSteps, val);
+  return {
+    train,
+    val,
+    sanity,
+    test: limit(loaders.test, o.limitTestBatches, 'limitTestBatches', 'test'),
+    predict: limit(loaders.predict, o.limitPredictBatches, 'limitPredictBatches', 'predict'),
+  };
+}
+
+/** Applies a batch limit (a count, or a fraction in (0, 1)) to a loader of `length` batches. */
+function applyLimit(limit: number | undefined, length: number, option: string, loader: string): number {
+  if (limit === undefined) return length;
+  if (limit > 0 && limit < 1) {
+    if (!Number.isFinite(length)) return length;
+    const batches = Math.floor(length * limit);
+    if (batches === 0 && length > 0) {
+      throw new MisconfigurationError(
+        `Trainer option '${option}': you requested ${limit} of the ${loader} loader's ${length} batches, but ${limit} * ${length} < 1 batch. ` +
+          `Increase '${option}': try at least ${option}=${1 / length}, or give a whole number of batches.`,
+      );
+    }
+    return batches;
+  }
+  return Math.min(limit, length);
 }

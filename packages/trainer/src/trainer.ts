@@ -1,14 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import {
-  getGlobalSeed,
-  InterruptedError,
   isDataModule,
   MetricCollector,
   MisconfigurationError,
   parseOptions,
   saveCheckpointFile,
   type Callback,
-  type CheckpointData,
+  type Checkpoint,
   type DataLoader,
   type DataModule,
   type EpochRecord,
@@ -19,7 +17,6 @@ import {
   type Metrics,
   type OptimizerWrapper,
   type RunningStage,
-  type RunStatus,
   type Stage,
   type StopReason,
   type TrainerContext,
@@ -27,19 +24,20 @@ import {
 import { ModelCheckpoint, ModelSummary } from '@flint/callbacks';
 import { TensorBoardLogger } from '@flint/loggers';
 import { EventEmitter } from 'eventemitter3';
-import { describeChoice, selectBackend, type BackendChoice, type BackendName } from './accelerator.js';
+import type { BackendChoice } from './accelerator.js';
 import type { TrainerEvents } from './events.js';
 import { dumpCheckpoint, loggerStateKey, restoreCheckpoint } from './internal/checkpoint-io.js';
 import { connectEvalData, connectFitData, materializeLayers, setupStage, type DataInput } from './internal/data-connect.js';
 import { evaluationLoop } from './internal/evaluation-loop.js';
 import { fitLoop } from './internal/fit-loop.js';
-import { HookDispatcher, runCallbacks, type HookTiming } from './internal/hook-dispatcher.js';
-import { exitBySignal, InterruptListener, interruptReport } from './internal/interrupt.js';
+import { runCallbacks, type HookTiming } from './internal/hook-dispatcher.js';
 import { predictLoop } from './internal/predict-loop.js';
-import { RunState, type RunContext, type StopRequest } from './internal/run-state.js';
-import { configureOptimizers, disposeOptimizers } from './internal/training-step.js';
+import { RunState, type StopRequest } from './internal/run-state.js';
+import { StageRunner } from './internal/stage-runner.js';
+import { observerEmitter } from './internal/observer-events.js';
+import { configureOptimizers } from './internal/training-step.js';
 import { ProgressBar } from './progress-bar.js';
-import { applyLimit, resolveLimits, trainerOptionsSchema, type Limits, type ResolvedTrainerOptions, type TrainerOptions } from './trainer-options.js';
+import { resolveLimits, runLimits, trainerOptionsSchema, type Limits, type ResolvedTrainerOptions, type TrainerOptions } from './trainer-options.js';
 
 export type { DataInput } from './internal/data-connect.js';
 
@@ -71,22 +69,14 @@ export class Trainer implements TrainerContext {
   private readonly limits: Limits;
   private readonly state: RunState;
   private readonly collector = new MetricCollector();
-  /** The context of the running stage (undefined between runs). */
-  private run: RunContext | undefined;
-  private dispatcher: HookDispatcher | undefined;
-  private _backend: BackendChoice | undefined;
-  /** Events whose listener threw (reported once each). */
-  private readonly failedEvents = new Set<keyof TrainerEvents>();
-  /** The DataModule of the running stage, torn down when it ends. */
-  private datamodule: DataModule<unknown> | undefined;
-  /** SIGINT/SIGTERM listeners of the running stage. */
-  private interruptListener: InterruptListener | undefined;
-  /** The last checkpoint written through saveCheckpoint (the resume line after an interrupt names it). */
-  private lastSaved: { path: string; weightsOnly: boolean } | undefined;
+  /** Tells the observers of `events`; a listener that throws does not stop the run. */
+  private readonly emit = observerEmitter(this.events, (line) => this.print(line));
+  /** Runs each stage in the common frame (backend, hooks, teardown, interrupts). */
+  private readonly runner: StageRunner;
 
   constructor(options: TrainerOptions = {}) {
     this.options = parseOptions('Trainer', trainerOptionsSchema, options);
-    this.limits = resolveLimits(this.options);
+    this.limits = runLimits(this.options);
     const fast = this.limits.fastDevRunBatches;
     this.callbacks = runCallbacks(this.options.callbacks);
     // Lightning's default checkpointing: one last.ckpt under <logDir>/checkpoints, replaced each
@@ -102,7 +92,7 @@ export class Trainer implements TrainerContext {
       fast > 0 || logger === false
         ? []
         : logger === true
-          ? [new TensorBoardLogger({ saveDir: this.options.defaultRootDir ?? process.cwd() })]
+          ? [new TensorBoardLogger({ saveDir: this.options.defaultRootDir })]
           : Array.isArray(logger)
             ? [...logger]
             : [logger];
@@ -118,6 +108,8 @@ export class Trainer implements TrainerContext {
       keys.set(key, l);
     }
     this.state = new RunState(this.loggers);
+    const { options: o, limits, state, collector, callbacks, loggers, emit } = this;
+    this.runner = new StageRunner({ trainer: this, options: o, limits, state, collector, callbacks, loggers, emit, print: (line) => this.print(line) });
     if (this.options.enableProgressBar) new ProgressBar().attach(this.events);
   }
 
@@ -203,7 +195,7 @@ export class Trainer implements TrainerContext {
     return this.state.lrSchedulers;
   }
   get defaultRootDir(): string {
-    return this.options.defaultRootDir ?? process.cwd();
+    return this.options.defaultRootDir;
   }
   get logDir(): string {
     return this.loggers.find((l) => l.logDir !== undefined)?.logDir ?? this.defaultRootDir;
@@ -214,11 +206,11 @@ export class Trainer implements TrainerContext {
   }
   /** The backend chosen at the start of the last run. */
   get backend(): BackendChoice | undefined {
-    return this._backend;
+    return this.runner.backend;
   }
   /** Time spent in each hook (`Owner.hookName`), summed over the last run. */
   get hookTimings(): ReadonlyMap<string, HookTiming> {
-    return this.dispatcher?.timings ?? new Map();
+    return this.runner.dispatcher?.timings ?? new Map();
   }
 
   /** Stops training after the current batch and epoch end (never before minEpochs), with a reason (`stopReason`). */
@@ -241,16 +233,17 @@ export class Trainer implements TrainerContext {
    * name, optimizer states, progress with the place to resume, scheduler, callback and logger
    * states, hyper-parameters, the RNG state, the history and the epoch's partial metrics.
    */
-  async dumpCheckpoint(weightsOnly = false): Promise<CheckpointData> {
-    if (this.run === undefined) throw new MisconfigurationError('dumpCheckpoint() works while the trainer runs a module (inside fit/validate/test).');
-    return dumpCheckpoint(this.run, weightsOnly);
+  async dumpCheckpoint(weightsOnly = false): Promise<Checkpoint> {
+    const run = this.runner.run;
+    if (run === undefined) throw new MisconfigurationError('dumpCheckpoint() works while the trainer runs a module (inside fit/validate/test).');
+    return dumpCheckpoint(run, weightsOnly);
   }
 
   /** Writes the current state to `path` atomically (a temporary file, flushed, then renamed). */
   async saveCheckpoint(path: string, weightsOnly = false): Promise<void> {
     const checkpoint = await this.dumpCheckpoint(weightsOnly);
     await saveCheckpointFile(path, checkpoint);
-    this.lastSaved = { path, weightsOnly };
+    this.runner.lastSaved = { path, weightsOnly };
   }
 
   // ---- the four entry points -----------------------------------------------------------------
@@ -261,8 +254,8 @@ export class Trainer implements TrainerContext {
    */
   async fit<B>(module: LightningModule<B>, train: DataInput<B>, val?: DataLoader<B>, options: FitOptions = {}): Promise<void> {
     const m = module as LightningModule;
-    await this.runStage(m, 'fit', async (run) => {
-      if (isDataModule(train)) this.datamodule = train as DataModule<unknown>;
+    await this.runner.runStage(m, 'fit', async (run) => {
+      if (isDataModule(train)) this.runner.datamodule = train as DataModule<unknown>;
       const data = await connectFitData(train as DataInput<unknown>, val as DataLoader<unknown> | undefined, m);
       if (data.val !== undefined && typeof m.validationStep !== 'function') {
         throw new MisconfigurationError(
@@ -275,11 +268,12 @@ export class Trainer implements TrainerContext {
       this.state.optimizers = optimizers;
       this.state.lrSchedulers = lrSchedulers;
       m.attachTrainer({ optimizers, lrSchedulers });
-      this.state.numTrainingBatches = applyLimit(this.limits.batches.train, data.loader.length);
+      const batches = resolveLimits(this.options, { train: data.loader.length, val: data.val?.length });
+      this.state.numTrainingBatches = batches.train;
       if (options.ckptPath !== undefined) await restoreCheckpoint(run, options.ckptPath, false);
       for (const logger of this.loggers) await logger.logHyperparams(m.hparams);
       await run.dispatcher.call('onFitStart', []);
-      await fitLoop(run, data.loader, data.val);
+      await fitLoop(run, data.loader, data.val, batches);
       await run.dispatcher.call('onFitEnd', []);
     });
   }
@@ -296,11 +290,12 @@ export class Trainer implements TrainerContext {
 
   private async evaluate<B>(m: LightningModule, data: DataInput<B>, stage: 'validate' | 'test', options: EvalOptions): Promise<Metrics> {
     let result: Metrics = {};
-    await this.runStage(m, stage, async (run) => {
+    await this.runner.runStage(m, stage, async (run) => {
       const { loader } = await this.connectEval(data, stage, m);
       await setupStage(run, stage);
       if (options.ckptPath !== undefined) await restoreCheckpoint(run, options.ckptPath, true);
-      result = await evaluationLoop(run, loader, stage, applyLimit(this.limits.batches[stage], loader.length));
+      const loop = stage === 'validate' ? 'val' : 'test';
+      result = await evaluationLoop(run, loader, stage, resolveLimits(this.options, { [loop]: loader.length })[loop]);
     });
     return result;
   }
@@ -312,10 +307,10 @@ export class Trainer implements TrainerContext {
   async predict<B>(module: LightningModule<B>, data: DataInput<B>): Promise<Array<tf.Tensor | tf.Tensor[]>> {
     const outputs: Array<tf.Tensor | tf.Tensor[]> = [];
     try {
-      await this.runStage(module as LightningModule, 'predict', async (run) => {
+      await this.runner.runStage(module as LightningModule, 'predict', async (run) => {
         const { loader } = await this.connectEval(data, 'predict', run.module);
         await setupStage(run, 'predict');
-        await predictLoop(run, loader, applyLimit(this.limits.batches.predict, loader.length), outputs);
+        await predictLoop(run, loader, resolveLimits(this.options, { predict: loader.length }).predict, outputs);
       });
     } catch (error) {
       tf.dispose(outputs);
@@ -325,140 +320,7 @@ export class Trainer implements TrainerContext {
   }
 
   private async connectEval<B>(data: DataInput<B>, stage: 'validate' | 'test' | 'predict', module: LightningModule) {
-    if (isDataModule(data)) this.datamodule = data as DataModule<unknown>;
+    if (isDataModule(data)) this.runner.datamodule = data as DataModule<unknown>;
     return connectEvalData(data as DataInput<unknown>, stage, module);
-  }
-
-  // ---- the run skeleton ----------------------------------------------------------------------
-
-  /** Common frame of fit/validate/test/predict: backend, attach, exception and teardown hooks, loggers. */
-  private async runStage(module: LightningModule, stage: Stage, body: (run: RunContext) => Promise<void>): Promise<void> {
-    if (this.run !== undefined) {
-      throw new MisconfigurationError(`trainer.${stage}() was called while this trainer is already running ${this.state.stage}(): await the first call.`);
-    }
-    await this.setupBackend();
-    if (this.options.deterministic && getGlobalSeed() === undefined) {
-      throw new MisconfigurationError('Trainer option deterministic: true needs a seed: call seedEverything(seed) before creating the module and the data.');
-    }
-    this.state.begin(stage);
-    module.attachTrainer({ trainer: this, collector: this.collector });
-    this.callbacks.splice(0, this.callbacks.length, ...runCallbacks(this.callbacks, module));
-    const dispatcher = new HookDispatcher(this, module, [...this.callbacks, ...this.loggers]);
-    this.dispatcher = dispatcher;
-    // A first SIGINT/SIGTERM requests a stop that the loops turn into an InterruptedError at the
-    // next batch boundary; a second one ends the process at once.
-    const interrupt = new InterruptListener((signal) => {
-      this.requestStop({ rule: 'interrupted', message: `${signal} received`, source: 'signal', values: { signal } });
-    });
-    this.interruptListener = interrupt;
-    const run: RunContext = {
-      options: this.options,
-      limits: this.limits,
-      state: this.state,
-      module,
-      dispatcher,
-      collector: this.collector,
-      loggers: this.loggers,
-      callbacks: this.callbacks,
-      print: (message) => this.print(message),
-      emit: (event, ...args) => this.emit(event, ...args),
-      checkInterrupt: (batch) => this.checkInterrupt(batch),
-      interruptReceived: () => interrupt.received !== undefined,
-    };
-    this.run = run;
-    try {
-      let status: RunStatus = 'success';
-      try {
-        await body(run);
-        // A signal during the last hooks: the run ended, the process still stops.
-        this.state.phase = undefined;
-        await this.checkInterrupt(0);
-      } catch (error) {
-        status = error instanceof InterruptedError || (error instanceof Error && error.name === 'AbortError') ? 'interrupted' : 'failed';
-        this.lastSaved = undefined;
-        await dispatcher.call('onException', [error]).catch(() => undefined);
-        throw error;
-      } finally {
-        try {
-          await dispatcher.call('teardown', [stage]);
-          const dm = this.datamodule;
-          this.datamodule = undefined;
-          await dm?.teardown?.(stage);
-          if (stage === 'fit' || stage === 'validate' || stage === 'test') {
-            for (const logger of this.loggers) await logger.finalize(status);
-          }
-        } finally {
-          if (stage === 'fit') {
-            disposeOptimizers(this.state.optimizers);
-            this.state.optimizers = [];
-            this.state.lrSchedulers = [];
-            module.attachTrainer({ optimizers: [], lrSchedulers: [] });
-          }
-          this.collector.reset();
-          this.state.end();
-          module.detachTrainer();
-          this.run = undefined;
-          module.train();
-        }
-      }
-    } catch (error) {
-      if (error instanceof InterruptedError) {
-        this.print(interruptReport(error, this.lastSaved));
-        if (this.options.exitOnInterrupt) {
-          interrupt.dispose();
-          exitBySignal(error.signal);
-        }
-      }
-      throw error;
-    } finally {
-      interrupt.dispose();
-      this.interruptListener = undefined;
-    }
-  }
-
-  /**
-   * Emits an observer event. Listeners are observers: one that throws does not stop the run; the
-   * first throw of each event is reported in one line (on stderr for 'message' listeners).
-   */
-  private emit<K extends keyof TrainerEvents>(event: K, ...args: TrainerEvents[K]): void {
-    try {
-      (this.events.emit as (event: K, ...args: TrainerEvents[K]) => boolean).call(this.events, event, ...args);
-    } catch (error) {
-      if (this.failedEvents.has(event)) return;
-      this.failedEvents.add(event);
-      const line = `Flint: a listener of trainer.events '${event}' threw (${error instanceof Error ? `${error.name}: ${error.message.split('\n')[0]}` : String(error)}); training goes on. Reported once per event.`;
-      if (event === 'message') process.stderr.write(`${line}\n`);
-      else this.print(line);
-    }
-  }
-
-  /**
-   * At a batch boundary: lets the event loop run now and then (so that signal listeners run at
-   * all), and raises the InterruptedError once a signal was received. `batch` is the number of
-   * batches the current loop has finished.
-   */
-  private async checkInterrupt(batch: number): Promise<void> {
-    const interrupt = this.interruptListener;
-    if (interrupt === undefined) return;
-    await interrupt.yield();
-    const signal = interrupt.received;
-    if (signal === undefined) return;
-    const { stage, phase, progress } = this.state;
-    throw new InterruptedError(signal, { stage: stage ?? 'fit', runningStage: phase, epoch: progress.epoch, batch, globalStep: progress.globalStep });
-  }
-
-  private async setupBackend(): Promise<void> {
-    const envBackend = process.env.FLINT_BACKEND;
-    let backend: BackendName | undefined = this.options.backend;
-    // FLINT_BACKEND pins the backend of trainers that do not pin one and do not ask for a GPU.
-    if (backend === undefined && this.options.accelerator !== 'gpu' && envBackend !== undefined && envBackend !== '') {
-      if (envBackend !== 'tensorflow' && envBackend !== 'wasm' && envBackend !== 'cpu') {
-        throw new MisconfigurationError(`Environment variable FLINT_BACKEND must be 'tensorflow', 'wasm' or 'cpu' (received '${envBackend}').`);
-      }
-      backend = envBackend;
-    }
-    const { choice, fresh } = await selectBackend({ accelerator: this.options.accelerator, backend, wasm: this.options.wasm });
-    this._backend = choice;
-    if (fresh) this.print(describeChoice(choice));
   }
 }

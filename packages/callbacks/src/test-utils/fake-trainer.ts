@@ -4,8 +4,7 @@ import {
   FLINT_VERSION,
   saveCheckpointFile,
   type Callback,
-  type CheckpointData,
-  type CheckpointObject,
+  type Checkpoint,
   type EpochRecord,
   type FitProgress,
   type Logger,
@@ -64,23 +63,30 @@ export class FakeTrainer implements TrainerContext {
     this.stopReason = { epoch: this.currentEpoch, globalStep: this.globalStep, ...reason };
   }
 
-  async dumpCheckpoint(weightsOnly = false): Promise<CheckpointData> {
-    const callbacks = Object.fromEntries(this.callbacks.map((c) => [c.stateKey, c.stateDict()]));
-    return {
+  /** A checkpoint of a module without weights: the fake's progress and its callbacks' states. */
+  async dumpCheckpoint(weightsOnly = false): Promise<Checkpoint> {
+    const common = {
       format: CHECKPOINT_FORMAT,
       formatVersion: CHECKPOINT_FORMAT_VERSION,
       flintVersion: FLINT_VERSION,
-      weightsOnly,
+      createdAt: new Date().toISOString(),
+      module: 'FakeModule',
+      backend: 'cpu',
       epoch: this.currentEpoch,
       globalStep: this.globalStep,
+      progress: { epoch: this.currentEpoch, globalStep: this.globalStep, batchInEpoch: 0, totalBatches: this.globalStep },
+      resume: { epoch: this.currentEpoch, batch: 0 },
+      hparams: {},
       stateDict: {},
-      ...(weightsOnly ? {} : { callbacks }),
-    };
+    } as const;
+    if (weightsOnly) return { ...common, weightsOnly: true };
+    const callbacks = Object.fromEntries(this.callbacks.map((c) => [c.stateKey, c.stateDict()]));
+    return { ...common, weightsOnly: false, optimizers: [], lrSchedulers: [], callbacks, loggers: {}, rng: null, loops: { history: [], callbackMetrics: {} } };
   }
 
   async saveCheckpoint(path: string, weightsOnly = false): Promise<void> {
     this.saved.push(path);
-    await saveCheckpointFile(path, (await this.dumpCheckpoint(weightsOnly)) as CheckpointObject);
+    await saveCheckpointFile(path, await this.dumpCheckpoint(weightsOnly));
   }
 
   print(message: string): void {

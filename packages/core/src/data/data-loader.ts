@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { DataError, MisconfigurationError } from '../errors.js';
 import { parseOptions } from '../options.js';
+import { positiveInt } from '../schemas.js';
 import { deriveSeed, getGlobalSeed, permutation } from '../seed.js';
 import { inferBatchSize, type TensorBatch } from './batch.js';
 import { RecordDataset } from './record-file.js';
@@ -10,7 +11,7 @@ import { TensorDataset, type TensorDatasetSource } from './tensor-dataset.js';
 
 export const dataLoaderOptionsSchema = z.strictObject({
   /** Samples per batch. For a tf.data.Dataset, giving it makes the loader batch the dataset. */
-  batchSize: z.number().int({ error: 'must be a whole number >= 1' }).min(1, { error: 'must be a whole number >= 1' }).default(32),
+  batchSize: positiveInt.default(32),
   /** Reshuffle every epoch: epoch e is `permutation(n, deriveSeed(seed, e))`. */
   shuffle: z.boolean().default(false),
   /** Seed of the shuffle. Default: the seed of `seedEverything`, else one drawn once at construction. */
@@ -23,7 +24,7 @@ export const dataLoaderOptionsSchema = z.strictObject({
   /** Drop the last batch of an epoch when it is smaller than batchSize. */
   dropLast: z.boolean().default(false),
   /** tf.data.Dataset and RecordDataset sources only: the size of the sliding shuffle buffer (samples). */
-  shuffleBuffer: z.number().int({ error: 'must be a whole number >= 1' }).min(1, { error: 'must be a whole number >= 1' }).default(10_000),
+  shuffleBuffer: positiveInt.default(10_000),
   /** RecordDataset sources only: records read ahead of the training step, at most (two chunks of half of it). */
   readAhead: z.number().int({ error: 'must be a whole number >= 2' }).min(2, { error: 'must be a whole number >= 2' }).default(4096),
 });

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { atomicTempPath, removeStaleTempFiles, trackTempFile } from '../atomic-write.js';
 import { DataError, MisconfigurationError } from '../errors.js';
 import { parseOptions } from '../options.js';
+import { positiveInt } from '../schemas.js';
 
 /**
  * Flint record files: samples of fixed size on disk, for data sets bigger than memory.
@@ -298,7 +299,7 @@ export const recordDatasetOptionsSchema = z.strictObject({
    * Records per shard: with `shuffle`, each epoch visits the shards (contiguous runs of records)
    * in a seeded random order, then mixes records through the loader's shuffle buffer.
    */
-  shardSize: z.number().int({ error: 'must be a whole number >= 1' }).min(1, { error: 'must be a whole number >= 1' }).default(4096),
+  shardSize: positiveInt.default(4096),
   /** Batches as a record of tensors keyed by field name (`{ x, y }`), or an array in field order (`[x, y]`). */
   structure: z.enum(['record', 'array']).default('record'),
 });

@@ -13,7 +13,7 @@ describe('layer options', () => {
       "Conv2d option 'padding': 'same' needs stride 1, as in PyTorch (stride is 2); give the padding as a number",
     );
     expect(() => new Conv2d(3, 4, 0)).toThrow(/Conv2d option 'kernelSize': .*\(received 0\)/);
-    expect(() => new Conv1d(3, 4, 3, { dilation: 0 })).toThrow(/Conv1d option 'dilation': Too small: expected number to be >=1 \(received 0\)/);
+    expect(() => new Conv1d(3, 4, 3, { dilation: 0 })).toThrow(/Conv1d option 'dilation': must be a whole number >= 1 \(received 0\)/);
     expect(() => new Conv2d(3, 4, 3, { dataFormat: 'NCWH' as never })).toThrow(`Conv2d option 'dataFormat': Invalid option: expected one of "NCHW"|"NHWC" (received "NCWH")`);
     expect(() => new MaxPool2d(2, { padding: 2 })).toThrow("MaxPool2d option 'padding': must be at most half the kernel size (2x2), as in PyTorch (received 2)");
     expect(() => new AvgPool2d(2, { ceilMode: true } as never)).toThrow(/AvgPool2d option '\(options\)': Unrecognized key: "ceilMode"/);

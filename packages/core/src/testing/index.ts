@@ -10,3 +10,4 @@ export {
 export type { RandomClassificationOptions, RandomRegressionOptions } from './data.js';
 export { askPythonOracle } from './python-oracle.js';
 export type { OracleAnswer } from './python-oracle.js';
+export { emptyCheckpoint } from './checkpoint.js';

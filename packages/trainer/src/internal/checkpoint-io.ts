@@ -14,13 +14,8 @@ import {
   restoreOptimizerState,
   setRngState,
   type Callback,
-  type CheckpointData,
-  type CheckpointObject,
-  type EpochRecord,
-  type FitProgress,
+  type Checkpoint,
   type Logger,
-  type OptimizerState,
-  type RngState,
 } from '@flint/core';
 import type { RunContext } from './run-state.js';
 
@@ -35,20 +30,21 @@ export function loggerStateKey(logger: Logger): string {
  * logger states, hyper-parameters, the RNG state, the history and the epoch's partial metrics.
  * onSaveCheckpoint sees (and may add to) the object.
  */
-export async function dumpCheckpoint(run: RunContext, weightsOnly: boolean): Promise<CheckpointData> {
+export async function dumpCheckpoint(run: RunContext, weightsOnly: boolean): Promise<Checkpoint> {
   const { module, state, collector } = run;
   // A save in onTrainBatchEnd comes before the loop logs the step's metrics: log them now, so that
   // the loggers' states in the checkpoint hold this step's row (a resume starts at the next step).
   await state.logPendingStep();
   const params = module.namedParameters();
-  const checkpoint: CheckpointObject = {
+  // The key order is the file's (format v1): keep it, so that checkpoints stay byte-comparable.
+  const common = <W extends boolean>(only: W) => ({
     format: CHECKPOINT_FORMAT,
     formatVersion: CHECKPOINT_FORMAT_VERSION,
     flintVersion: FLINT_VERSION,
     createdAt: new Date().toISOString(),
     module: module.constructor.name,
     backend: tf.getBackend(),
-    weightsOnly,
+    weightsOnly: only,
     epoch: state.progress.epoch,
     globalStep: state.progress.globalStep,
     progress: { ...state.progress },
@@ -56,12 +52,12 @@ export async function dumpCheckpoint(run: RunContext, weightsOnly: boolean): Pro
     resume: state.resumePoint(),
     hparams: structuredClone(module.hparams),
     stateDict: Object.fromEntries(params.map((p) => [p.name, HostTensor.fromTensor(p.variable)])),
-  };
-  if (!weightsOnly) {
+  });
+  let checkpoint: Checkpoint;
+  if (weightsOnly) checkpoint = common(true);
+  else {
     const varToParam = new Map(params.map((p) => [p.variable.name, p.name]));
-    checkpoint.optimizers = await Promise.all(state.optimizers.map((o) => captureOptimizerState(o.optimizer, varToParam)));
-    checkpoint.lrSchedulers = state.lrSchedulers.map((c) => c.scheduler.stateDict());
-    const callbacks: Record<string, unknown> = {};
+    const callbacks: Record<string, Record<string, unknown>> = {};
     for (const cb of run.callbacks) {
       const cbState = cb.stateDict();
       if (Object.keys(cbState).length === 0) continue; // stateless callbacks may share a key
@@ -70,11 +66,16 @@ export async function dumpCheckpoint(run: RunContext, weightsOnly: boolean): Pro
       }
       callbacks[cb.stateKey] = cbState;
     }
-    checkpoint.callbacks = callbacks;
-    checkpoint.loggers = Object.fromEntries(run.loggers.filter((l) => typeof l.stateDict === 'function').map((l) => [loggerStateKey(l), l.stateDict!()]));
-    checkpoint.rng = getRngState() ?? null;
     const loops = state.stateDict();
-    checkpoint.loops = { history: loops.history, callbackMetrics: loops.callbackMetrics, collector: collector.stateDict() };
+    checkpoint = {
+      ...common(false),
+      optimizers: await Promise.all(state.optimizers.map((o) => captureOptimizerState(o.optimizer, varToParam))),
+      lrSchedulers: state.lrSchedulers.map((c) => c.scheduler.stateDict()),
+      callbacks,
+      loggers: Object.fromEntries(run.loggers.flatMap((l) => (l.stateDict === undefined ? [] : [[loggerStateKey(l), l.stateDict()]]))),
+      rng: getRngState() ?? null,
+      loops: { history: loops.history, callbackMetrics: loops.callbackMetrics, collector: collector.stateDict() },
+    };
   }
   await run.dispatcher.call('onSaveCheckpoint', [checkpoint]);
   return checkpoint;
@@ -82,72 +83,64 @@ export async function dumpCheckpoint(run: RunContext, weightsOnly: boolean): Pro
 
 /**
  * Restores a checkpoint into the running module (and, for a resume, the optimizers, progress,
- * schedulers, callbacks, loggers, RNG and history). Everything is checked before anything is
- * changed, so a damaged or foreign checkpoint never leaves the module half-loaded.
+ * schedulers, callbacks, loggers, RNG and history). The file is checked against the checkpoint
+ * schema, and everything against the module, before anything is changed, so a damaged or foreign
+ * checkpoint never leaves the module half-loaded.
  */
 export async function restoreCheckpoint(run: RunContext, ckptPath: string, weightsOnly: boolean): Promise<void> {
   const { module, state } = run;
   const path = resolveCheckpointPath(run, ckptPath);
   const ckpt = await loadCheckpointFile(path);
   const source = `checkpoint ${path}`;
-  const weights = ckpt.stateDict as Record<string, HostTensor> | undefined;
-  if (weights === undefined || typeof weights !== 'object') throw new CheckpointError(`${source} holds no weights (stateDict).`);
-  if (!weightsOnly) {
-    if (ckpt.weightsOnly === true) {
-      throw new CheckpointError(`${source} holds weights only (saveWeightsOnly): it can initialize a module or be tested, not resume a fit.`);
+  if (!weightsOnly && ckpt.weightsOnly) {
+    throw new CheckpointError(`${source} holds weights only (saveWeightsOnly): it can initialize a module or be tested, not resume a fit.`);
+  }
+  if (!ckpt.weightsOnly && !weightsOnly) {
+    if (ckpt.optimizers.length !== state.optimizers.length) {
+      throw new CheckpointError(`${source} holds ${ckpt.optimizers.length} optimizer state(s); ${module.constructor.name}.configureOptimizers returned ${state.optimizers.length}.`);
     }
-    const optimizers = (ckpt.optimizers ?? []) as OptimizerState[];
-    if (optimizers.length !== state.optimizers.length) {
-      throw new CheckpointError(`${source} holds ${optimizers.length} optimizer state(s); ${module.constructor.name}.configureOptimizers returned ${state.optimizers.length}.`);
-    }
-    optimizers.forEach((o, i) => {
+    ckpt.optimizers.forEach((o, i) => {
       const mine = state.optimizers[i]!.optimizer.getClassName();
       if (o.className !== mine) throw new CheckpointError(`${source}: optimizer ${i} is a ${o.className} in the checkpoint and a ${mine} in the module.`);
     });
-    const schedulers = (ckpt.lrSchedulers ?? []) as unknown[];
-    if (schedulers.length !== state.lrSchedulers.length) {
-      throw new CheckpointError(`${source} holds ${schedulers.length} LR scheduler state(s); the module configures ${state.lrSchedulers.length}.`);
+    if (ckpt.lrSchedulers.length !== state.lrSchedulers.length) {
+      throw new CheckpointError(`${source} holds ${ckpt.lrSchedulers.length} LR scheduler state(s); the module configures ${state.lrSchedulers.length}.`);
     }
   }
   // Checks names and shapes of every weight before assigning any.
   try {
-    module.loadStateDict(weights);
+    module.loadStateDict(ckpt.stateDict);
   } catch (error) {
     if (error instanceof CheckpointError) throw new CheckpointError(`${source}: ${error.message}`, { cause: error });
     throw error;
   }
-  if (weightsOnly) {
+  if (weightsOnly || ckpt.weightsOnly) {
     await run.dispatcher.call('onLoadCheckpoint', [ckpt]);
     return;
   }
   const paramToVar = new Map(module.namedParameters().map((p) => [p.name, p.variable.name]));
-  const optimizers = ckpt.optimizers as OptimizerState[];
-  for (let i = 0; i < optimizers.length; i++) await restoreOptimizerState(state.optimizers[i]!.optimizer, optimizers[i]!, paramToVar, source);
-  (ckpt.lrSchedulers as Array<Record<string, unknown>>).forEach((st, i) => state.lrSchedulers[i]!.scheduler.loadStateDict(st));
+  for (let i = 0; i < ckpt.optimizers.length; i++) await restoreOptimizerState(state.optimizers[i]!.optimizer, ckpt.optimizers[i]!, paramToVar, source);
+  ckpt.lrSchedulers.forEach((st, i) => state.lrSchedulers[i]!.scheduler.loadStateDict(st));
   // Loggers first: they move back to the checkpoint's version folder, which callbacks that write
   // under trainer.logDir (ModelCheckpoint's default dirpath) follow.
-  const loggers = (ckpt.loggers ?? {}) as Record<string, Record<string, unknown>>;
   for (const logger of run.loggers) {
     if (typeof logger.loadStateDict !== 'function') continue;
     const key = loggerStateKey(logger);
-    const st = loggers[key];
+    const st = ckpt.loggers[key];
     if (st !== undefined) logger.loadStateDict(st);
     else {
-      const saved = Object.keys(loggers);
+      const saved = Object.keys(ckpt.loggers);
       run.print(
         `Flint: ${source} holds no state for the logger '${key}' (${saved.length === 0 ? 'it holds no logger states' : `it holds: ${saved.map((k) => `'${k}'`).join(', ')}`}); that logger starts afresh in ${logger.logDir ?? 'its folder'}.`,
       );
     }
   }
-  const callbacks = (ckpt.callbacks ?? {}) as Record<string, Record<string, unknown>>;
   for (const cb of run.callbacks) {
-    const st = callbacks[cb.stateKey];
+    const st = ckpt.callbacks[cb.stateKey];
     if (st !== undefined) cb.loadStateDict(st);
   }
-  if (ckpt.rng !== null && ckpt.rng !== undefined) setRngState(ckpt.rng as RngState);
-  const resume = ckpt.resume as { epoch: number; batch: number };
-  const progress = ckpt.progress as FitProgress;
-  const loops = (ckpt.loops ?? {}) as { history?: EpochRecord[]; callbackMetrics?: Record<string, number>; collector?: Record<string, unknown> };
+  if (ckpt.rng !== null) setRngState(ckpt.rng);
+  const { resume, progress, loops } = ckpt;
   state.loadStateDict(resume, progress, loops);
   if (resume.batch > 0 && loops.collector !== undefined) run.collector.loadStateDict(loops.collector);
   await run.dispatcher.call('onLoadCheckpoint', [ckpt]);

@@ -1,5 +1,5 @@
 import { DataError, MisconfigurationError, type DataLoader } from '@flint/core';
-import { applyLimit } from '../trainer-options.js';
+import type { BatchLimits } from '../trainer-options.js';
 import { limitedBatches, withTransferredBatch } from './batches.js';
 import { evaluationLoop } from './evaluation-loop.js';
 import type { RunContext } from './run-state.js';
@@ -10,23 +10,22 @@ import { stepSchedulers, trainingStep } from './training-step.js';
  * (within the epoch every `valCheckInterval` batches, and at its end), the epoch end, and the stop
  * rules (maxSteps, maxTime, a requested stop, never before minEpochs; maxEpochs ends the loop).
  */
-export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>, valLoader: DataLoader<unknown> | undefined): Promise<void> {
+export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>, valLoader: DataLoader<unknown> | undefined, batches: BatchLimits): Promise<void> {
   const { options: o, limits, state, module, dispatcher: d, collector } = run;
   const { progress } = state;
   if (state.numTrainingBatches === 0) {
-    throw new DataError(`trainer.fit: there are no training batches (the loader has ${trainLoader.length}, limitTrainBatches=${String(limits.batches.train)}).`);
+    throw new DataError(`trainer.fit: there are no training batches (the loader has ${trainLoader.length}, limitTrainBatches=${String(o.limitTrainBatches)}).`);
   }
   const overfit = o.overfitBatches > 0;
   const evalLoader = overfit ? trainLoader : valLoader;
-  const valLimit = evalLoader === undefined ? 0 : applyLimit(limits.batches.fitValidation, evalLoader.length);
+  const valLimit = evalLoader === undefined ? 0 : batches.val;
   const started = performance.now();
 
   // Sanity check: a few validation batches before training, metrics discarded.
-  if (evalLoader !== undefined && valLimit > 0 && limits.fastDevRunBatches === 0 && o.numSanityValSteps !== 0 && progress.globalStep === 0) {
-    const sanityLimit = o.numSanityValSteps === -1 ? valLimit : Math.min(o.numSanityValSteps, valLimit);
+  if (evalLoader !== undefined && batches.sanity > 0 && progress.globalStep === 0) {
     state.phase = 'sanity_check';
     await d.call('onSanityCheckStart', []);
-    await evaluationLoop(run, evalLoader, 'sanity_check', sanityLimit);
+    await evaluationLoop(run, evalLoader, 'sanity_check', batches.sanity);
     await d.call('onSanityCheckEnd', []);
   }
 

@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import type { InterruptedError, InterruptSignal } from '@flint/core';
+import { InterruptedError, type InterruptSignal } from '@flint/core';
 
 const SIGNALS: readonly InterruptSignal[] = ['SIGINT', 'SIGTERM'];
 
@@ -39,6 +39,15 @@ export class InterruptListener {
     if (now - this.lastYield < YIELD_EVERY_MS) return;
     this.lastYield = now;
     await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  /**
+   * At a batch boundary: lets the event loop run now and then (so that signal listeners run at
+   * all), and throws the InterruptedError, with where the run was, once a signal was received.
+   */
+  async check(where: () => ConstructorParameters<typeof InterruptedError>[1]): Promise<void> {
+    await this.yield();
+    if (this.received !== undefined) throw new InterruptedError(this.received, where());
   }
 
   dispose(): void {

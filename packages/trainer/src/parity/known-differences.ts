@@ -101,11 +101,6 @@ export const KNOWN_BUGS: readonly KnownBug[] = [
     text: "follows issue13-5: Flint's extra logger call at an epoch's last batch (the epoch key is in every call)",
     ids: ['log-every-n-steps/logMetrics', 'log-every-n-steps-accumulate/logMetrics', 'log-stop-requested/logMetrics'],
   },
-  {
-    bug: 'issue13-7',
-    text: 'limitTrainBatches: 0.1 of a 5-batch loader silently trains 1 batch; Lightning raises',
-    ids: ['loop-limit-train-too-small/error'],
-  },
 ];
 
 export const DOCS_TABLE_START = '<!-- generated from packages/trainer/src/parity/known-differences.ts: do not edit -->';

@@ -3,10 +3,7 @@ import { z } from 'zod';
 import { MisconfigurationError } from '../../errors.js';
 import { createRng } from '../../seed.js';
 
-/** A positive integer option. */
-export const positiveInt = z.number().int().min(1);
-/** A non-negative integer option. */
-export const nonNegativeInt = z.number().int().min(0);
+export { positiveInt, wholeNumber as nonNegativeInt } from '../../schemas.js';
 /** A size given once for both spatial dimensions or as [height, width], as PyTorch's `_pair`. */
 export const pairOf = <T extends z.ZodType<number>>(item: T) => z.union([item, z.tuple([item, item])]);
 /** Where a layer's input keeps its channels: PyTorch's channels-first (default) or channels-last. */

@@ -30,3 +30,5 @@ export type {
   WasmImprovementsOptions,
   WasmSetupReport,
 } from '@flint/backends';
+export { lrFind, lrFindOptionsSchema, LRFinderResult, rangeTestLr, gradientAlong } from './tuner/lr-find.js';
+export type { LrFindOptions, SuggestionOptions, LrPlotOptions } from './tuner/lr-find.js';

@@ -66,3 +66,7 @@ export { Timer, timerOptionsSchema } from './timer.js';
 export type { TimerOptions, TimedStage } from './timer.js';
 export { ModelSummary, modelSummaryOptionsSchema } from './model-summary.js';
 export type { ModelSummaryOptions } from './model-summary.js';
+export { DeviceStatsMonitor, deviceStatsMonitorOptionsSchema, deviceStats } from './device-stats-monitor.js';
+export type { DeviceStatsMonitorOptions } from './device-stats-monitor.js';
+export { BasePredictionWriter, JsonPredictionWriter, basePredictionWriterOptionsSchema, jsonPredictionWriterOptionsSchema } from './prediction-writer.js';
+export type { BasePredictionWriterOptions, JsonPredictionWriterOptions, HostPrediction, Prediction } from './prediction-writer.js';

@@ -70,3 +70,4 @@ export { DeviceStatsMonitor, deviceStatsMonitorOptionsSchema, deviceStats } from
 export type { DeviceStatsMonitorOptions } from './device-stats-monitor.js';
 export { BasePredictionWriter, JsonPredictionWriter, basePredictionWriterOptionsSchema, jsonPredictionWriterOptionsSchema } from './prediction-writer.js';
 export type { BasePredictionWriterOptions, JsonPredictionWriterOptions, HostPrediction, Prediction } from './prediction-writer.js';
+export { GradientAccumulationScheduler } from './gradient-accumulation-scheduler.js';

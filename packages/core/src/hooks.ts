@@ -72,6 +72,8 @@ export interface TrainerContext {
   readonly logDir: string;
   readonly optimizers: readonly OptimizerWrapper[];
   readonly lrSchedulers: readonly LRSchedulerConfig[];
+  /** Batches per optimizer step from now on (the option `accumulateGradBatches` until set; GradientAccumulationScheduler sets it per epoch). */
+  accumulateGradBatches?: number;
   /** Whether a stop was requested (training ends after the current batch and epoch end, never before minEpochs). */
   readonly shouldStop: boolean;
   readonly stopReason: StopReason | undefined;

@@ -194,6 +194,14 @@ export class Trainer implements TrainerContext {
   get lrSchedulers(): readonly LRSchedulerConfig[] {
     return this.state.lrSchedulers;
   }
+  /** Batches per optimizer step: the option, or what a callback set for this run (GradientAccumulationScheduler, per epoch). */
+  get accumulateGradBatches(): number {
+    return this.state.accumulateGradBatches ?? this.options.accumulateGradBatches;
+  }
+  set accumulateGradBatches(value: number) {
+    if (!Number.isInteger(value) || value < 1) throw new MisconfigurationError(`trainer.accumulateGradBatches must be a whole number >= 1 (received ${value}).`);
+    this.state.accumulateGradBatches = value;
+  }
   get defaultRootDir(): string {
     return this.options.defaultRootDir ?? process.cwd();
   }

@@ -45,6 +45,8 @@ export class RunState {
   optimizers: OptimizerWrapper[] = [];
   lrSchedulers: LRSchedulerConfig[] = [];
   shouldStop = false;
+  /** Gradient accumulation set during the run (GradientAccumulationScheduler); undefined: the option. */
+  accumulateGradBatches: number | undefined;
   stopReason: StopReason | undefined;
   /**
    * True from the end of an epoch's end phase (validation, epoch metrics, schedulers) until the epoch
@@ -60,6 +62,7 @@ export class RunState {
   begin(stage: Stage): void {
     this.stage = stage;
     this.shouldStop = false;
+    this.accumulateGradBatches = undefined;
     this.stopReason = undefined;
   }
 

@@ -43,7 +43,7 @@ async function automaticStep(run: RunContext, batch: unknown, batchIdx: number, 
   if (vars.length === 0) {
     throw new MisconfigurationError(`${module.constructor.name} has no trainable parameters: nothing to optimize.`);
   }
-  const accumulate = options.accumulateGradBatches;
+  const accumulate = state.accumulateGradBatches ?? options.accumulateGradBatches;
   const wantsBeforeBackward = d.has('onBeforeBackward');
   // Forward and backward: the step runs inside the gradient tape; when it fails, tapeGradients frees what the tape kept.
   let failed = undefined as Exclude<TapeResult, { kind: 'ok' }> | undefined;

@@ -161,8 +161,7 @@ class LrRangeCallback extends Callback {
   }
 
   private stepping(trainer: TrainerContext, batchIdx: number): boolean {
-    const accumulate = (trainer as Trainer).options.accumulateGradBatches;
-    return (batchIdx + 1) % accumulate === 0;
+    return (batchIdx + 1) % (trainer.accumulateGradBatches ?? 1) === 0;
   }
 
   override onTrainBatchStart(trainer: TrainerContext, _module: unknown, _batch: unknown, batchIdx: number): void {

@@ -71,3 +71,5 @@ export type { DeviceStatsMonitorOptions } from './device-stats-monitor.js';
 export { BasePredictionWriter, JsonPredictionWriter, basePredictionWriterOptionsSchema, jsonPredictionWriterOptionsSchema } from './prediction-writer.js';
 export type { BasePredictionWriterOptions, JsonPredictionWriterOptions, HostPrediction, Prediction } from './prediction-writer.js';
 export { GradientAccumulationScheduler } from './gradient-accumulation-scheduler.js';
+export { StochasticWeightAveraging, stochasticWeightAveragingOptionsSchema } from './stochastic-weight-averaging.js';
+export type { StochasticWeightAveragingOptions } from './stochastic-weight-averaging.js';

@@ -194,6 +194,10 @@ export class Trainer implements TrainerContext {
   get lrSchedulers(): readonly LRSchedulerConfig[] {
     return this.state.lrSchedulers;
   }
+  /** fit's training loader while fit runs (undefined otherwise). */
+  get trainDataloader(): DataLoader<unknown> | undefined {
+    return this.state.trainDataloader;
+  }
   /** Batches per optimizer step: the option, or what a callback set for this run (GradientAccumulationScheduler, per epoch). */
   get accumulateGradBatches(): number {
     return this.state.accumulateGradBatches ?? this.options.accumulateGradBatches;
@@ -270,6 +274,7 @@ export class Trainer implements TrainerContext {
         );
       }
       await materializeLayers(run, data.loader);
+      this.state.trainDataloader = data.loader;
       await run.dispatcher.call('setup', ['fit']);
       const { optimizers, lrSchedulers } = configureOptimizers(m, this.options);
       this.state.optimizers = optimizers;

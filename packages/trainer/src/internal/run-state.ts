@@ -1,4 +1,5 @@
 import type {
+  DataLoader,
   Callback,
   CollectedMetrics,
   EpochRecord,
@@ -47,6 +48,8 @@ export class RunState {
   shouldStop = false;
   /** Gradient accumulation set during the run (GradientAccumulationScheduler); undefined: the option. */
   accumulateGradBatches: number | undefined;
+  /** fit's training loader while fit runs. */
+  trainDataloader: DataLoader<unknown> | undefined;
   stopReason: StopReason | undefined;
   /**
    * True from the end of an epoch's end phase (validation, epoch metrics, schedulers) until the epoch
@@ -63,12 +66,14 @@ export class RunState {
     this.stage = stage;
     this.shouldStop = false;
     this.accumulateGradBatches = undefined;
+    this.trainDataloader = undefined;
     this.stopReason = undefined;
   }
 
   /** The end of a run (whatever its outcome). */
   end(): void {
     this.phase = undefined;
+    this.trainDataloader = undefined;
     this.pendingStepLog = undefined;
   }
 

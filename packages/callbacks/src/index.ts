@@ -73,3 +73,5 @@ export type { BasePredictionWriterOptions, JsonPredictionWriterOptions, HostPred
 export { GradientAccumulationScheduler } from './gradient-accumulation-scheduler.js';
 export { StochasticWeightAveraging, stochasticWeightAveragingOptionsSchema } from './stochastic-weight-averaging.js';
 export type { StochasticWeightAveragingOptions } from './stochastic-weight-averaging.js';
+export { BackboneFinetuning, backboneFinetuningOptionsSchema } from './backbone-finetuning.js';
+export type { BackboneFinetuningOptions } from './backbone-finetuning.js';

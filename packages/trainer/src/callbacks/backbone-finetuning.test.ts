@@ -29,7 +29,7 @@ class WithBackbone extends LightningModule<Batch> {
   }
 }
 
-class Record extends Callback {
+class Recorder extends Callback {
   readonly lrs: Array<number | undefined> = [];
   readonly weights: Array<Record<string, number[]>> = [];
   constructor(private readonly finetuning: BackboneFinetuning) {
@@ -46,7 +46,7 @@ describe('BackboneFinetuning', () => {
     seedEverything(8);
     const module = new WithBackbone();
     const ft = new BackboneFinetuning({ unfreezeBackboneAtEpoch: 2 });
-    const rec = new Record(ft);
+    const rec = new Recorder(ft);
     const p = regressionProblem();
     const ds = regressionData(p);
     await expectNoLeak(() => new Trainer({ ...quiet, maxEpochs: 9, callbacks: [ft, rec] }).fit(module, new DataLoader(ds, { batchSize: 22 })), 'fit');
@@ -78,7 +78,7 @@ describe('BackboneFinetuning', () => {
     seedEverything(9);
     const module = new WithBackbone(true);
     const ft = new BackboneFinetuning({ unfreezeBackboneAtEpoch: 1, lambdaFunc: () => 2, backboneInitialLr: 0.001 });
-    const rec = new Record(ft);
+    const rec = new Recorder(ft);
     const ds = regressionData(regressionProblem());
     await expectNoLeak(() => new Trainer({ ...quiet, maxEpochs: 4, callbacks: [ft, rec] }).fit(module, new DataLoader(ds, { batchSize: 8 })), 'fit');
     expect(rec.lrs).toEqual([undefined, 0.001, 0.002, 0.004]);

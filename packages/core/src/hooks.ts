@@ -2,6 +2,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Checkpoint } from './checkpoint.js';
 import type { OptimizerWrapper, LRSchedulerConfig } from './optimization.js';
 import type { Stage } from './stages.js';
+import type { DataLoader } from './data/data-loader.js';
 
 export type { RunningStage, Stage } from './stages.js';
 
@@ -77,6 +78,12 @@ export interface TrainerContext {
   readonly logDir: string;
   readonly optimizers: readonly OptimizerWrapper[];
   readonly lrSchedulers: readonly LRSchedulerConfig[];
+  /** Batches per optimizer step from now on (the option `accumulateGradBatches` until set; GradientAccumulationScheduler sets it per epoch). */
+  accumulateGradBatches?: number;
+  /** The epoch limit (-1: none), where the trainer has one. */
+  readonly maxEpochs?: number;
+  /** fit's training loader while fit runs (StochasticWeightAveraging recomputes batch-norm statistics over it). */
+  readonly trainDataloader?: DataLoader<unknown> | undefined;
   /** Whether a stop was requested (training ends after the current batch and epoch end, never before minEpochs). */
   readonly shouldStop: boolean;
   readonly stopReason: StopReason | undefined;

@@ -30,3 +30,7 @@ export type {
   WasmImprovementsOptions,
   WasmSetupReport,
 } from '@flint/backends';
+export { lrFind, lrFindOptionsSchema, LRFinderResult, rangeTestLr, gradientAlong } from './tuner/lr-find.js';
+export type { LrFindOptions, SuggestionOptions, LrPlotOptions } from './tuner/lr-find.js';
+export { scaleBatchSize, scaleBatchSizeOptionsSchema, isOutOfMemoryError, lastBatchSizeTrials } from './tuner/scale-batch-size.js';
+export type { ScaleBatchSizeOptions, BatchSizeTrial } from './tuner/scale-batch-size.js';

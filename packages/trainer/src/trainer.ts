@@ -194,6 +194,18 @@ export class Trainer implements TrainerContext {
   get lrSchedulers(): readonly LRSchedulerConfig[] {
     return this.state.lrSchedulers;
   }
+  /** fit's training loader while fit runs (undefined otherwise). */
+  get trainDataloader(): DataLoader<unknown> | undefined {
+    return this.state.trainDataloader;
+  }
+  /** Batches per optimizer step: the option, or what a callback set for this run (GradientAccumulationScheduler, per epoch). */
+  get accumulateGradBatches(): number {
+    return this.state.accumulateGradBatches ?? this.options.accumulateGradBatches;
+  }
+  set accumulateGradBatches(value: number) {
+    if (!Number.isInteger(value) || value < 1) throw new MisconfigurationError(`trainer.accumulateGradBatches must be a whole number >= 1 (received ${value}).`);
+    this.state.accumulateGradBatches = value;
+  }
   get defaultRootDir(): string {
     return this.options.defaultRootDir;
   }
@@ -263,6 +275,7 @@ export class Trainer implements TrainerContext {
         );
       }
       await materializeLayers(run, data.loader);
+      this.state.trainDataloader = data.loader;
       await setupStage(run, 'fit');
       const { optimizers, lrSchedulers } = configureOptimizers(m, this.options);
       this.state.optimizers = optimizers;

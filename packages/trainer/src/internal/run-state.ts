@@ -1,4 +1,5 @@
 import type {
+  DataLoader,
   Callback,
   CollectedMetrics,
   EpochRecord,
@@ -45,6 +46,10 @@ export class RunState {
   optimizers: OptimizerWrapper[] = [];
   lrSchedulers: LRSchedulerConfig[] = [];
   shouldStop = false;
+  /** Gradient accumulation set during the run (GradientAccumulationScheduler); undefined: the option. */
+  accumulateGradBatches: number | undefined;
+  /** fit's training loader while fit runs. */
+  trainDataloader: DataLoader<unknown> | undefined;
   stopReason: StopReason | undefined;
   /** Validation runs of the current fit (not the sanity check), and whether one ran in this epoch. */
   validationRuns = 0;
@@ -67,6 +72,8 @@ export class RunState {
   begin(stage: Stage): void {
     this.stage = stage;
     this.shouldStop = false;
+    this.accumulateGradBatches = undefined;
+    this.trainDataloader = undefined;
     this.stopReason = undefined;
     this.evalLogStep = 0;
     this.validationRuns = 0;
@@ -90,6 +97,7 @@ export class RunState {
   /** The end of a run (whatever its outcome). */
   end(): void {
     this.phase = undefined;
+    this.trainDataloader = undefined;
     this.pendingStepLog = undefined;
   }
 

@@ -44,7 +44,7 @@ async function automaticStep(run: RunContext, batch: unknown, batchIdx: number, 
   if (opt.params.length === 0) {
     throw new MisconfigurationError(`${module.constructor.name} has no trainable parameters: nothing to optimize.`);
   }
-  const accumulate = options.accumulateGradBatches;
+  const accumulate = state.accumulateGradBatches ?? options.accumulateGradBatches;
   const epoch = state.progress.epoch;
   // Lightning's closure: trainingStep, zero_grad (first batch of an accumulation group), backward.
   const pending: Array<Promise<void>> = [];
@@ -84,7 +84,7 @@ async function automaticStep(run: RunContext, batch: unknown, batchIdx: number, 
 async function forwardBackward(run: RunContext, opt: OptimizerWrapper, batch: unknown, batchIdx: number, zeroGrad: boolean): Promise<void> {
   const { module, dispatcher: d, options, state } = run;
   const vars = opt.params;
-  const accumulate = options.accumulateGradBatches;
+  const accumulate = state.accumulateGradBatches ?? options.accumulateGradBatches;
   const wantsBeforeBackward = d.has('onBeforeBackward');
   const epoch = state.progress.epoch;
   // Forward and backward: the step runs inside the gradient tape; when it fails, tapeGradients frees what the tape kept.

@@ -27,7 +27,7 @@ import {
 import { ModelCheckpoint } from '@flint/callbacks';
 import { TensorBoardLogger } from '@flint/loggers';
 import { EventEmitter } from 'eventemitter3';
-import { describeChoice, selectBackend, type BackendChoice, type BackendName } from './accelerator.js';
+import { describeChoice, selectBackend, verboseFromEnv, type BackendChoice, type BackendName } from './accelerator.js';
 import type { TrainerEvents } from './events.js';
 import { dumpCheckpoint, loggerStateKey, restoreCheckpoint } from './internal/checkpoint-io.js';
 import { connectEvalData, connectFitData, materializeLayers, type DataInput } from './internal/data-connect.js';
@@ -451,6 +451,6 @@ export class Trainer implements TrainerContext {
     }
     const { choice, fresh } = await selectBackend({ accelerator: this.options.accelerator, backend, wasm: this.options.wasm });
     this._backend = choice;
-    if (fresh) this.print(describeChoice(choice));
+    if (fresh) this.print(describeChoice(choice, { verbose: this.options.verbose || verboseFromEnv() }));
   }
 }

@@ -30,7 +30,7 @@ describe('create-flint', () => {
     );
     const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name: string; dependencies: Record<string, string>; scripts: Record<string, string> };
     expect(pkg.name).toBe('my-app');
-    for (const p of ['@flint/core', '@flint/trainer', '@flint/loggers', '@flint/callbacks']) expect(pkg.dependencies[p]).toBe(`^${ownVersion()}`);
+    for (const p of ['@flint/core', '@flint/trainer', '@flint/loggers', '@flint/callbacks', '@flint/metrics']) expect(pkg.dependencies[p]).toBe(`^${ownVersion()}`);
     expect(Object.values(pkg.dependencies).join(' ')).not.toMatch(/workspace:|file:|link:/);
     expect(pkg.scripts).toMatchObject({ train: expect.stringContaining('node dist/src/train.js'), test: 'vitest run' });
     expect(fs.readFileSync(path.join(dir, 'README.md'), 'utf8')).toMatch(/^# my-app\n/);

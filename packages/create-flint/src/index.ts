@@ -50,6 +50,7 @@ export function projectPackageJson(name: string, flintVersion: string): Record<s
       '@flint/callbacks': flintVersion,
       '@flint/core': flintVersion,
       '@flint/loggers': flintVersion,
+      '@flint/metrics': flintVersion,
       '@flint/trainer': flintVersion,
       '@tensorflow/tfjs': '^4.22.0',
     },

@@ -39,9 +39,9 @@ export function readIrisCsv(csvPath: string): { features: number[][]; labels: nu
  */
 export class IrisData extends DataModule<Batch> {
   private readonly options: Required<IrisDataOptions>;
-  private train?: TensorDataset<Batch>;
-  private val?: TensorDataset<Batch>;
-  private test?: TensorDataset<Batch>;
+  private train: TensorDataset<Batch> | undefined;
+  private val: TensorDataset<Batch> | undefined;
+  private test: TensorDataset<Batch> | undefined;
   private tensors: tf.Tensor[] = [];
 
   constructor(options: IrisDataOptions) {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { LightningModule, Linear, Sequential } from '@flint/core';
+import { Accuracy } from '@flint/metrics';
 import type { Batch } from './data.js';
 
 export interface ClassifierOptions {
@@ -11,6 +12,10 @@ export interface ClassifierOptions {
 /** 4 features -> a hidden ReLU layer -> 3 logits; softmax cross-entropy and Adam. */
 export class IrisClassifier extends LightningModule<Batch> {
   readonly net: Sequential;
+  /** One accuracy per stage, as torchmetrics: each accumulates over its epoch's batches, logged and reset at the epoch's end. */
+  readonly trainAcc = new Accuracy({ task: 'multiclass', numClasses: 3 });
+  readonly valAcc = new Accuracy({ task: 'multiclass', numClasses: 3 });
+  readonly testAcc = new Accuracy({ task: 'multiclass', numClasses: 3 });
   private readonly learningRate: number;
 
   constructor(options: ClassifierOptions = { hidden: 16, learningRate: 0.02 }) {
@@ -25,30 +30,28 @@ export class IrisClassifier extends LightningModule<Batch> {
     return this.net.forward(x);
   }
 
-  private lossAndAccuracy([x, y]: Batch): { loss: tf.Scalar; acc: tf.Scalar } {
+  /** The batch's loss; the batch's predictions also go into `acc`. */
+  private evaluate([x, y]: Batch, acc: Accuracy): tf.Scalar {
     const logits = this.forward(x);
-    const loss = tf.losses.softmaxCrossEntropy(tf.oneHot(y, 3), logits) as tf.Scalar;
-    const acc = tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32')) as tf.Scalar;
-    return { loss, acc };
+    acc.update(logits, y);
+    return tf.losses.softmaxCrossEntropy(tf.oneHot(y, 3), logits) as tf.Scalar;
   }
 
   trainingStep(batch: Batch): tf.Scalar {
-    const { loss, acc } = this.lossAndAccuracy(batch);
+    const loss = this.evaluate(batch, this.trainAcc);
     this.log('train_loss', loss, { onStep: false, onEpoch: true, progBar: true });
-    this.log('train_acc', acc, { onStep: false, onEpoch: true });
+    this.log('train_acc', this.trainAcc);
     return loss;
   }
 
   override validationStep(batch: Batch): void {
-    const { loss, acc } = this.lossAndAccuracy(batch);
-    this.log('val_loss', loss, { progBar: true });
-    this.log('val_acc', acc, { progBar: true });
+    this.log('val_loss', this.evaluate(batch, this.valAcc), { progBar: true });
+    this.log('val_acc', this.valAcc, { progBar: true });
   }
 
   override testStep(batch: Batch): void {
-    const { loss, acc } = this.lossAndAccuracy(batch);
-    this.log('test_loss', loss);
-    this.log('test_acc', acc);
+    this.log('test_loss', this.evaluate(batch, this.testAcc));
+    this.log('test_acc', this.testAcc);
   }
 
   configureOptimizers(): tf.Optimizer {

@@ -194,6 +194,19 @@ describe('docs links', () => {
     expect(broken).toEqual([]);
   });
 
+  // Package READMEs are read on the npm registry, where ../../docs does not exist: their links are absolute,
+  // and those into this repository name files that exist.
+  it.each(packageReadmes)('every link in %s is absolute and its repository file exists', (page) => {
+    const text = readFileSync(join(root, page), 'utf8').replace(/```[\s\S]*?```/g, '');
+    const bad: string[] = [];
+    for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      const target = m[1]!;
+      const inRepo = /^https:\/\/github\.com\/flint-ts\/flint\/(?:blob|tree)\/main\/([^#]*)/.exec(target);
+      if (inRepo !== null ? !existsSync(join(root, inRepo[1]!)) : !/^https:\/\//.test(target)) bad.push(target);
+    }
+    expect(bad).toEqual([]);
+  });
+
   it('docs/README.md links every page of docs/', () => {
     const index = readFileSync(join(docsDir, 'README.md'), 'utf8');
     const missing = pages

@@ -106,7 +106,8 @@ async function main(): Promise<void> {
         if (!isJsPeer(cell.peer)) extra.push('--images', files.images, '--labels', files.labels);
         const { cmd, args } = commandArgs(cell, python, extra);
         const prefix = `[${done}/${total}] run ${run} ${config} ${label(cell)}`;
-        const out = await runProcess(cmd, args, options.timeoutSec);
+        // FLINT_VERBOSE: the Trainer's backend line with its details (threads, kernels), kept beside the figures.
+        const out = await runProcess(cmd, args, options.timeoutSec, { ...process.env, FLINT_VERBOSE: '1' });
         const json = tagged(out.stdout, 'BENCH_RESULT');
         if (out.code === 0 && json !== undefined) {
           const parsed = JSON.parse(json) as RunResult;

@@ -1,3 +1,5 @@
+// First: silence tfjs's Node.js banner before any tensor exists (see quiet-node-banner.ts).
+import './quiet-node-banner.js';
 export { FlintError, MisconfigurationError, CheckpointError, ExportError, DataError, BackendError, LoggerError, InterruptedError, attachStepContext, stepErrorContext } from './errors.js';
 export type { FlintErrorCode, InterruptSignal, InterruptPosition, StepErrorContext } from './errors.js';
 export { tapeGradients } from './gradients.js';

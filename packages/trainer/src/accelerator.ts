@@ -16,6 +16,8 @@ export interface BackendChoice {
   readonly reason: string;
   /** Extra facts (threads, versions). */
   readonly details: readonly string[];
+  /** The candidates tried before this one, with why each was skipped. */
+  readonly skipped: readonly { readonly provider: string; readonly reason: string }[];
 }
 
 export interface BackendRequest {
@@ -62,7 +64,7 @@ export async function selectBackend(request: BackendRequest): Promise<{ choice: 
   if (current !== undefined && current.key === key && tf.getBackend() === current.choice.backend) {
     return { choice: current.choice, fresh: false };
   }
-  const skipped: string[] = [];
+  const skipped: { provider: string; reason: string }[] = [];
   const candidates = candidatesFor(request);
   const explicit = request.backend !== undefined || request.accelerator === 'gpu';
   for (const candidate of candidates) {
@@ -73,13 +75,14 @@ export async function selectBackend(request: BackendRequest): Promise<{ choice: 
         accelerator: candidate.accelerator,
         backend: candidate.backend,
         provider: candidate.provider,
-        reason: skipped.length === 0 ? asked : `${asked}; skipped: ${skipped.join('; ')}`,
+        reason: skipped.length === 0 ? asked : `${asked}; skipped: ${skipped.map((s) => s.reason).join('; ')}`,
         details: result.details,
+        skipped,
       };
       current = { key, choice };
       return { choice, fresh: true };
     }
-    skipped.push(result.reason);
+    skipped.push({ provider: candidate.provider, reason: result.reason });
     if (explicit && candidates.length === 1) {
       throw new BackendError(
         `Trainer option ${request.backend !== undefined ? `backend '${request.backend}'` : `accelerator '${request.accelerator}'`} cannot run here: ${result.reason}. To use it, ${candidate.install}.`,
@@ -88,7 +91,7 @@ export async function selectBackend(request: BackendRequest): Promise<{ choice: 
   }
   const last = candidates[candidates.length - 1]!;
   throw new BackendError(
-    `No backend for accelerator '${request.accelerator}'${request.backend === undefined ? '' : ` and backend '${request.backend}'`} works here: ${skipped.join('; ')}. To fix it, ${last.install}.`,
+    `No backend for accelerator '${request.accelerator}'${request.backend === undefined ? '' : ` and backend '${request.backend}'`} works here: ${skipped.map((s) => s.reason).join('; ')}. To fix it, ${last.install}.`,
   );
 }
 
@@ -107,19 +110,41 @@ export function envBackend(value: string | undefined = process.env.FLINT_BACKEND
  * do not ask for a GPU, else by `accelerator`. Prints the choice the first time it is made.
  */
 export async function setupBackend(
-  options: { accelerator: AcceleratorName; backend?: BackendName | undefined; wasm?: WasmImprovementsOptions | false | undefined },
+  options: { accelerator: AcceleratorName; backend?: BackendName | undefined; wasm?: WasmImprovementsOptions | false | undefined; verbose?: boolean | undefined },
   print: (line: string) => void,
 ): Promise<BackendChoice> {
   const fromEnv = options.backend === undefined && options.accelerator !== 'gpu' ? envBackend() : undefined;
   const { choice, fresh } = await selectBackend({ accelerator: options.accelerator, backend: options.backend ?? fromEnv, wasm: options.wasm });
-  if (fresh) print(describeChoice(choice));
+  if (fresh) print(describeChoice(choice, { verbose: options.verbose === true || verboseFromEnv() }));
   return choice;
 }
 
-/** One line describing a choice, as printed at the start of a run. */
-export function describeChoice(choice: BackendChoice): string {
-  const details = choice.details.length > 0 ? ` (${choice.details.join(', ')})` : '';
-  return `Flint: accelerator ${choice.accelerator}, backend '${choice.backend}' from ${choice.provider}${details}: ${choice.reason}.`;
+
+/** A skipped candidate that is installed but does not work: worth a word even when not verbose. */
+const isBroken = (skipped: { readonly reason: string }): boolean => !/ is not installed$/.test(skipped.reason);
+
+/**
+ * One line describing a choice, as printed at the start of a run. By default a short one: the
+ * accelerator, backend and package, plus a note when an installed backend was skipped because it
+ * does not work. `verbose` (Trainer option `verbose`, or FLINT_VERBOSE=1) adds the details, the
+ * reasons and the paths.
+ */
+export function describeChoice(choice: BackendChoice, options: { readonly verbose?: boolean } = {}): string {
+  const head = `Flint: accelerator ${choice.accelerator}, backend '${choice.backend}' from ${choice.provider}`;
+  if (options.verbose === true) {
+    const details = choice.details.length > 0 ? ` (${choice.details.join(', ')})` : '';
+    return `${head}${details}: ${choice.reason}.`;
+  }
+  const broken = choice.skipped.filter(isBroken).map((s) => s.provider);
+  if (broken.length === 0) return `${head}.`;
+  const which = broken.length === 1 ? `${broken[0]} is installed but does not work` : `${broken.join(' and ')} are installed but do not work`;
+  return `${head}; ${which} (FLINT_VERBOSE=1 or Trainer option verbose: true says why).`;
+}
+
+/** Whether the environment asks for verbose output (FLINT_VERBOSE set to anything but '', '0' or 'false'). */
+export function verboseFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env.FLINT_VERBOSE;
+  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
 }
 
 /** @internal for tests: forget the cached choice. */

@@ -37,6 +37,7 @@ function run(backend: 'cpu' | 'wasm', threads: 1 | 2, mode: 'throw' | 'reject' |
     const child = spawn(process.execPath, ['--input-type=module', '-e', program, backend, String(threads), mode], {
       cwd: packageDir,
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, FLINT_VERBOSE: '1' }, // the backend line with its details: the thread count is checked below
     });
     let stdout = '';
     let stderr = '';

@@ -65,6 +65,8 @@ export const trainerOptionsSchema = z.strictObject({
   enableCheckpointing: z.boolean().default(true),
   /** Print the module's summary at fit start. */
   enableModelSummary: z.boolean().default(true),
+  /** Say why the backend was chosen, with what was skipped and where it looked (also FLINT_VERBOSE=1). Default: one short line. */
+  verbose: z.boolean().default(false),
   /**
    * After a SIGINT (Ctrl-C) or SIGTERM has stopped a run and its clean-up ran (onException,
    * teardown, loggers finalized, last.ckpt written), end the process with 130 / 143 (true), or make

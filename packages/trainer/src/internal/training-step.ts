@@ -158,6 +158,7 @@ export async function stepSchedulers(run: RunContext, interval: 'epoch' | 'step'
   if (!module.automaticOptimization) return;
   for (const config of state.lrSchedulers) {
     if (config.interval !== interval) continue;
+    if ((which === 'monitored' && config.monitor === undefined) || (which === 'unmonitored' && config.monitor !== undefined)) continue;
     // `frequency` counts, as Lightning's, the batches of the epoch ('step') or the epochs.
     const count = interval === 'step' ? batchIdx + 1 : state.progress.epoch + 1;
     if (count % config.frequency !== 0) continue;

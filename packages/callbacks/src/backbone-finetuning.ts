@@ -122,19 +122,15 @@ export class BackboneFinetuning extends Callback {
   }
 
   /** The backbone's gradients go to its own optimizer; the rest to the module's. */
-  override onBeforeOptimizerStep(_trainer: TrainerContext, _module: LightningModule, _optimizer: OptimizerWrapper, grads: Readonly<Record<string, tf.Tensor>>): void {
+  override onBeforeOptimizerStep(_trainer: TrainerContext, module: LightningModule, _optimizer: OptimizerWrapper, grads: Readonly<Record<string, tf.Tensor>>): void {
     const opt = this.backboneOptimizer;
     if (opt === undefined) return;
     const mine: Record<string, tf.Tensor> = {};
-    const all = grads as Record<string, tf.Tensor>;
-    for (const name of Object.keys(all)) {
-      if (!this.backboneNames.has(name)) continue;
-      mine[name] = all[name]!;
-      delete all[name];
-    }
+    for (const [name, g] of Object.entries(grads)) if (this.backboneNames.has(name)) mine[name] = g;
     if (Object.keys(mine).length === 0) return;
     tf.tidy(() => opt.applyGradients(mine));
-    tf.dispose(Object.values(mine));
+    // The trainer's gradient store owns them: dropped there, the module's optimizer does not apply them again.
+    module._gradStore.clear(new Set(Object.keys(mine)));
   }
 
   override teardown(): void {

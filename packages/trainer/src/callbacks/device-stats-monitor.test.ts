@@ -35,10 +35,11 @@ describe('DeviceStatsMonitor', () => {
     const end = logger.series('DeviceStatsMonitor.onTrainBatchEnd/num_tensors');
     expect(start.map(([s]) => s)).toEqual([0, 2, 4, 6]);
     expect(end.map(([s]) => s)).toEqual([1, 3, 5, 7]);
-    // Each step keeps one tensor of 1 KiB more: two steps apart, 2 more tensors and 2 KiB more.
-    for (let i = 1; i < start.length; i++) expect(start[i]![1] - start[i - 1]![1]).toBe(2);
+    // Each step keeps one tensor of 1 KiB more: two steps apart, 2 more tensors and 2 KiB more (from
+    // the second reading on: after the first step the trainer also holds the gradients, as torch's .grad).
+    for (let i = 2; i < start.length; i++) expect(start[i]![1] - start[i - 1]![1]).toBe(2);
     const bytes = logger.series('DeviceStatsMonitor.onTrainBatchStart/num_bytes');
-    for (let i = 1; i < bytes.length; i++) expect(bytes[i]![1] - bytes[i - 1]![1]).toBe(2 * 1024);
+    for (let i = 2; i < bytes.length; i++) expect(bytes[i]![1] - bytes[i - 1]![1]).toBe(2 * 1024);
     const rss = logger.series('DeviceStatsMonitor.onTrainBatchEnd/rss_bytes');
     expect(rss).toHaveLength(4);
     rss.forEach(([, v]) => expect(v).toBeGreaterThan(10 * 2 ** 20));

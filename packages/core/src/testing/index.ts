@@ -8,6 +8,6 @@ export {
   randomRegressionOptionsSchema,
 } from './data.js';
 export type { RandomClassificationOptions, RandomRegressionOptions } from './data.js';
-export { askPythonOracle } from './python-oracle.js';
-export type { OracleAnswer } from './python-oracle.js';
+export { askPythonOracle, findOraclePython, runOracleScript } from './python-oracle.js';
+export type { OracleAnswer, OraclePython, OracleVenv } from './python-oracle.js';
 export { emptyCheckpoint } from './checkpoint.js';

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { Callback, DataLoader, MisconfigurationError, seedEverything } from '@flint/core';
-import { expectNoLeak } from '@flint/core/testing';
+import { expectNoLeak, type OraclePython } from '@flint/core/testing';
 import { GradientAccumulationScheduler } from '@flint/callbacks';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lightningPython, runPython } from '../testing/lightning-oracle.js';
@@ -16,7 +16,7 @@ class StepsPerEpoch extends Callback {
   }
 }
 
-let venv: { python?: string; reason?: string } = {};
+let venv: OraclePython = { skipReason: 'not looked for yet' };
 beforeAll(async () => {
   venv = await lightningPython('GradientAccumulationScheduler oracle test');
 }, 20 * 60_000);
@@ -51,8 +51,7 @@ describe('GradientAccumulationScheduler', () => {
 
   it("gives Lightning's steps and weights on the same problem from the same initial weights", async (ctx) => {
     if (venv.python === undefined) {
-      console.warn(venv.reason);
-      ctx.skip(venv.reason);
+      ctx.skip(venv.skipReason);
       return;
     }
     const p = regressionProblem();

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { BatchNorm1d, Callback, DataLoader, getLearningRate, LightningModule, Linear, seedEverything, type OptimizersReturn, type TrainerContext } from '@flint/core';
-import { expectNoLeak } from '@flint/core/testing';
+import { expectNoLeak, type OraclePython } from '@flint/core/testing';
 import { StochasticWeightAveraging } from '@flint/callbacks';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lightningPython, runPython } from '../testing/lightning-oracle.js';
@@ -20,7 +20,7 @@ class EpochLrs extends Callback {
   }
 }
 
-let venv: { python?: string; reason?: string } = {};
+let venv: OraclePython = { skipReason: 'not looked for yet' };
 beforeAll(async () => {
   venv = await lightningPython('StochasticWeightAveraging oracle test');
 }, 20 * 60_000);
@@ -46,8 +46,7 @@ describe('StochasticWeightAveraging', () => {
   for (const strategy of ['cos', 'linear'] as const) {
     it(`${strategy}: gives Lightning's learning rates per epoch and averaged weights on the same problem`, async (ctx) => {
       if (venv.python === undefined) {
-        console.warn(venv.reason);
-        ctx.skip(venv.reason);
+        ctx.skip(venv.skipReason);
         return;
       }
       const p = regressionProblem();

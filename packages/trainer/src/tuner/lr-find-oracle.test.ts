@@ -1,16 +1,14 @@
 // Lightning's learning-rate finder (lr-find-oracle.py, in the venv of scripts/lightning-venv.sh) and
 // Flint's lrFind on the same data, from the same initial weights: the same learning rates step by
 // step, losses that agree to float32 round-off until the curves diverge, and suggestions within a factor of 2.
-import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { DataLoader, LightningModule, Linear, seedEverything, TensorDataset, type OptimizersReturn } from '@flint/core';
-import { expectNoLeak } from '@flint/core/testing';
+import { expectNoLeak, type OraclePython } from '@flint/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lrFind, Trainer } from '../index.js';
+import { lightningPython, runPython } from '../testing/lightning-oracle.js';
 
-const repo = fileURLToPath(new URL('../../../../', import.meta.url));
 const oracle = fileURLToPath(new URL('./lr-find-oracle.py', import.meta.url));
 const FEATURES = 8;
 const HIDDEN = 16;
@@ -47,40 +45,16 @@ function problem(): { x: number[]; y: number[] } {
   return { x, y };
 }
 
-async function lightningPython(): Promise<{ python?: string; reason?: string }> {
-  try {
-    const { stdout } = await promisify(execFile)('bash', [`${repo}scripts/lightning-venv.sh`], { cwd: repo, timeout: 20 * 60_000, maxBuffer: 1 << 20 });
-    return { python: stdout.trim().split('\n').at(-1) };
-  } catch (error) {
-    const e = error as { code?: number; stderr?: string; message: string };
-    return { reason: `lrFind oracle test skipped: scripts/lightning-venv.sh could not make a venv with lightning 2.6 (exit ${String(e.code)}): ${(e.stderr ?? e.message).trim()}` };
-  }
-}
-
-function runLightning(python: string, spec: unknown): Promise<{ lr: number[]; loss: number[]; suggestion: number | null; modelLr: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(python, [oracle], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: '1' } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!)) : reject(new Error(`lr-find-oracle.py exited with ${String(code)}:\n${err.slice(-3000)}`))));
-    child.stdin.end(JSON.stringify(spec));
-  });
-}
-
-let venv: { python?: string; reason?: string } = {};
+let venv: OraclePython = { skipReason: 'not looked for yet' };
 beforeAll(async () => {
-  venv = await lightningPython();
+  venv = await lightningPython('lrFind oracle test');
 }, 20 * 60_000);
 
 describe("lrFind against Lightning's Tuner.lr_find", () => {
   for (const mode of ['exponential', 'linear'] as const) {
     it(`${mode}: same learning rates, same smoothed losses, suggestions within a factor of 2`, async (ctx) => {
       if (venv.python === undefined) {
-        console.warn(venv.reason);
-        ctx.skip(venv.reason);
+        ctx.skip(venv.skipReason);
         return;
       }
       const { x, y } = problem();
@@ -89,7 +63,7 @@ describe("lrFind against Lightning's Tuner.lr_find", () => {
       const weights = Object.fromEntries(module.namedParameters().map((p) => [p.name, Array.from(p.variable.dataSync())]));
       const options = mode === 'exponential' ? { minLr: 1e-6, maxLr: 10, numTraining: 100 } : { minLr: 1e-4, maxLr: 3, numTraining: 100 };
       const spec = { features: FEATURES, hidden: HIDDEN, classes: CLASSES, x, y, weights, batchSize: 8, mode, ...options };
-      const lightning = await runLightning(venv.python, spec);
+      const lightning = await runPython<{ lr: number[]; loss: number[]; suggestion: number | null; modelLr: number }>(venv.python, oracle, spec);
       const ds = TensorDataset.from([
         { data: Float32Array.from(x), shape: [N, FEATURES] },
         { data: Int32Array.from(y), shape: [N], dtype: 'int32' },

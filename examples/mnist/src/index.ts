@@ -162,6 +162,8 @@ export async function main(options: MnistDemoOptions = {}): Promise<MnistRunResu
       const trainer = new Trainer({
         maxEpochs: epochs,
         logger: loggers,
+        // The training loss every 10 optimizer steps (Lightning's default, 50, would leave a short run without a curve).
+        logEveryNSteps: 10,
         enableCheckpointing: false,
         enableModelSummary: false,
         enableProgressBar: options.enableProgressBar ?? true,

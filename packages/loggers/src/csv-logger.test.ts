@@ -81,6 +81,7 @@ describe('CSVLogger', () => {
       knownColumns: ['epoch', 'step', 'loss'],
       pending: [[['loss', '2'], ['epoch', '0'], ['step', '2']]],
       maxStep: 2,
+      resumeStep: 3,
     });
     const b = new CSVLogger({ saveDir: tmp });
     b.loadStateDict(state);

@@ -31,6 +31,8 @@ const stateSchema = z.object({
   pending: z.array(z.array(z.tuple([z.string(), z.string()]))).default([]),
   /** The largest step logged then (-1: none). */
   maxStep: z.number().int().min(-1).optional(),
+  /** The step at which the training resumed from the checkpoint logs again (absent in older checkpoints: maxStep + 1). */
+  resumeStep: z.number().int().nonnegative().optional(),
 });
 
 /** What `stateDict` returns (JSON). */
@@ -62,6 +64,8 @@ export class CSVLogger extends FileLogger {
   private maxStep = -1;
   private resume: CSVLoggerState | undefined;
   private exiting = false;
+  /** Rows of metrics.csv (0-based, after the header) that a validate or test run of this logger wrote. */
+  private evaluationRows = new Set<number>();
 
   constructor(options: CSVLoggerOptions = {}) {
     const parsed = parseOptions('CSVLogger', csvLoggerOptionsSchema, options);
@@ -122,15 +126,17 @@ export class CSVLogger extends FileLogger {
       knownColumns: [...this.columns],
       pending: this.pending.map((r) => [...r].map(([k, v]): [string, string] => [k, formatCsvCell(v)])),
       maxStep: this.maxStep,
+      resumeStep: this.resumeStepNow(this.maxStep),
     };
   }
 
   /**
    * Continues the run of a checkpoint in the same version folder (unless the `version` option says
    * otherwise). metrics.csv keeps the rows of the checkpoint, with the rows it held in memory; of
-   * what was written after it, the rows at steps up to the checkpoint's (a test run after the fit)
-   * stay and the later ones, from the training the resume replaces, are dropped. Call it before
-   * anything is logged.
+   * what was written after it, the rows below the step the resumed training logs again (the
+   * validation after a mid-epoch checkpoint) stay, and so do the rows this logger wrote in a
+   * validate or test run at steps up to it (a test after the fit); the other rows, from the training
+   * the resume replaces, are dropped. Call it before anything is logged.
    */
   loadStateDict(state: Readonly<Record<string, unknown>>): void {
     const parsed = stateSchema.safeParse(state);
@@ -186,8 +192,9 @@ export class CSVLogger extends FileLogger {
 
   /**
    * metrics.csv as of the checkpoint: its rows, then the rows it held in memory (or their version on
-   * disk, which later calls at their step may have completed), then rows written after it at steps
-   * up to the checkpoint's; rows at later steps are dropped. Rewritten atomically.
+   * disk, which later calls at their step may have completed), then the rows written after it below
+   * the resume step, or at it and below from a validate or test run of this logger; the other rows
+   * are dropped. Rewritten atomically.
    */
   private restoreRows(file: string, resume: CSVLoggerState): void {
     const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
@@ -204,17 +211,30 @@ export class CSVLogger extends FileLogger {
       return m;
     };
     const kept = data.slice(0, resume.rows).map(asRecord);
-    const after = data.slice(resume.rows).map(asRecord);
+    // Rows after the checkpoint, with their place in the file.
+    const after = data.slice(resume.rows).map((r, i) => ({ row: asRecord(r), at: resume.rows + i }));
     const pending = resume.pending.map((r) => new Map(r));
     const maxStep = resume.maxStep ?? Math.max(-1, ...pending.map((r) => Number(r.get('step'))));
+    const resumeStep = resume.resumeStep ?? maxStep + 1;
     // The rows in memory at the checkpoint were written first after it, when the process got that far.
     for (const row of pending) {
-      const disk = after[0];
+      const disk = after[0]?.row;
       const same = disk !== undefined && [...row].every(([k, v]) => disk.get(k) === v);
       kept.push(same ? disk : row);
       if (same) after.shift();
     }
-    if (stepAt >= 0) for (const row of after) if (Number(row.get('step')) <= maxStep) kept.push(row);
+    const evaluation = new Set<number>();
+    if (stepAt >= 0) {
+      for (const { row, at } of after) {
+        const step = Number(row.get('step'));
+        const fromEvaluation = this.evaluationRows.has(at);
+        if (step < resumeStep || (fromEvaluation && step <= resumeStep)) {
+          if (fromEvaluation) evaluation.add(kept.length);
+          kept.push(row);
+        }
+      }
+    }
+    this.evaluationRows = evaluation;
     const columns = [...(resume.knownColumns ?? resume.columns)];
     for (const c of header) if (!columns.includes(c) && kept.some((r) => r.has(c))) columns.push(c);
     for (const r of kept) for (const c of r.keys()) if (!columns.includes(c)) columns.push(c);
@@ -271,6 +291,7 @@ export class CSVLogger extends FileLogger {
       this.file.append(Buffer.from(rows.map((r) => this.formatRow(r)).join(''), 'utf8'));
     }
     this.pending = this.pending.slice(count);
+    if (!this.writingTraining) for (let i = 0; i < rows.length; i++) this.evaluationRows.add(this.rowsOnDisk + i);
     this.rowsOnDisk += rows.length;
   }
 

@@ -97,12 +97,16 @@ const stateSchema = z.object({
   metricPlaces: z.record(z.string(), z.tuple([z.string(), z.string()])).optional(),
   /** The event file of each sub-run (`train`, `validation`) and its length at the checkpoint. */
   stageFiles: z.record(z.string(), z.object({ eventFile: z.string().min(1), eventFileBytes: z.number().int().nonnegative() })).optional(),
+  /** The step at which the training resumed from the checkpoint logs again (absent in older checkpoints: maxStep + 1). */
+  resumeStep: z.number().int().nonnegative().optional(),
 });
 
 /** What `stateDict` returns (JSON): where the run was when the checkpoint was taken. */
 export type TensorBoardLoggerState = z.output<typeof stateSchema>;
 
 const ROOT_SUFFIX = '.flint-hparams';
+/** The `msg` of the START event that opens a validate or test run's event file: a resume keeps its points at the resume step. */
+const EVALUATION_SESSION = 'flint: validate or test';
 /** The sub-runs of `stageRuns`, named as Keras names them. */
 const STAGE_RUNS = ['train', 'validation', 'test'] as const;
 type StageRun = (typeof STAGE_RUNS)[number];
@@ -407,7 +411,8 @@ export class TensorBoardLogger extends FileLogger {
     if (this.histogramEpoch(trainer.currentEpoch)) {
       for (const p of module.namedParameters()) {
         const values = await p.variable.data();
-        this.logHistogram(`weights/${p.name}`, values as Float32Array, trainer.globalStep);
+        // At the step of this epoch's metrics (the epoch's last batch), as the trainer logs them.
+        this.logHistogram(`weights/${p.name}`, values as Float32Array, Math.max(0, trainer.globalStep - 1));
       }
     }
   }
@@ -442,6 +447,7 @@ export class TensorBoardLogger extends FileLogger {
       hparamsLogged: this.hparamsLogged,
       summaryLogged: this.summaryLogged,
       metricPlaces: Object.fromEntries(this.metricPlaces),
+      resumeStep: this.resumeStepNow(this.maxStep),
     };
     if (this.writeError === undefined) {
       const files = { ...Object.fromEntries(this.stageFiles), ...this.stageFilesNow() };
@@ -461,9 +467,10 @@ export class TensorBoardLogger extends FileLogger {
 
   /**
    * Continues the run of a checkpoint: the same version folder (unless the `version` option says
-   * otherwise), whose event file is cut back to where it was when the checkpoint was taken (later
-   * event files of that folder are removed), then a new writer session that starts with
-   * SessionLog START at the step after the last one written. Call it before anything is logged.
+   * otherwise), whose event file is cut back to where it was when the checkpoint was taken (of what
+   * was written after it, only points below the resume step stay, and a validate or test run's
+   * points up to it), then a new writer session that starts with SessionLog START at the step the
+   * resumed training logs first. Call it before anything is logged.
    */
   loadStateDict(state: Readonly<Record<string, unknown>>): void {
     const parsed = stateSchema.safeParse(state);
@@ -502,14 +509,15 @@ export class TensorBoardLogger extends FileLogger {
     const resume = this.resume;
     this.resume = undefined;
     let continuing = false;
+    const resumeStep = resume === undefined ? undefined : (resume.resumeStep ?? resume.maxStep + 1);
     if (resume?.eventFile !== undefined && resume.eventFileBytes !== undefined && String(resume.version) === String(this.version)) {
-      continuing = this.cutBackTo(dir, resume.eventFile, resume.eventFileBytes, resume.maxStep);
+      continuing = this.cutBackTo(dir, resume.eventFile, resume.eventFileBytes, resumeStep!);
       // The sub-runs likewise; one that the checkpoint did not know yet only keeps what a test run wrote.
       for (const run of STAGE_RUNS) {
         const sub = path.join(dir, run);
         if (!fs.existsSync(sub)) continue;
         const f = resume.stageFiles?.[run];
-        this.cutBackTo(sub, f?.eventFile, f?.eventFileBytes ?? 0, resume.maxStep);
+        this.cutBackTo(sub, f?.eventFile, f?.eventFileBytes ?? 0, resumeStep!);
       }
     }
     if (continuing && resume !== undefined) {
@@ -520,8 +528,8 @@ export class TensorBoardLogger extends FileLogger {
     this.writer = new EventFileWriter(dir, { maxQueue: this.options.maxQueue, sourceWriter: SOURCE_WRITER });
     // Every writer session begins with START at its first step: then both TensorBoard readers drop the
     // same stale points after a resume (Python purges from this step on, Rust replaces re-logged steps).
-    this.sessionStart = this.maxStep + 1;
-    this.writer.add({ wallTime: this.writer.wallTime(), step: this.sessionStart, sessionLog: { status: 'START' } });
+    this.sessionStart = Math.max(this.maxStep + 1, resumeStep ?? 0);
+    this.writer.add({ wallTime: this.writer.wallTime(), step: this.sessionStart, sessionLog: this.startLog() });
     this.timer = setInterval(() => this.flushOnExit('exit'), this.options.flushSecs * 1000);
     this.timer.unref();
     this.writePendingSummary();
@@ -657,12 +665,17 @@ export class TensorBoardLogger extends FileLogger {
       let w = this.stageWriters.get(stage);
       if (w === undefined) {
         w = new EventFileWriter(path.join(this.logDir, stage), { maxQueue: this.options.maxQueue, sourceWriter: SOURCE_WRITER });
-        w.add({ wallTime: w.wallTime(), step: Math.min(this.sessionStart, step), sessionLog: { status: 'START' } });
+        w.add({ wallTime: w.wallTime(), step: Math.min(this.sessionStart, step), sessionLog: this.startLog() });
         this.stageWriters.set(stage, w);
       }
       writer = w;
     }
     writer.add({ wallTime: writer.wallTime(), step, values });
+  }
+
+  /** The START event's session log: a validate or test run's files say so (a resume keeps their points at its step). */
+  private startLog(): { status: 'START'; msg?: string } {
+    return this.writingTraining ? { status: 'START' } : { status: 'START', msg: EVALUATION_SESSION };
   }
 
   private writePendingSummary(): void {
@@ -677,12 +690,13 @@ export class TensorBoardLogger extends FileLogger {
   /**
    * Brings the folder back to the checkpoint: its event file keeps the bytes written when the
    * checkpoint was taken, and of what was written after it (there and in later event files) only the
-   * summaries at steps up to the checkpoint's `maxStep` stay (a test run after the fit); later steps
-   * belong to the training the resume replaces. Each file is rewritten atomically, so a resume
-   * killed halfway is redone alike. Returns false when the file is gone or shorter (logs copied
-   * without it): then nothing is changed.
+   * summaries below `resumeStep` stay (the validation after a mid-epoch checkpoint), and those of a
+   * validate or test run's files up to it (a test after the fit); the rest belongs to the training
+   * the resume replaces. Each file is rewritten atomically, so a resume killed halfway is redone
+   * alike. Returns false when the file is gone or shorter (logs copied without it): then nothing is
+   * changed.
    */
-  private cutBackTo(dir: string, file: string | undefined, bytes: number, maxStep: number): boolean {
+  private cutBackTo(dir: string, file: string | undefined, bytes: number, resumeStep: number): boolean {
     const full = file === undefined ? undefined : path.join(dir, file);
     let size = 0;
     if (full !== undefined) {
@@ -693,14 +707,14 @@ export class TensorBoardLogger extends FileLogger {
       }
       if (size < bytes) return false;
     }
-    const keep = (records: Uint8Array[]): Uint8Array[] =>
+    const keep = (records: Uint8Array[], evaluation: boolean): Uint8Array[] =>
       records.filter((r) => {
         const e = outlineEvent(r);
-        return e.summary && e.step <= maxStep && !e.tags.every((t) => t.startsWith('_hparams_/'));
+        return e.summary && (e.step < resumeStep || (evaluation && e.step === resumeStep)) && !e.tags.every((t) => t.startsWith('_hparams_/'));
       });
     if (full !== undefined && size > bytes) {
       const buf = fs.readFileSync(full);
-      const tail = keep(decodeRecords(buf.subarray(bytes)));
+      const tail = keep(decodeRecords(buf.subarray(bytes)), false);
       if (tail.length === 0) fs.truncateSync(full, bytes);
       else writeFileAtomicSync(full, Buffer.concat([buf.subarray(0, bytes), ...tail.map(encodeRecord)]));
     }
@@ -708,7 +722,9 @@ export class TensorBoardLogger extends FileLogger {
       if (!isEventFileName(name) || (file !== undefined && name <= file) || name.endsWith(ROOT_SUFFIX)) continue;
       const later = path.join(dir, name);
       const records = decodeRecords(fs.readFileSync(later));
-      const kept = keep(records.slice(1));
+      // records[0] is the file version; records[1] the START that says whose session wrote the file.
+      const evaluation = records[1] !== undefined && outlineEvent(records[1]).sessionMsg === EVALUATION_SESSION;
+      const kept = keep(records.slice(1), evaluation);
       if (kept.length === 0) fs.rmSync(later, { force: true });
       else if (kept.length !== records.length - 1) writeFileAtomicSync(later, Buffer.concat([records[0]!, ...kept].map(encodeRecord)));
     }

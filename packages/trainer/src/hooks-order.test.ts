@@ -259,7 +259,8 @@ class RecordingLogger implements Logger {
 }
 
 describe('hook order with a callback that reads epoch metrics, a logger and checkpoints (golden)', () => {
-  const quiet = { numSanityValSteps: 1, enableProgressBar: false, enableModelSummary: false, enableCheckpointing: false } as const;
+  // Two batches per epoch, logged every 2 optimizer steps: at each epoch's second batch.
+  const quiet = { numSanityValSteps: 1, logEveryNSteps: 2, enableProgressBar: false, enableModelSummary: false, enableCheckpointing: false } as const;
   /** Callbacks and loggers in list order, then the module; an epoch-end hook's readers after the epoch's metrics. */
   const early = (hook: string) => [`Callback.${hook}`, `Logger.${hook}`, `Module.${hook}`];
   const validationEnd = (logged: string[]) => [
@@ -281,10 +282,11 @@ describe('hook order with a callback that reads epoch metrics, a logger and chec
     ...both('onTrainEpochStart'),
     ...trainBatch,
     ...trainBatch,
-    `Logger.logMetrics epoch,train_loss_step @${2 * n + 2}`,
-    ...validation(2, [`Logger.logMetrics epoch,val_acc,val_loss @${2 * n + 2}`]),
+    // Lightning's steps: the optimizer steps before the batch (and the epoch's end at its last batch's).
+    `Logger.logMetrics epoch,train_loss_step @${2 * n + 1}`,
+    ...validation(2, [`Logger.logMetrics epoch,val_acc,val_loss @${2 * n + 1}`]),
     ...early('onTrainEpochEnd'),
-    `Logger.logMetrics epoch,train_loss_epoch @${2 * n + 2}`,
+    `Logger.logMetrics epoch,train_loss_epoch @${2 * n + 1}`,
     'Reader.onTrainEpochEnd',
     ...checkpoint,
     'Logger.save',

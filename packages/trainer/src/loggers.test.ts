@@ -47,18 +47,19 @@ describe('Trainer with TensorBoard and CSV loggers', () => {
     expect(path.relative(saveDir, tb.logDir)).toBe(path.join('flint_logs', 'version_0'));
     const runs = readLogDir(path.join(saveDir, 'flint_logs')).runs;
     const run = runs['version_0']!;
-    expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    // Lightning's steps: a batch's values at the optimizer steps before it, an epoch's at its last batch's.
+    expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     // Epoch metrics go to the train and validation sub-runs under one tag: one chart in TensorBoard.
     expect(Object.keys(runs).sort()).toEqual(['.', 'version_0', 'version_0/train', 'version_0/validation']);
     expect(Object.keys(run.scalars).sort()).toEqual(['train_loss_step', 'trainer/epoch']);
     expect(Object.keys(runs['version_0/train']!.scalars)).toEqual(['epoch_loss']);
     expect(Object.keys(runs['version_0/validation']!.scalars).sort()).toEqual(['epoch_acc', 'epoch_loss']);
     const valLoss = runs['version_0/validation']!.scalars.epoch_loss!;
-    expect(valLoss.points.map((p) => p[0])).toEqual([4, 8]);
+    expect(valLoss.points.map((p) => p[0])).toEqual([3, 7]);
     const valLosses = trainer.history.map((r) => r.metrics.val_loss!);
     valLoss.points.forEach((p, i) => expect(p[1]).toBeCloseTo(valLosses[i]!, 5));
     const trainLosses = trainer.history.map((r) => r.metrics.train_loss!);
-    expect(runs['version_0/train']!.scalars.epoch_loss!.points.map((p) => [p[0], p[1]])).toEqual(trainLosses.map((v, i) => [4 * (i + 1), Math.fround(v)]));
+    expect(runs['version_0/train']!.scalars.epoch_loss!.points.map((p) => [p[0], p[1]])).toEqual(trainLosses.map((v, i) => [4 * (i + 1) - 1, Math.fround(v)]));
     expect(run.scalars['trainer/epoch']!.points.at(-1)![1]).toBe(1);
     const rows = (await fs.readFile(path.join(csv.logDir, 'metrics.csv'), 'utf8')).trim().split('\n');
     expect(rows[0]!.split(',')).toEqual(expect.arrayContaining(['step', 'epoch', 'train_loss_step', 'val_loss', 'val_acc']));
@@ -79,11 +80,11 @@ describe('Trainer with TensorBoard and CSV loggers', () => {
     const run = runs['version_0']!;
     const steps = (tag: string, sub = '') => runs[`version_0${sub}`]!.scalars[tag]!.points.map((p) => p[0]);
     // 4 batches per epoch: step-level metrics every 2 steps; epoch-level ones at their epoch.
-    expect(steps('train_loss_step')).toEqual([2, 4, 6, 8, 10, 12]);
+    expect(steps('train_loss_step')).toEqual([1, 3, 5, 7, 9, 11]);
     expect(steps('epoch_loss', '/train')).toEqual([0, 1, 2]);
     expect(steps('epoch_loss', '/validation')).toEqual([0, 1, 2, 3]); // epochs 0-2 of fit, then validate after 3 epochs
     expect(steps('epoch_acc', '/validation')).toEqual([0, 1, 2, 3]);
-    expect(run.scalars['trainer/epoch']!.points.map((p) => [p[0], p[1]])).toEqual([[2, 0], [4, 0], [6, 1], [8, 1], [10, 2], [12, 2]]);
+    expect(run.scalars['trainer/epoch']!.points.map((p) => [p[0], p[1]])).toEqual([[1, 0], [3, 0], [5, 1], [7, 1], [9, 2], [11, 2], [12, 3]]);
     expect(messages.filter((m) => m.includes('is not written'))).toEqual([]);
     const [header, ...rows] = parseCsv(await fs.readFile(path.join(csv.logDir, 'metrics.csv'), 'utf8'));
     const epochColumn = header!.indexOf('epoch');
@@ -99,8 +100,8 @@ describe('Trainer with TensorBoard and CSV loggers', () => {
     const second = new Trainer({ ...quiet, maxEpochs: 4, logEveryNSteps: 1, logger: tb });
     await second.fit(new BoringModule(), new DataLoader(data, { batchSize: 8 }), undefined, { ckptPath: file });
     const runs = readLogDir(path.join(saveDir, 'flint_logs')).runs;
-    expect(runs['version_0']!.scalars.train_loss_step!.points.map((p) => p[0])).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
-    expect(runs['version_0/train']!.scalars.epoch_loss!.points.map((p) => p[0])).toEqual([4, 8, 12, 16]);
+    expect(runs['version_0']!.scalars.train_loss_step!.points.map((p) => p[0])).toEqual(Array.from({ length: 16 }, (_, i) => i));
+    expect(runs['version_0/train']!.scalars.epoch_loss!.points.map((p) => p[0])).toEqual([3, 7, 11, 15]);
   });
 });
 
@@ -147,7 +148,7 @@ describe('resume keeps every logged step, whatever the loggers', () => {
     await fitWith([tb, csv]);
     reference = { tb: await shown(tb), csv: await shown(csv) };
     const rows = ((reference.csv as string).trim().split('\n')).slice(1);
-    expect(rows.map((r) => Number(r.split(',')[1]))).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
+    expect(rows.map((r) => Number(r.split(',')[1]))).toEqual(Array.from({ length: 24 }, (_, i) => i));
   });
 
   const combos: Array<[string, Array<[Kind, string]>]> = [
@@ -219,7 +220,7 @@ describe('resume keeps every logged step, whatever the loggers', () => {
 });
 
 describe('a maxSteps stop, then a resume in a new trainer', () => {
-  it('maxSteps 10, then ckptPath last with maxSteps 20 and the default checkpointing: steps 1..20 each once in CSV and TensorBoard, step 10 as first logged', async () => {
+  it('maxSteps 10, then ckptPath last with maxSteps 20 and the default checkpointing: steps 0..19 each once in CSV and TensorBoard, step 9 as first logged', async () => {
     const saveDir = path.join(dir, 'max-steps');
     const options = { ...quiet, enableCheckpointing: true, logEveryNSteps: 1 };
     const first = [new TensorBoardLogger({ saveDir }), new CSVLogger({ saveDir })] as const;
@@ -227,17 +228,17 @@ describe('a maxSteps stop, then a resume in a new trainer', () => {
     const a = new Trainer({ ...options, maxSteps: 10, logger: [...first] });
     const [m1, m2] = [new BoringModule(), new BoringModule()];
     await expectNoLeak(() => a.fit(m1, ...loaders()));
-    const row10 = (await fs.readFile(first[1].metricsFile, 'utf8')).trim().split('\n').find((l) => l.split(',')[1] === '10');
+    const row9 = (await fs.readFile(first[1].metricsFile, 'utf8')).trim().split('\n').find((l) => l.split(',')[1] === '9');
     const csv = new CSVLogger({ saveDir });
     const b = new Trainer({ ...options, maxSteps: 20, logger: [new TensorBoardLogger({ saveDir }), csv] });
     b.events.on('message', () => undefined);
     await expectNoLeak(() => b.fit(m2, ...loaders(), { ckptPath: 'last' }));
     expect(b.globalStep).toBe(20);
     const rows = (await fs.readFile(csv.metricsFile, 'utf8')).trim().split('\n').slice(1);
-    expect(rows.map((l) => Number(l.split(',')[1]))).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
-    expect(rows[9]).toBe(row10);
+    expect(rows.map((l) => Number(l.split(',')[1]))).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(rows[9]).toBe(row9);
     const run = readLogDir(path.join(saveDir, 'flint_logs')).runs['version_0']!;
-    expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(await fs.readdir(path.join(csv.logDir, 'checkpoints'))).toEqual(['last.ckpt']);
   });
 });
@@ -275,8 +276,47 @@ describe('fit, test, then fit from last on one trainer', () => {
     const trainOnly = lines.filter((l) => !testRows.includes(l)).map((l) => keep.map((i) => l.split(',')[i]).join(',')).join('\n');
     expect(`${trainOnly}\n`).toBe(await fs.readFile(full.metricsFile, 'utf8'));
     const run = readLogDir(tb.rootDir).runs['version_0']!;
-    expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
+    expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual(Array.from({ length: 24 }, (_, i) => i));
     expect(readLogDir(tb.rootDir).runs['version_0/test']!.scalars.epoch_loss!.points.map((p) => p[0])).toEqual([8]);
+  });
+});
+
+describe('fit and test, then a new trainer resumes from last', () => {
+  it("TensorBoardLogger keeps the test points at the resumed step (a test run's files say so) and every training step once", async () => {
+    const full = new TensorBoardLogger({ saveDir: path.join(dir, 'ftn-full'), maxQueue: 4 });
+    await fitWith([full]);
+    const saveDir = path.join(dir, 'ftn');
+    seedEverything(3);
+    const module = new BoringModule();
+    const stop = new LambdaCallback({ onTrainEpochEnd: (t) => t.requestStop({ rule: 'test', message: 'pause' }) });
+    const first = new TensorBoardLogger({ saveDir, maxQueue: 4 });
+    const trainer = new Trainer({ ...quiet, maxEpochs: 3, logEveryNSteps: 1, logger: first, callbacks: [stop, new ModelCheckpoint({ saveLast: true, saveTopK: 0 })] });
+    trainer.events.on('message', () => undefined);
+    const [train, val] = loaders();
+    await expectNoLeak(() => trainer.fit(module, train, val));
+    await expectNoLeak(() => trainer.test(module, val));
+    // The test after the fit logs at the step the next training batch logs at, as Lightning's.
+    expect(readLogDir(first.rootDir).runs['version_0/test']!.scalars.epoch_loss!.points.map((p) => p[0])).toEqual([8]);
+
+    seedEverything(3);
+    const second = new TensorBoardLogger({ saveDir, maxQueue: 4 });
+    const resumed = new Trainer({ ...quiet, maxEpochs: 3, logEveryNSteps: 1, logger: second, callbacks: [new ModelCheckpoint({ saveLast: true, saveTopK: 0 })] });
+    resumed.events.on('message', () => undefined);
+    const again = new BoringModule();
+    await expectNoLeak(() => resumed.fit(again, ...loaders(), { ckptPath: 'last' }));
+    expect(resumed.globalStep).toBe(24);
+    expect(second.version).toBe(0);
+    const runs = readLogDir(second.rootDir).runs;
+    expect(runs['version_0']!.scalars.train_loss_step!.points.map((p) => p[0])).toEqual(Array.from({ length: 24 }, (_, i) => i));
+    expect(runs['version_0/test']!.scalars.epoch_loss!.points.map((p) => p[0])).toEqual([8]);
+    // Apart from the test sub-run, what TensorBoard shows is the uninterrupted fit's.
+    const scalarsOf = (logger: TensorBoardLogger) =>
+      Object.fromEntries(
+        Object.entries(readLogDir(logger.rootDir).runs)
+          .filter(([name]) => ['version_0', 'version_0/train', 'version_0/validation'].includes(name))
+          .flatMap(([name, run]) => Object.entries(run.scalars).map(([tag, sc]) => [`${name}/${tag}`, sc.points.map((p) => [p[0], p[1]])])),
+      );
+    expect(scalarsOf(second)).toEqual(scalarsOf(full));
   });
 });
 

@@ -120,8 +120,29 @@ export abstract class FileLogger implements Logger, ExitFlushable {
   // ---- hooks ----
 
   /** The run's context, kept from `setup` (the first hook of every run) for the write-error report. */
-  setup(trainer: TrainerContext, _module: LightningModule, _stage: Stage): void {
+  setup(trainer: TrainerContext, _module: LightningModule, stage: Stage): void {
     this.trainer = trainer;
+    this.stage = stage;
+  }
+
+  /** The stage of the trainer's current (or last) run, from `setup`; undefined without a trainer. */
+  private stage: Stage | undefined;
+
+  /**
+   * Whether what is written now may belong to training (a fit, or no trainer: a logger driven by hand):
+   * a resume replaces such rows from its step on. A validate or test run's rows are not replaced.
+   */
+  protected get writingTraining(): boolean {
+    return this.stage === undefined || this.stage === 'fit';
+  }
+
+  /**
+   * For a checkpoint's logger state: the step at which the training resumed from it logs again (the
+   * trainer's global step: the optimizer steps taken, as Lightning's loggers number them), or, without
+   * a trainer, the step after the last one logged.
+   */
+  protected resumeStepNow(maxStep: number): number {
+    return this.trainer?.globalStep ?? maxStep + 1;
   }
 
   onException(): void {

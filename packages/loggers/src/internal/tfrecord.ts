@@ -39,17 +39,20 @@ export function decodeRecords(buf: Uint8Array): Uint8Array[] {
   return records;
 }
 
-/** What a resume needs to know of an Event: its step, whether it is a summary, and its tags. */
+/** What a resume needs to know of an Event: its step, whether it is a summary, its tags, and a SessionLog's message. */
 export interface EventOutline {
   readonly step: number;
   readonly summary: boolean;
   readonly tags: string[];
+  /** The `msg` of a SessionLog event (field 7), if it has one. */
+  readonly sessionMsg?: string;
 }
 
-/** Reads the step (field 2), the summary (field 5) and its values' tags of a serialized Event. */
+/** Reads the step (field 2), the summary (field 5) and its values' tags, and a session log's msg (field 7), of a serialized Event. */
 export function outlineEvent(data: Uint8Array): EventOutline {
   let step = 0;
   let summary = false;
+  let sessionMsg: string | undefined;
   const tags: string[] = [];
   const r = new ProtoCursor(data);
   while (!r.done) {
@@ -71,9 +74,16 @@ export function outlineEvent(data: Uint8Array): EventOutline {
           else v.skip(vw);
         }
       }
+    } else if (field === 7 && wire === 2) {
+      const s = new ProtoCursor(r.bytes());
+      while (!s.done) {
+        const [f, w] = s.key();
+        if (f === 3 && w === 2) sessionMsg = new TextDecoder().decode(s.bytes());
+        else s.skip(w);
+      }
     } else r.skip(wire);
   }
-  return { step, summary, tags };
+  return sessionMsg === undefined ? { step, summary, tags } : { step, summary, tags, sessionMsg };
 }
 
 class ProtoCursor {

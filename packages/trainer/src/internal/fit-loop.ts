@@ -65,16 +65,18 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
         progress.totalBatches += 1;
         const stepped = progress.globalStep > stepBefore;
         const hasLogs = Object.keys(stepMetrics.logged).length > 0;
-        // Step values go to the loggers every logEveryNSteps optimizer steps (a batch that only
-        // accumulates gradients logs nothing), on the epoch's last batch, and when a stop was requested.
-        const due = hasLogs && stepped && (progress.globalStep % o.logEveryNSteps === 0 || isLast);
-        if (due) state.holdStepLog(stepMetrics.logged, progress.globalStep);
+        // Lightning's logging step: the optimizer steps before this batch (for this batch's values
+        // and the validation after it). Step values go to the loggers every logEveryNSteps optimizer
+        // steps (a batch that only accumulates gradients logs nothing), and when a stop was requested.
+        state.fitLogStep = stepBefore;
+        const due = hasLogs && stepped && progress.globalStep % o.logEveryNSteps === 0;
+        if (due) state.holdStepLog(stepMetrics.logged, stepBefore);
         await d.call('onTrainBatchEnd', [stepMetrics.callback, batch, batchIdx]);
         run.emit('trainBatchEnd', { epoch, batchIdx, numBatches: state.numTrainingBatches, globalStep: progress.globalStep, metrics: state.progressBarMetrics });
         if (performance.now() - started >= limits.maxTimeMs) {
           state.stopWith('max_time', `reached maxTime (${(limits.maxTimeMs / 1000).toFixed(1)} s) after ${((performance.now() - started) / 1000).toFixed(1)} s`);
         }
-        if (!due && hasLogs && stepped && state.shouldStop) state.holdStepLog(stepMetrics.logged, progress.globalStep);
+        if (!due && hasLogs && stepped && state.shouldStop) state.holdStepLog(stepMetrics.logged, stepBefore);
         await state.logPendingStep();
       });
       batchesDone = batchIdx + 1;
@@ -111,6 +113,8 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
     // Epoch end, as Lightning's: the callbacks that do not read epoch metrics, the loggers and the
     // module; then the train epoch's metrics (logged, in the history) and the epoch schedulers;
     // then the callbacks that read them (EarlyStopping, ModelCheckpoint).
+    // The epoch's end logs at the step of its last batch, as Lightning's.
+    state.fitLogStep = Math.max(0, progress.globalStep - 1);
     await collector.scope({ kind: 'epoch', hook: 'onTrainEpochEnd' }, async () => {
       await d.call('onTrainEpochEnd', [], 'early');
       await endTrainEpoch(run, epoch);
@@ -133,6 +137,7 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
     state.stopReason = { rule: 'max_epochs', message: `reached maxEpochs=${limits.maxEpochs}`, epoch: progress.epoch, globalStep: progress.globalStep, source: 'trainer' };
   }
   state.phase = undefined;
+  state.fitLogStep = undefined;
   await d.call('onTrainEnd', []);
   run.emit('fitEnd', { stopReason: state.stopReason, epochs: progress.epoch, globalStep: progress.globalStep, seconds: (performance.now() - started) / 1000 });
 }

@@ -63,6 +63,13 @@ export class RunState {
   epochEndDone = false;
   /** The step of the next validation/test step-level logger call: the evaluation batches of this run so far (Lightning's counter). */
   evalLogStep = 0;
+  /**
+   * The step of fit's logger calls while its loop runs, as Lightning's (`_batches_that_stepped`): during
+   * a batch and the validation after it, the optimizer steps taken before that batch; at an epoch's end,
+   * one less than the global step. Undefined outside fit's loop: calls go at the global step (a
+   * validate or test after fit logs at the step the next training step will use).
+   */
+  fitLogStep: number | undefined;
   /** The step metrics the loop logs after onTrainBatchEnd (or a checkpoint taken there, first). */
   private pendingStepLog: { metrics: Metrics; step: number } | undefined;
 
@@ -76,6 +83,7 @@ export class RunState {
     this.trainDataloader = undefined;
     this.stopReason = undefined;
     this.evalLogStep = 0;
+    this.fitLogStep = undefined;
     this.validationRuns = 0;
     this.validatedThisEpoch = false;
     // Each run starts with empty metric views, as Lightning's: a validate() after fit reports its own metrics only.
@@ -99,6 +107,7 @@ export class RunState {
     this.phase = undefined;
     this.trainDataloader = undefined;
     this.pendingStepLog = undefined;
+    this.fitLogStep = undefined;
   }
 
   // ---- stopping -------------------------------------------------------------------------------
@@ -134,11 +143,12 @@ export class RunState {
   }
 
   /**
-   * Sends metrics to every logger at `step`, with the `epoch` key (the current epoch) in every call,
-   * as Lightning does: loggers may place metrics on an epoch axis (TensorBoardLogger's
-   * `epochAxisMetrics`). Loggers write one `epoch` point per step.
+   * Sends metrics to every logger at `step` (by default fit's logging step, or else the global step),
+   * with the `epoch` key (the current epoch) in every call, as Lightning does: loggers may place
+   * metrics on an epoch axis (TensorBoardLogger's `epochAxisMetrics`). Loggers write one `epoch`
+   * point per step.
    */
-  async logMetrics(metrics: Metrics, step: number = this.progress.globalStep): Promise<void> {
+  async logMetrics(metrics: Metrics, step: number = this.fitLogStep ?? this.progress.globalStep): Promise<void> {
     const logged = { ...metrics, epoch: this.progress.epoch };
     Object.assign(this.loggedMetrics, logged);
     for (const logger of this.loggers) await logger.logMetrics(logged, step);

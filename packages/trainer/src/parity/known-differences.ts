@@ -90,18 +90,7 @@ export const DOCUMENTED: readonly DocumentedDifference[] = [
   },
 ];
 
-export const KNOWN_BUGS: readonly KnownBug[] = [
-  {
-    bug: 'issue13-5',
-    text: "logger steps are one higher than Lightning's, and Flint also logs an epoch's last batch whatever logEveryNSteps says (the loggers' resume rules keep a test row after fit only while its step is below the resumed training's: to fix together)",
-    ids: ['log-every-n-steps/logSteps', 'log-reductions/logSteps', 'log-val-on-step/logSteps', 'log-every-n-steps-accumulate/logSteps', 'log-stop-requested/logSteps'],
-  },
-  {
-    bug: 'issue13-6',
-    text: "follows issue13-5: Flint's extra logger call at an epoch's last batch (the epoch key is in every call)",
-    ids: ['log-every-n-steps/logMetrics', 'log-every-n-steps-accumulate/logMetrics', 'log-stop-requested/logMetrics'],
-  },
-];
+export const KNOWN_BUGS: readonly KnownBug[] = [];
 
 export const DOCS_TABLE_START = '<!-- generated from packages/trainer/src/parity/known-differences.ts: do not edit -->';
 export const DOCS_TABLE_END = '<!-- end of generated table -->';

@@ -247,7 +247,7 @@ export const SCENARIOS: ScenarioSpec[] = [
     trainer: { maxEpochs: 1 },
     logs: [train(), { hook: 'train', name: 'w', value: 'loss', onStep: true, onEpoch: true }, val()],
     run: ['fit', 'validate'],
-    observe: ['error', 'results', 'callbackMetrics'],
+    observe: ['error', 'results', 'callbackMetrics', 'logSteps', 'logValues'],
   },
   {
     name: 'log-validate-on-step',

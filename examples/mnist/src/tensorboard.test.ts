@@ -199,6 +199,8 @@ describe.each([
         const dom = render(`${url}#${page}`, file);
         if (shots !== undefined) fs.writeFileSync(file.replace(/\.png$/, '.html'), dom);
         for (const re of expected) expect(dom, `${page}: ${re}`).toMatch(re);
+        // The runs table of Time Series: one colour swatch per run of /data/runs (a run `.` would add one).
+        if (page === 'timeseries') expect(dom.match(/class="run-color-swatch"/g)).toHaveLength(runs.length);
         expect(fs.statSync(file).size).toBeGreaterThan(20_000);
       }
     } finally {

@@ -113,7 +113,12 @@ describe.each([
     try {
       // Scalars: the train, validation and test sub-runs of each net share the tags epoch_loss and
       // epoch_acc (one chart each), and end at the figures the job printed.
+      // The runs list: the nets and their sub-runs, and no empty run `.` (each net's run holds the
+      // experiment summary of the HParams tab).
+      const runs = await getJson<string[]>(`${url}data/runs`);
+      expect([...runs].sort()).toEqual(nets.flatMap((n) => [n, `${n}/test`, `${n}/train`, `${n}/validation`]).sort());
       const tags = await getJson<Record<string, Record<string, unknown>>>(`${url}data/plugin/scalars/tags`);
+      expect(Object.keys(tags).sort()).toEqual([...runs].sort());
       for (const net of nets) {
         expect(Object.keys(tags[`${net}/train`]!)).toEqual(['epoch_loss']);
         expect(Object.keys(tags[`${net}/validation`]!).sort()).toEqual(['epoch_acc', 'epoch_loss']);
@@ -138,7 +143,7 @@ describe.each([
         { experimentName: '' },
       );
       expect(experiment.hparamInfos.map((h) => h.name).sort()).toEqual(['dropout', 'hidden', 'learningRate']);
-      expect(experiment.metricInfos.slice(0, 5).map((m) => m.displayName)).toEqual(['val_loss', 'val_acc', 'test_loss', 'test_acc', 'train_loss_epoch']);
+      expect(experiment.metricInfos.map((m) => m.displayName || m.name.tag)).toEqual(['val_loss', 'val_acc', 'test_loss', 'test_acc', 'train_loss_epoch', 'train_loss_step']);
       const groups = await getJson<{ sessionGroups: Array<{ name: string; metricValues: Array<{ name: { group: string; tag: string }; value: number }> }> }>(
         `${url}data/plugin/hparams/session_groups`,
         {
@@ -192,7 +197,10 @@ describe.each([
       for (const [page, expected] of pages) {
         const file = path.join(dir, `mnist-${page}-${loadFast === 'true' ? 'rust' : 'python'}.png`);
         const dom = render(`${url}#${page}`, file);
+        if (shots !== undefined) fs.writeFileSync(file.replace(/\.png$/, '.html'), dom);
         for (const re of expected) expect(dom, `${page}: ${re}`).toMatch(re);
+        // The runs table of Time Series: one colour swatch per run of /data/runs (a run `.` would add one).
+        if (page === 'timeseries') expect(dom.match(/class="run-color-swatch"/g)).toHaveLength(runs.length);
         expect(fs.statSync(file).size).toBeGreaterThan(20_000);
       }
     } finally {

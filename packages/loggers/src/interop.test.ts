@@ -179,6 +179,8 @@ describe.each(['python', 'rust'] as const)('TensorBoard 2.21.0 %s reader', (whic
   it('shows the hparams of every run with their final metrics in one table', (ctx) => {
     if (python === undefined) ctx.skip(skipReason);
     const { experiment, session_groups } = readers[which].hparams;
+    // Every run is a version: no empty run `.` for the experiment summary, which each run holds.
+    expect(Object.keys(readers[which].runs).sort()).toEqual(['version_0', 'version_1', 'version_2', 'version_3']);
     expect(experiment['hparam_infos']).toEqual([
       { name: 'layers', type: 'DATA_TYPE_FLOAT64' },
       { name: 'lr', type: 'DATA_TYPE_FLOAT64' },
@@ -269,5 +271,8 @@ it('a TensorBoard left running while a killed run resumes shows, with both reade
     ['fresh rust', fresh.readers.rust],
   ] as const) {
     expect(view.runs['version_0']!.scalars['train/loss']!.map((p) => [p[0], p[1]]), label).toEqual(expected);
+    // The experiment summary written at the run's end is read by the running TensorBoard too.
+    expect(Object.keys(view.runs), label).toEqual(['version_0']);
+    expect(view.hparams.experiment['metric_infos'], label).toEqual([{ name: { tag: 'train/loss' } }]);
   }
 });

@@ -24,10 +24,11 @@ afterEach(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
+/** The events of each writer session's file in `dir` (not the experiment-summary file). */
 function eventsOf(dir: string): Event[][] {
   return fs
     .readdirSync(dir)
-    .filter((n) => n.includes('tfevents'))
+    .filter((n) => n.includes('tfevents') && !n.endsWith('.flint-hparams'))
     .sort()
     .map((n) => readRecords(fs.readFileSync(path.join(dir, n))).records.map(decodeEvent));
 }
@@ -233,7 +234,8 @@ describe('hparams', () => {
     }
     const root = path.join(tmp, 'flint_logs');
     const data = readLogDir(root);
-    expect(Object.keys(data.runs).sort()).toEqual(['.', 'version_0', 'version_1']);
+    // No run `.`: the experiment summary lives in the runs' own folders.
+    expect(Object.keys(data.runs).sort()).toEqual(['version_0', 'version_1']);
     const d = data.hparams_dashboard!;
     expect(d.experiment['hparam_infos']).toEqual([
       { name: 'lr', type: 'DATA_TYPE_FLOAT64' },
@@ -260,10 +262,95 @@ describe('hparams', () => {
       ],
     ]);
     expect(groups.map((g) => (g['sessions'] as Array<Record<string, unknown>>)[0]!['status'])).toEqual(['STATUS_SUCCESS', 'STATUS_SUCCESS']);
-    // Exactly one experiment summary, at the root.
-    expect(Object.entries(data.runs).filter(([, r]) => r.hparams_plugin_data['_hparams_/experiment'] !== undefined).map(([n]) => n)).toEqual(['.']);
-    expect(fs.readdirSync(root).filter((n) => n.includes('tfevents'))).toHaveLength(1);
+    // Every run holds the same experiment summary (TensorBoard takes the first it finds), none at the root.
+    const summaries = Object.entries(data.runs).map(([n, r]) => [n, r.hparams_plugin_data['_hparams_/experiment']]);
+    expect(summaries.map(([n]) => n)).toEqual(['version_0', 'version_1']);
+    expect(summaries[0]![1]).toEqual(summaries[1]![1]);
+    expect(fs.readdirSync(root).filter((n) => n.includes('tfevents'))).toEqual([]);
     expect(fs.readFileSync(path.join(root, 'version_1', 'hparams.yaml'), 'utf8')).toBe('lr: 0.01\noptimizer: adam\nmodel:\n  layers: 2\n  bn: true\ntags:\n  - a\n  - b\n');
+  });
+
+  it('keeps every run\'s copy of the experiment summary the same as runs are added one after another', () => {
+    const root = path.join(tmp, 'flint_logs');
+    // Logs written by an earlier version: the summary in a file of its own at the experiment folder (a run `.`).
+    fs.mkdirSync(root, { recursive: true });
+    const old = path.join(root, 'events.out.tfevents.1700000000.host.1.0.flint-hparams');
+    fs.copyFileSync(path.join(FIXTURES_DIR, 'tf_summary', fs.readdirSync(path.join(FIXTURES_DIR, 'tf_summary')).find((n) => n.includes('tfevents'))!), old);
+    const copies = (): string[] =>
+      fs.readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((n) => n.endsWith('.flint-hparams')).sort();
+    const oneRun = (hparams: Record<string, unknown>, metrics: Record<string, number>): TensorBoardLogger => {
+      const l = new TensorBoardLogger({ saveDir: tmp, textSummaries: false });
+      l.logHyperparams(hparams);
+      for (let step = 0; step < 3; step++) l.logMetrics({ train_loss: 1 / (step + 1) }, step);
+      l.logMetrics(metrics, 2);
+      l.finalize('success');
+      return l;
+    };
+    oneRun({ lr: 0.1 }, { val_loss: 0.5 });
+    expect(fs.existsSync(old)).toBe(false);
+    const first = copies();
+    expect(first).toHaveLength(1);
+    const firstBytes = fs.readFileSync(path.join(root, first[0]!));
+    // A second run with the same lists leaves the first copy alone.
+    oneRun({ lr: 0.2 }, { val_loss: 0.4 });
+    expect(fs.readFileSync(path.join(root, first[0]!))).toEqual(firstBytes);
+    // A third run adds an hparam and a metric: every copy is rewritten under its name.
+    oneRun({ lr: 0.3, layers: 2 }, { val_loss: 0.3, test_acc: 0.9 });
+    const all = copies();
+    expect(all.map((f) => path.dirname(f))).toEqual(['version_0', 'version_1', 'version_2']);
+    expect(all[0]).toBe(first[0]);
+    // Each copy sorts after its run's event file, so a resume's next file sorts after it.
+    for (const f of all) {
+      const names = fs.readdirSync(path.join(root, path.dirname(f))).filter((n) => n.includes('tfevents')).sort();
+      expect(names.at(-1)).toBe(path.basename(f));
+    }
+    let data = readLogDir(root);
+    expect(Object.keys(data.runs).sort()).toEqual(['version_0', 'version_1', 'version_2']);
+    const expected = [
+      { name: { tag: 'val_loss' } },
+      { name: { tag: 'test_acc' } },
+      { name: { tag: 'train_loss' } },
+    ];
+    for (const run of Object.values(data.runs)) {
+      expect((run.hparams_plugin_data['_hparams_/experiment']!['experiment'] as Record<string, unknown>)['metric_infos']).toEqual(expected);
+    }
+    expect(data.hparams_dashboard!.experiment['hparam_infos']).toEqual([
+      { name: 'layers', type: 'DATA_TYPE_FLOAT64' },
+      { name: 'lr', type: 'DATA_TYPE_FLOAT64' },
+    ]);
+    expect(data.hparams_dashboard!.session_groups.session_groups.map((g) => g['name'])).toEqual(['version_0', 'version_1', 'version_2']);
+
+  });
+
+  it('a resumed run keeps its one copy of the experiment summary, and its series continue across it', () => {
+    const opts = { saveDir: tmp, name: 'resumed', textSummaries: false } as const;
+    const a = new TensorBoardLogger(opts);
+    a.logHyperparams({ lr: 0.1 });
+    let state: Record<string, unknown> = {};
+    for (let step = 0; step < 4; step++) {
+      a.logMetrics({ train_loss: step }, step);
+      if (step === 1) state = JSON.parse(JSON.stringify(a.stateDict())) as Record<string, unknown>;
+    }
+    a.finalize('failed');
+    const b = new TensorBoardLogger(opts);
+    b.loadStateDict(state);
+    b.logHyperparams({ lr: 0.1 });
+    for (let step = 2; step < 5; step++) b.logMetrics({ train_loss: 10 * step, val_loss: step }, step);
+    b.finalize('success');
+    const names = fs.readdirSync(b.logDir).filter((n) => n.includes('tfevents')).sort();
+    expect(names.filter((n) => n.endsWith('.flint-hparams'))).toHaveLength(1);
+    const data = readLogDir(b.rootDir);
+    expect(Object.keys(data.runs)).toEqual(['version_0']);
+    expect(data.runs['version_0']!.scalars['train_loss']!.points.map((p) => [p[0], p[1]])).toEqual([
+      [0, 0],
+      [1, 1],
+      [2, 20],
+      [3, 30],
+      [4, 40],
+    ]);
+    // The copy was rewritten when the resumed run added val_loss.
+    expect(data.hparams_dashboard!.experiment['metric_infos']).toEqual([{ name: { tag: 'val_loss' } }, { name: { tag: 'train_loss' } }]);
+    expect(data.hparams_dashboard!.session_groups.session_groups.map((g) => (g['metric_values'] as Array<{ value: number }>).map((m) => m.value))).toEqual([[4, 40]]);
   });
 
   it('writes a table of the hparams to the Text tab, and session_end_info only on success', () => {
@@ -300,7 +387,7 @@ describe('hparams', () => {
       return readLogDir(l.rootDir);
     };
     const staged = epochOfRun({ name: 'staged' });
-    expect(Object.keys(staged.runs).sort()).toEqual(['.', 'version_0', 'version_0/test', 'version_0/train', 'version_0/validation']);
+    expect(Object.keys(staged.runs).sort()).toEqual(['version_0', 'version_0/test', 'version_0/train', 'version_0/validation']);
     expect(Object.keys(staged.runs['version_0']!.scalars).sort()).toEqual(['train_loss_step', 'trainer/epoch']);
     expect(Object.keys(staged.runs['version_0/test']!.scalars)).toEqual(['epoch_acc']);
     expect(Object.keys(staged.runs['version_0/train']!.scalars).sort()).toEqual(['epoch_acc', 'epoch_l2_penalty', 'epoch_loss']);
@@ -323,7 +410,7 @@ describe('hparams', () => {
     expect(values).toEqual([0.7, 0.6, 0.55, 0.5, 0.8, 0.1, 0.9].map(f32));
 
     const flat = epochOfRun({ name: 'flat', stageRuns: false });
-    expect(Object.keys(flat.runs).sort()).toEqual(['.', 'version_0']);
+    expect(Object.keys(flat.runs).sort()).toEqual(['version_0']);
     expect(Object.keys(flat.runs['version_0']!.scalars).sort()).toEqual(['epoch', 'l2_penalty', 'test_acc', 'train_acc_epoch', 'train_loss_epoch', 'train_loss_step', 'val_acc', 'val_loss']);
     expect((flat.hparams_dashboard!.experiment['metric_infos'] as Array<{ name: { tag: string } }>).map((m) => m.name.tag)).toEqual([
       'val_loss', 'val_acc', 'test_acc', 'train_acc_epoch', 'train_loss_epoch', 'l2_penalty', 'train_loss_step',
@@ -536,7 +623,7 @@ describe('resume', () => {
       Array.from({ length: 15 }, (_, s) => [s, f32((s < 6 ? 1 : 2) / (s + 1))]),
     );
     expect(run.text['late']).toBeUndefined();
-    expect(run.plugins['hparams']).toEqual(['_hparams_/session_end_info', '_hparams_/session_start_info']);
+    expect(run.plugins['hparams']).toEqual(['_hparams_/experiment', '_hparams_/session_end_info', '_hparams_/session_start_info']);
     // session_start_info was not written twice
     expect(files[1]!.flatMap((e) => e.values ?? []).filter((v) => v.tag === '_hparams_/session_start_info')).toHaveLength(0);
   });

@@ -104,7 +104,8 @@ const stateSchema = z.object({
 /** What `stateDict` returns (JSON): where the run was when the checkpoint was taken. */
 export type TensorBoardLoggerState = z.output<typeof stateSchema>;
 
-const ROOT_SUFFIX = '.flint-hparams';
+/** The name ending of a run's experiment-summary file (see `refreshExperiment`). */
+const EXPERIMENT_SUFFIX = '.flint-hparams';
 /** The `msg` of the START event that opens a validate or test run's event file: a resume keeps its points at the resume step. */
 const EVALUATION_SESSION = 'flint: validate or test';
 /** The sub-runs of `stageRuns`, named as Keras names them. */
@@ -719,7 +720,7 @@ export class TensorBoardLogger extends FileLogger {
       else writeFileAtomicSync(full, Buffer.concat([buf.subarray(0, bytes), ...tail.map(encodeRecord)]));
     }
     for (const name of fs.readdirSync(dir).sort()) {
-      if (!isEventFileName(name) || (file !== undefined && name <= file) || name.endsWith(ROOT_SUFFIX)) continue;
+      if (!isEventFileName(name) || (file !== undefined && name <= file) || name.endsWith(EXPERIMENT_SUFFIX)) continue;
       const later = path.join(dir, name);
       const records = decodeRecords(fs.readFileSync(later));
       // records[0] is the file version; records[1] the START that says whose session wrote the file.
@@ -732,9 +733,13 @@ export class TensorBoardLogger extends FileLogger {
   }
 
   /**
-   * Keeps the one experiment summary of the log-dir root (`<saveDir>/<name>`) listing the hparams and
-   * metrics of every run there, so that all runs compare in one HParams table. The root holds a single
-   * event file, replaced when the lists grow; TensorBoard reads the new one when it restarts.
+   * Keeps the experiment summary (the list of hparams and metrics of every run in the experiment
+   * folder `<saveDir>/<name>`, so that all runs compare in one HParams table) in each run's own
+   * folder, in a file of its own beside the run's event files: a folder holding an event file is a
+   * run to TensorBoard, so a summary at the experiment folder would be listed as an empty run `.`.
+   * TensorBoard takes the summary of whichever run it finds first, so every run's copy is the same:
+   * when a run adds an hparam or a metric, every copy is rewritten (atomically, under its name).
+   * TensorBoard reads the new lists when it restarts.
    */
   private refreshExperiment(): void {
     const flat = this.flatHparams;
@@ -745,11 +750,23 @@ export class TensorBoardLogger extends FileLogger {
     const root = this.rootDir;
     const before = readExperimentIndex(root);
     const merged = mergeExperimentIndex(before, flat, metrics);
-    const existing = fs.existsSync(root) ? fs.readdirSync(root).filter((n) => isEventFileName(n) && n.endsWith(ROOT_SUFFIX)) : [];
-    if (!sameExperimentIndex(before, merged) || existing.length === 0) {
-      this.writeRootExperiment(root, merged, existing);
+    const copies = experimentCopies(root);
+    const own = copies.find((f) => path.dirname(f) === this.logDir);
+    const changed = !sameExperimentIndex(before, merged);
+    if (changed || own === undefined) {
+      // Unchanged lists: the new copy is byte for byte an existing one.
+      const records = !changed && copies.length > 0 ? fs.readFileSync(copies[0]!) : experimentRecords(merged);
+      for (const f of changed ? copies : []) writeFileAtomicSync(f, records);
+      if (own === undefined) {
+        fs.mkdirSync(this.logDir, { recursive: true });
+        // After the run's event files: TensorBoard's Python loader reads a run's files in name order
+        // and never goes back, and the next writer session of this run (a resume) sorts after it.
+        writeFileAtomicSync(path.join(this.logDir, nextEventFileName(fs.readdirSync(this.logDir), Date.now() / 1000, EXPERIMENT_SUFFIX)), records);
+      }
       writeExperimentIndex(root, merged);
     }
+    // Logs written by earlier versions keep the summary at the experiment folder itself (a run `.`).
+    for (const old of fs.readdirSync(root)) if (isEventFileName(old) && old.endsWith(EXPERIMENT_SUFFIX)) fs.rmSync(path.join(root, old), { force: true });
     this.experimentIndexWritten = mine;
   }
 
@@ -781,26 +798,52 @@ export class TensorBoardLogger extends FileLogger {
     };
     return [...places.keys()].map((name) => ref(name, rank(name)));
   }
+}
 
-  private writeRootExperiment(root: string, index: ExperimentIndex, old: readonly string[]): void {
-    const now = Date.now() / 1000;
-    const content = encodeExperiment(
-      Object.entries(index.hparams).map(([name, type]) => ({ name, type })),
-      index.metrics.map(({ group, tag, name }) => (group === '' && name === tag ? { tag } : { group, tag, displayName: name })),
-      now,
-    );
-    const records = [
+/**
+ * The experiment-summary files of the runs in an experiment folder (the runs are its sub-folders,
+ * a few levels deep: `<version>[/<subDir>]`).
+ */
+function experimentCopies(root: string, depth = 3): string[] {
+  const found: string[] = [];
+  const walk = (dir: string, level: number): void => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (e.isDirectory()) {
+        if (level < depth) walk(path.join(dir, e.name), level + 1);
+      } else if (level > 0 && isEventFileName(e.name) && e.name.endsWith(EXPERIMENT_SUFFIX)) {
+        found.push(path.join(dir, e.name));
+      }
+    }
+  };
+  walk(root, 0);
+  return found.sort();
+}
+
+/**
+ * An experiment-summary file: the file version, then the `_hparams_/experiment` summary. No
+ * SessionLog START: the file sits among the run's own files and must not cut its series.
+ */
+function experimentRecords(index: ExperimentIndex): Buffer {
+  const now = Date.now() / 1000;
+  const content = encodeExperiment(
+    Object.entries(index.hparams).map(([name, type]) => ({ name, type })),
+    index.metrics.map(({ group, tag, name }) => (group === '' && name === tag ? { tag } : { group, tag, displayName: name })),
+    now,
+  );
+  return Buffer.concat(
+    [
       encodeEvent({ wallTime: now, fileVersion: 'brain.Event:2', sourceWriter: SOURCE_WRITER }),
-      encodeEvent({ wallTime: now, step: 0, sessionLog: { status: 'START' } }),
       encodeEvent({
         wallTime: now,
         step: 0,
         values: [{ tag: '_hparams_/experiment', tensor: emptyTensor(), metadata: { pluginName: 'hparams', content } }],
       }),
-    ].map(encodeRecord);
-    fs.mkdirSync(root, { recursive: true });
-    const name = nextEventFileName(fs.readdirSync(root), now, ROOT_SUFFIX);
-    writeFileAtomicSync(path.join(root, name), Buffer.concat(records));
-    for (const o of old) fs.rmSync(path.join(root, o), { force: true });
-  }
+    ].map(encodeRecord),
+  );
 }

@@ -50,7 +50,7 @@ describe('Trainer with TensorBoard and CSV loggers', () => {
     // Lightning's steps: a batch's values at the optimizer steps before it, an epoch's at its last batch's.
     expect(run.scalars.train_loss_step!.points.map((p) => p[0])).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     // Epoch metrics go to the train and validation sub-runs under one tag: one chart in TensorBoard.
-    expect(Object.keys(runs).sort()).toEqual(['.', 'version_0', 'version_0/train', 'version_0/validation']);
+    expect(Object.keys(runs).sort()).toEqual(['version_0', 'version_0/train', 'version_0/validation']);
     expect(Object.keys(run.scalars).sort()).toEqual(['train_loss_step', 'trainer/epoch']);
     expect(Object.keys(runs['version_0/train']!.scalars)).toEqual(['epoch_loss']);
     expect(Object.keys(runs['version_0/validation']!.scalars).sort()).toEqual(['epoch_acc', 'epoch_loss']);

@@ -7,6 +7,8 @@ const { values } = parseArgs({
     epochs: { type: 'string' },
     hidden: { type: 'string' },
     'batch-size': { type: 'string' },
+    lr: { type: 'string' },
+    'constant-lr': { type: 'boolean' },
     'train-limit': { type: 'string' },
     'test-limit': { type: 'string' },
     backend: { type: 'string' },
@@ -15,7 +17,7 @@ const { values } = parseArgs({
 });
 
 if (values.help === true) {
-  console.log('Usage: pnpm mnist-conv [--epochs 3] [--hidden 128] [--batch-size 128] [--train-limit N] [--test-limit N] [--backend wasm|cpu|tensorflow]');
+  console.log('Usage: pnpm mnist-conv [--epochs 4] [--hidden 128] [--batch-size 128] [--lr 0.01] [--constant-lr] [--train-limit N] [--test-limit N] [--backend wasm|cpu|tensorflow]');
   process.exit(0);
 }
 
@@ -29,6 +31,12 @@ const num = (name: string, v: string | undefined): number | undefined => {
   return n;
 };
 
+const lr = values.lr === undefined ? undefined : Number(values.lr);
+if (lr !== undefined && !(Number.isFinite(lr) && lr > 0)) {
+  console.error(`--lr must be a positive number (received '${values.lr}')`);
+  process.exit(2);
+}
+
 const backend = values.backend;
 if (backend !== undefined && !['wasm', 'cpu', 'tensorflow'].includes(backend)) {
   console.error(`--backend must be wasm, cpu or tensorflow (received '${backend}')`);
@@ -39,6 +47,8 @@ await main({
   maxEpochs: num('epochs', values.epochs),
   hidden: num('hidden', values.hidden),
   batchSize: num('batch-size', values['batch-size']),
+  ...(lr === undefined ? {} : { learningRate: lr }),
+  ...(values['constant-lr'] === true ? { oneCycle: false } : {}),
   trainLimit: num('train-limit', values['train-limit']),
   testLimit: num('test-limit', values['test-limit']),
   backend: backend as 'wasm' | 'cpu' | 'tensorflow' | undefined,

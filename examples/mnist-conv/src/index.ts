@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { DataLoader, randomSplit, seedEverything, TensorDataset, type Logger, type Metrics } from '@flint/core';
+import { LearningRateMonitor } from '@flint/callbacks';
 import { loadMnist, type MnistBatch } from '@flint/example-mnist';
 import { TensorBoardLogger } from '@flint/loggers';
 import { Trainer, type BackendName } from '@flint/trainer';
@@ -8,8 +9,11 @@ import { MnistConvNet } from './model.js';
 export { MnistConvNet } from './model.js';
 export type { ConvNetOptions } from './model.js';
 
+/** Epochs of the default run. */
+const EPOCHS = 4;
+
 export interface MnistConvOptions {
-  /** Epochs. Default 3. */
+  /** Epochs. Default 4. */
   maxEpochs?: number;
   /** @deprecated Use `maxEpochs` (the Trainer's name). */
   epochs?: number;
@@ -20,7 +24,10 @@ export interface MnistConvOptions {
   /** Dropout before the last layer. Default 0.25. */
   dropout?: number;
   batchSize?: number;
+  /** Adam's peak learning rate (the one-cycle schedule's maxLr). Default 0.01. */
   learningRate?: number;
+  /** Follow the one-cycle schedule (PyTorch's OneCycleLR, stepped every batch; runs of 4 steps or more). Default true; false keeps the rate constant. */
+  oneCycle?: boolean;
   /** Use only the first N training images (before the validation split). Default all 60,000. */
   trainLimit?: number;
   /** Use only the first N test images. Default all 10,000. */
@@ -44,6 +51,8 @@ export interface MnistConvResult {
   readonly samplesPerSecond: number;
   readonly val: Metrics;
   readonly test: Metrics;
+  /** Adam's learning rate at each training step (LearningRateMonitor's `lr-FlintAdam`, also in the TensorBoard run). */
+  readonly learningRates: readonly number[];
   readonly history: Trainer['history'];
 }
 
@@ -68,17 +77,25 @@ export async function main(options: MnistConvOptions = {}): Promise<MnistConvRes
   ]) as TensorDataset<MnistBatch>;
   const [trainSet, valSet] = randomSplit(full, [train.count - valSize, valSize], seed) as [TensorDataset<MnistBatch>, TensorDataset<MnistBatch>];
   const batchSize = options.batchSize ?? 128;
+  const maxEpochs = options.maxEpochs ?? options.epochs ?? EPOCHS;
+  const trainLoader = new DataLoader(trainSet, { batchSize, shuffle: true, seed });
+  const totalSteps = maxEpochs * trainLoader.length;
+  // OneCycleLR needs a warm-up of at least one step (30% of the run): a run of fewer than 4 steps keeps the rate constant.
+  const oneCycle = options.oneCycle !== false && totalSteps >= 4;
   const module = new MnistConvNet({
     channels: options.channels ?? [16, 32],
     hidden: options.hidden ?? 128,
     dropout: options.dropout ?? 0.25,
-    learningRate: options.learningRate ?? 1e-3,
+    learningRate: options.learningRate ?? 0.01,
+    ...(oneCycle ? { totalSteps } : {}),
   });
   try {
     const logDir = options.logDir ?? 'flint_logs';
     const loggers: Logger[] = logDir === false ? [] : [new TensorBoardLogger({ saveDir: logDir, name: 'mnist-conv' })];
+    const lrMonitor = new LearningRateMonitor({ loggingInterval: 'step' });
     const trainer = new Trainer({
-      maxEpochs: options.maxEpochs ?? options.epochs ?? 3,
+      callbacks: [lrMonitor],
+      maxEpochs,
       logger: loggers,
       enableCheckpointing: false,
       enableProgressBar: options.enableProgressBar ?? true,
@@ -87,7 +104,7 @@ export async function main(options: MnistConvOptions = {}): Promise<MnistConvRes
     const params = module.summaryData().totalParams;
     print(`MNIST: ${trainSet.length} training, ${valSet.length} validation, ${testSet.length} test images; batch size ${batchSize}; ${params.toLocaleString('en-US')} parameters.`);
     const started = performance.now();
-    await trainer.fit(module, new DataLoader(trainSet, { batchSize, shuffle: true, seed }), new DataLoader(valSet, { batchSize: 1000 }));
+    await trainer.fit(module, trainLoader, new DataLoader(valSet, { batchSize: 1000 }));
     const seconds = (performance.now() - started) / 1000;
     const val = trainer.history[trainer.history.length - 1]?.metrics ?? {};
     const testMetrics = await trainer.test(module, new DataLoader(testSet, { batchSize: 1000 }));
@@ -99,6 +116,7 @@ export async function main(options: MnistConvOptions = {}): Promise<MnistConvRes
       samplesPerSecond: (trainSet.length * trainer.currentEpoch) / seconds,
       val: { val_loss: val.val_loss ?? Number.NaN, val_acc: val.val_acc ?? Number.NaN },
       test: testMetrics,
+      learningRates: lrMonitor.lrs['lr-FlintAdam'] ?? [],
       history: trainer.history,
     };
     print(

@@ -395,6 +395,9 @@ describe('kernels wasm lacked', () => {
       { x: [2, 8, 8, 2], f: [3, 3, 2, 3], strides: 2, pad: 1 },
       { x: [2, 6, 7, 2], f: [2, 3, 2, 2], strides: 1, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
       { x: [4, 28, 28, 1], f: [3, 3, 1, 8], strides: 1, pad: 'valid' },
+      // From 8 input channels on the kernel goes tap by tap instead of through one im2col product.
+      { x: [2, 9, 9, 8], f: [3, 3, 8, 6], strides: 1, pad: 'same' },
+      { x: [2, 10, 9, 12], f: [3, 2, 12, 4], strides: 2, pad: 1 },
     ];
     for (const c of cases) {
       await expectMatchesCpu(() =>

@@ -107,6 +107,14 @@ function dilateFilter(weight: tf.Tensor4D, [dh, dw]: [number, number]): tf.Tenso
   return tf.slice(full, [0, 0, 0, 0], [o, i, dh * (kh - 1) + 1, dw * (kw - 1) + 1]) as tf.Tensor4D;
 }
 
+/** Whether tfjs's padding 'same' (stride 1) pads exactly `g.pads`: (k_eff - 1) zeros, the odd one at the bottom/right, and some padding at all. */
+function samePads(g: Geometry): boolean {
+  if (g.stride[0] !== 1 || g.stride[1] !== 1) return false;
+  const [th, tw] = [g.dilation[0] * (g.kernel[0] - 1), g.dilation[1] * (g.kernel[1] - 1)];
+  const [top, bottom, left, right] = g.pads;
+  return (th > 0 || tw > 0) && top === Math.floor(th / 2) && bottom === th - top && left === Math.floor(tw / 2) && right === tw - left;
+}
+
 /**
  * The convolution on a channels-last input [N, H, W, C] with a PyTorch-layout filter
  * [out, in/groups, kh, kw]: each group runs `tf.conv2d` (the filter transposed to tfjs's
@@ -114,10 +122,13 @@ function dilateFilter(weight: tf.Tensor4D, [dh, dw]: [number, number]): tf.Tenso
  */
 function convNhwc(input: tf.Tensor4D, weight: tf.Tensor4D, bias: tf.Tensor1D | undefined, g: Geometry): tf.Tensor4D {
   const filter = dilateFilter(weight, g.dilation);
-  // The padding is applied by tf.pad, then a 'valid' convolution: tfjs-node's gradient kernels
-  // (Conv2DBackpropInput/Filter) take only 'valid' and 'same', not explicit pads.
-  const x = g.pads.some((p) => p > 0) ? (tf.pad(input, [[0, 0], [g.pads[0], g.pads[1]], [g.pads[2], g.pads[3]], [0, 0]]) as tf.Tensor4D) : input;
-  const pad = 'valid' as const;
+  // tfjs-node's gradient kernels (Conv2DBackpropInput/Filter) take only 'valid' and 'same', not
+  // explicit pads. Where the pads are the ones tfjs's 'same' computes (stride 1, the odd one at the
+  // end: a 3x3 kernel with padding 1, say), the convolution pads itself; any other padding is
+  // applied by tf.pad, then a 'valid' convolution (one op more forward and one slice more back).
+  const same = samePads(g);
+  const x = !same && g.pads.some((p) => p > 0) ? (tf.pad(input, [[0, 0], [g.pads[0], g.pads[1]], [g.pads[2], g.pads[3]], [0, 0]]) as tf.Tensor4D) : input;
+  const pad = same ? ('same' as const) : ('valid' as const);
   const hwio = (w: tf.Tensor4D) => tf.transpose(w, [2, 3, 1, 0]) as tf.Tensor4D;
   if (g.groups === 1) {
     return tf.fused.conv2d({ x, filter: hwio(filter), strides: g.stride, pad, dataFormat: 'NHWC', activation: g.activation, ...(bias === undefined ? {} : { bias }) });

@@ -72,6 +72,9 @@ interface Spec {
 const SPECS: Spec[] = [
   // Conv2d: kernel shapes, strides, paddings (numbers, pairs, 'same', 'valid'), dilation, groups, layouts
   { make: () => new Conv2d(3, 4, 3), cls: 'Conv2d', kwargs: { in_channels: 3, out_channels: 4, kernel_size: 3 }, input: [2, 3, 7, 6] },
+  // stride 1, padding 1 on a 3x3 kernel: the convolution pads itself ('same'), no tf.pad (an MNIST conv net's layers)
+  { make: () => new Conv2d(1, 4, 3, { padding: 1 }), cls: 'Conv2d', kwargs: { in_channels: 1, out_channels: 4, kernel_size: 3, padding: 1 }, input: [3, 1, 8, 7] },
+  { make: () => new Conv2d(9, 4, 3, { padding: 1, dataFormat: 'NHWC' }), cls: 'Conv2d', kwargs: { in_channels: 9, out_channels: 4, kernel_size: 3, padding: 1 }, input: [2, 6, 5, 9], layout: 'NHWC' },
   { make: () => new Conv2d(3, 5, [3, 2], { stride: 2, padding: 1 }), cls: 'Conv2d', kwargs: { in_channels: 3, out_channels: 5, kernel_size: [3, 2], stride: 2, padding: 1 }, input: [2, 3, 9, 8] },
   { make: () => new Conv2d(2, 3, 3, { stride: [2, 1], padding: [0, 2], dilation: 2 }), cls: 'Conv2d', kwargs: { in_channels: 2, out_channels: 3, kernel_size: 3, stride: [2, 1], padding: [0, 2], dilation: 2 }, input: [2, 2, 11, 7] },
   { make: () => new Conv2d(3, 4, [3, 4], { padding: 'same', dilation: [1, 2] }), cls: 'Conv2d', kwargs: { in_channels: 3, out_channels: 4, kernel_size: [3, 4], padding: 'same', dilation: [1, 2] }, input: [2, 3, 6, 9] },

@@ -12,6 +12,9 @@ timed as a whole):
              a DataLoader over a TensorDataset (batch_size, shuffle=False, num_workers=0)
   keras      Keras 3 on TensorFlow CPU, model.fit(shuffle=False, verbose=0)
 
+Each result also carries peakRssMb (ru_maxrss), firstStepSec (from --spawned-at, the moment run.ts
+spawned the process, to the first optimizer step completed) and rssAfterEpochMb (--epochs N times).
+
 Prints one line `BENCH_RESULT {json}` (or `BENCH_OK <detail>` for --check); exit code 3 with
 `BENCH_SKIP <reason>` when the peer's framework is not installed.
 """
@@ -20,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import sys
 import time
 
@@ -37,6 +41,48 @@ class Skip(Exception):
     pass
 
 
+# Memory and start-up figures (as bench/src/memory.ts for the JavaScript peers): time from the
+# process's spawn (--spawned-at, ms since the epoch, given by run.ts; else the process's start time
+# from /proc/self/stat) to the first optimizer step completed, peak RSS (ru_maxrss), RSS per epoch.
+MB = 2**20
+SPAWNED_AT = None
+FIRST_STEP_AT = None
+EPOCH_RSS = []
+
+
+def process_start_ms():
+    with open("/proc/self/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    start_ticks = int(fields[19])  # field 22, starttime, in clock ticks since boot
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return (time.time() - uptime + start_ticks / os.sysconf("SC_CLK_TCK")) * 1000
+
+
+def mark_step():
+    global FIRST_STEP_AT
+    if FIRST_STEP_AT is None:
+        FIRST_STEP_AT = time.time() * 1000
+
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MB
+
+
+def mark_epoch_end():
+    EPOCH_RSS.append(rss_mb())
+
+
+def memory_figures():
+    start = SPAWNED_AT if SPAWNED_AT is not None else process_start_ms()
+    return dict(
+        peakRssMb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB,
+        firstStepSec=None if FIRST_STEP_AT is None else (FIRST_STEP_AT - start) / 1000,
+        rssAfterEpochMb=list(EPOCH_RSS),
+    )
+
+
 def read_idx(images_path, labels_path, limit):
     """The IDX files as float32 pixels in [0, 1] (n, 784) and int64 labels (n,)."""
     import numpy as np
@@ -52,7 +98,8 @@ def read_idx(images_path, labels_path, limit):
     if lmagic != 2049 or lcount != count or len(lraw) != 8 + lcount:
         raise SystemExit(f"peer.py: {labels_path} is not an IDX labels file of {count} labels (magic {lmagic}, count {lcount})")
     n = min(limit, count)
-    x = np.frombuffer(raw, dtype=np.uint8, count=n * 784, offset=16).reshape(n, 784).astype(np.float32) / np.float32(255)
+    x = np.frombuffer(raw, dtype=np.uint8, count=n * 784, offset=16).reshape(n, 784).astype(np.float32)
+    x /= np.float32(255)  # in place: one float copy of the data set, not two at once
     y = np.frombuffer(lraw, dtype=np.uint8, count=n, offset=8).astype(np.int64)
     return x, y
 
@@ -100,13 +147,19 @@ def run_torch(args, hidden, bs, x_np, y_np):
 
     for i in range(args.warmup):
         step(i)
+        mark_step()
     t0 = time.perf_counter()
     loss = None
-    for i in range(batches):
-        loss = step(i)
+    for e in range(args.epochs):
+        for i in range(batches):
+            loss = step(i)
+            mark_step()
+        if e + 1 < args.epochs:
+            mark_epoch_end()
     final = float(loss.item())
     seconds = time.perf_counter() - t0
-    return seconds, batches, final, f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    mark_epoch_end()
+    return seconds, batches * args.epochs, final, f"torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def run_lightning(args, hidden, bs, x_np, y_np):
@@ -154,10 +207,22 @@ def run_lightning(args, hidden, bs, x_np, y_np):
         enable_progress_bar=False,
         enable_model_summary=False,
     )
+    class MemoryProbe(L.Callback):
+        def __init__(self, timed):
+            self.timed = timed
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            mark_step()
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            if self.timed:
+                mark_epoch_end()
+
     model = Mlp()
     batches = len(loader)
-    L.Trainer(max_steps=args.warmup, max_epochs=math.ceil(args.warmup / batches), **minimal).fit(model, loader)
-    trainer = L.Trainer(max_epochs=1, **minimal)
+    if args.warmup > 0:
+        L.Trainer(max_steps=args.warmup, max_epochs=math.ceil(args.warmup / batches), callbacks=[MemoryProbe(False)], **minimal).fit(model, loader)
+    trainer = L.Trainer(max_epochs=args.epochs, callbacks=[MemoryProbe(True)], **minimal)
     t0 = time.perf_counter()
     trainer.fit(model, loader)
     seconds = time.perf_counter() - t0
@@ -190,12 +255,25 @@ def run_keras(args, hidden, bs, x_np, y_np):
     n = x_np.shape[0]
     warm = min(n, args.warmup * bs)
     warm_epochs = math.ceil(args.warmup / math.ceil(warm / bs))
-    model.fit(x_np[:warm], y_np[:warm], batch_size=bs, epochs=warm_epochs, shuffle=False, verbose=0)
+    class MemoryProbe(keras.callbacks.Callback):
+        def __init__(self, timed):
+            super().__init__()
+            self.timed = timed
+
+        def on_train_batch_end(self, batch, logs=None):
+            mark_step()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.timed:
+                mark_epoch_end()
+
+    if args.warmup > 0:
+        model.fit(x_np[:warm], y_np[:warm], batch_size=bs, epochs=warm_epochs, shuffle=False, verbose=0, callbacks=[MemoryProbe(False)])
     t0 = time.perf_counter()
-    history = model.fit(x_np, y_np, batch_size=bs, epochs=1, shuffle=False, verbose=0)
+    history = model.fit(x_np, y_np, batch_size=bs, epochs=args.epochs, shuffle=False, verbose=0, callbacks=[MemoryProbe(True)])
     seconds = time.perf_counter() - t0
     final = float(history.history["loss"][-1])
-    return seconds, math.ceil(n / bs), final, f"keras {keras.__version__}, tensorflow {tf.__version__}"
+    return seconds, math.ceil(n / bs) * args.epochs, final, f"keras {keras.__version__}, tensorflow {tf.__version__}"
 
 
 RUNNERS = {"torch": run_torch, "lightning": run_lightning, "keras": run_keras}
@@ -225,7 +303,13 @@ def main():
     p.add_argument("--samples", type=int, default=60000)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--check", action="store_true")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--spawned-at", type=float, dest="spawned_at")
     args = p.parse_args()
+    global SPAWNED_AT
+    SPAWNED_AT = args.spawned_at
+    if args.epochs < 1:
+        p.error(f"--epochs must be an integer >= 1 (received {args.epochs})")
     try:
         if args.check:
             print(f"BENCH_OK {check(args.peer)}", flush=True)
@@ -248,10 +332,12 @@ def main():
         samples=n,
         steps=steps,
         warmupSteps=args.warmup,
+        epochs=args.epochs,
         seconds=seconds,
-        samplesPerSec=n / seconds,
+        samplesPerSec=n * args.epochs / seconds,
         finalLoss=final,
         detail=detail,
+        **memory_figures(),
     )
     print(f"BENCH_RESULT {json.dumps(result)}", flush=True)
 

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { BACKENDS, CONFIG_IDS, FULL_SAMPLES, PEERS, QUICK_SAMPLES, WARMUP_STEPS, type Backend, type ConfigId, type Peer } from './workload.js';
+import { BACKENDS, CONFIG_IDS, FULL_SAMPLES, GROWTH_EPOCHS, PEERS, QUICK_SAMPLES, WARMUP_STEPS, type Backend, type ConfigId, type Peer } from './workload.js';
 
 export interface BenchOptions {
   readonly configs: readonly ConfigId[];
@@ -10,6 +10,8 @@ export interface BenchOptions {
   readonly runs: number;
   readonly samples: number;
   readonly warmupSteps: number;
+  /** Epochs in each timed span; RSS is read after each (10 with --growth: the no-growth check). */
+  readonly epochs: number;
   /** A Python with the peers' packages; default: the venv made by bench/python/setup-venv.sh. */
   readonly python: string | undefined;
   /** Folder of latest.json and latest.md. */
@@ -30,6 +32,9 @@ export const USAGE = `pnpm bench [options]      (or: node bench/dist/run.js [opt
   --quick           ${QUICK_SAMPLES.toLocaleString('en-US')} samples per epoch instead of ${FULL_SAMPLES.toLocaleString('en-US')}: checks the harness, not a figure
   --samples N       samples per timed epoch (default ${FULL_SAMPLES})
   --warmup N        warm-up steps before the timed epoch (default ${WARMUP_STEPS})
+  --epochs N        epochs in the timed span (default 1); samples/s counts them all, RSS is read after each
+  --growth          the memory growth check: --epochs 10, and the report compares RSS after epoch 10
+                    with after epoch 2 (goal: within 5%); e.g. --growth --configs mlp-s-b64 --peers flint,lightning
   --python PATH     Python for the torch/lightning/keras peers (default: .cache/bench-venv, made by bench/python/setup-venv.sh)
   --out DIR         where latest.json and latest.md go (default: bench/results)
   --timeout SEC     limit for one peer process (default 1800)
@@ -64,6 +69,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       quick: { type: 'boolean', default: false },
       samples: { type: 'string' },
       warmup: { type: 'string' },
+      epochs: { type: 'string' },
+      growth: { type: 'boolean', default: false },
       python: { type: 'string' },
       out: { type: 'string' },
       timeout: { type: 'string' },
@@ -73,6 +80,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     allowPositionals: false,
   });
   if (values.quick && values.samples !== undefined) throw new Error('--quick and --samples exclude each other');
+  if (values.growth && values.epochs !== undefined) throw new Error('--growth and --epochs exclude each other (--growth runs 10 epochs)');
   return {
     configs: list('configs', values.configs, CONFIG_IDS, CONFIG_IDS),
     peers: list('peers', values.peers, PEERS, PEERS),
@@ -81,6 +89,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     runs: positiveInt('runs', values.runs, 2),
     samples: values.quick ? QUICK_SAMPLES : positiveInt('samples', values.samples, FULL_SAMPLES),
     warmupSteps: positiveInt('warmup', values.warmup, WARMUP_STEPS, 0),
+    epochs: values.growth ? GROWTH_EPOCHS : positiveInt('epochs', values.epochs, 1),
     python: values.python,
     outDir: values.out,
     timeoutSec: positiveInt('timeout', values.timeout, 1800),

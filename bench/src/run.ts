@@ -102,8 +102,10 @@ async function main(): Promise<void> {
     for (const config of options.configs) {
       for (const cell of cells) {
         done++;
-        const extra = ['--config', config, '--samples', String(options.samples), '--warmup', String(options.warmupSteps)];
+        const extra = ['--config', config, '--samples', String(options.samples), '--warmup', String(options.warmupSteps), '--epochs', String(options.epochs)];
         if (!isJsPeer(cell.peer)) extra.push('--images', files.images, '--labels', files.labels);
+        // The start of time-to-first-step: now, as the process is spawned (the same clock for every peer).
+        extra.push('--spawned-at', String(Date.now()));
         const { cmd, args } = commandArgs(cell, python, extra);
         const prefix = `[${done}/${total}] run ${run} ${config} ${label(cell)}`;
         // FLINT_VERBOSE: the Trainer's backend line with its details (threads, kernels), kept beside the figures.
@@ -115,7 +117,12 @@ async function main(): Promise<void> {
           const choice = out.stdout.split('\n').find((l) => l.startsWith('Flint: '));
           const r: RunResult = choice === undefined ? parsed : { ...parsed, detail: `${parsed.detail}; ${choice.trim()}` };
           results.push(r);
-          log(`${prefix}: ${Math.round(r.samplesPerSec).toLocaleString('en-US')} samples/s (${r.seconds.toFixed(2)} s, loss ${r.finalLoss.toFixed(3)})`);
+          const memory = [
+            r.peakRssMb === undefined ? undefined : `peak RSS ${Math.round(r.peakRssMb)} MB`,
+            r.firstStepSec === undefined ? undefined : `first step at ${r.firstStepSec.toFixed(2)} s`,
+            (r.rssAfterEpochMb?.length ?? 0) > 1 ? `RSS per epoch ${r.rssAfterEpochMb!.map((m) => Math.round(m)).join(' ')} MB` : undefined,
+          ].filter(Boolean);
+          log(`${prefix}: ${Math.round(r.samplesPerSec).toLocaleString('en-US')} samples/s (${r.seconds.toFixed(2)} s, loss ${r.finalLoss.toFixed(3)}; ${memory.join(', ')})`);
         } else {
           const message = out.timedOut
             ? `timed out after ${options.timeoutSec} s`
@@ -135,6 +142,7 @@ async function main(): Promise<void> {
     machine: { cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', node: process.version, loadAverage: loadAtStart, loadAverageEnd: os.loadavg() },
     samples: options.samples,
     warmupSteps: options.warmupSteps,
+    epochs: options.epochs,
     runs: options.runs,
     configs: options.configs,
     cells: cellSummaries,

@@ -14,7 +14,8 @@ import { SkipError, setupBackend } from './backend.js';
 import { flint } from './peers/flint.js';
 import { tfjsFit } from './peers/tfjs-fit.js';
 import { tfjsLoop } from './peers/tfjs-loop.js';
-import type { JsPeerRunner } from './peers/types.js';
+import type { JsPeerRunner, PeerContext } from './peers/types.js';
+import { memoryFigures, setSpawnedAt, stage } from './memory.js';
 import { BACKENDS, CONFIGS, CONFIG_IDS, INPUT_SIZE, JS_PEERS, NUM_CLASSES, SKIP_EXIT_CODE, type Backend, type ConfigId, type JsPeer, type RunResult } from './workload.js';
 
 const RUNNERS: Readonly<Record<JsPeer, JsPeerRunner>> = { 'tfjs-loop': tfjsLoop, 'tfjs-fit': tfjsFit, flint };
@@ -35,9 +36,15 @@ async function main(): Promise<void> {
       samples: { type: 'string', default: '60000' },
       warmup: { type: 'string', default: '20' },
       check: { type: 'boolean', default: false },
+      // ms since the epoch when run.ts spawned this process: the start of time-to-first-step.
+      'spawned-at': { type: 'string' },
+      epochs: { type: 'string', default: '1' },
+      // Print `BENCH_STAGE {json}` readings (RSS, JS heap, array buffers, tensors, wasm heap) at the stages of a run.
+      stages: { type: 'boolean', default: false },
     },
     strict: true,
   });
+  setSpawnedAt(values['spawned-at'] === undefined ? undefined : Number(values['spawned-at']));
   const peer = oneOf('peer', values.peer, JS_PEERS);
   const backend = oneOf<Backend>('backend', values.backend, BACKENDS);
   const runner = RUNNERS[peer];
@@ -54,22 +61,52 @@ async function main(): Promise<void> {
   const warmupSteps = Number(values.warmup);
   await runner.check?.();
 
-  const data = await loadMnist({ split: 'train', limit: samples });
-  const oneHot = new Float32Array(data.count * NUM_CLASSES);
-  for (let i = 0; i < data.count; i++) oneHot[i * NUM_CLASSES + data.labels[i]!] = 1;
-  const x = tf.tensor2d(data.images, [data.count, INPUT_SIZE]);
-  const y = tf.tensor2d(oneHot, [data.count, NUM_CLASSES]);
+  const epochs = Number(values.epochs);
+  if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`runner: --epochs must be an integer >= 1 (received ${values.epochs})`);
+  const onStage = (name: string): void => {
+    if (values.stages) process.stdout.write(`BENCH_STAGE ${JSON.stringify(stage(name))}\n`);
+  };
+  onStage('started');
 
-  const timing = await runner.run({ config, x, y, images: data.images, oneHot, samples: data.count, warmupSteps, backend: info });
+  const data = await loadMnist({ split: 'train', limit: samples });
+  const { images, count } = data;
+  const oneHot = new Float32Array(count * NUM_CLASSES);
+  for (let i = 0; i < count; i++) oneHot[i * NUM_CLASSES + data.labels[i]!] = 1;
+  onStage('data loaded');
+  // The whole-epoch tensors only for the peers that ask for them (model.fit): a peer that feeds
+  // typed arrays keeps one copy of the data set, as a user's script would.
+  let tensors: { x: tf.Tensor2D; y: tf.Tensor2D } | undefined;
+  const whole = (): { x: tf.Tensor2D; y: tf.Tensor2D } =>
+    (tensors ??= { x: tf.tensor2d(images, [count, INPUT_SIZE]), y: tf.tensor2d(oneHot, [count, NUM_CLASSES]) });
+  const ctx: PeerContext = {
+    config,
+    get x() {
+      return whole().x;
+    },
+    get y() {
+      return whole().y;
+    },
+    images,
+    oneHot,
+    samples: count,
+    warmupSteps,
+    epochs,
+    backend: info,
+    onStage,
+  };
+  const timing = await runner.run(ctx);
+  onStage('end');
   const result: RunResult = {
     peer,
     backend,
     config: config.id,
-    samples: data.count,
+    samples: count,
     steps: timing.steps,
     warmupSteps,
+    epochs,
     seconds: timing.seconds,
-    samplesPerSec: data.count / timing.seconds,
+    samplesPerSec: (count * epochs) / timing.seconds,
+    ...memoryFigures(),
     finalLoss: timing.finalLoss,
     detail: [info.detail, timing.detail].filter(Boolean).join('; '),
   };

@@ -3,8 +3,8 @@ import { parseBenchArgs } from './args.js';
 import { median, ratios, summarize, toMarkdown, type BenchReport } from './summary.js';
 import type { Backend, ConfigId, Peer, RunResult } from './workload.js';
 
-function result(peer: Peer, backend: Backend | 'python', config: ConfigId, samplesPerSec: number): RunResult {
-  return { peer, backend, config, samples: 60000, steps: 938, warmupSteps: 20, seconds: 60000 / samplesPerSec, samplesPerSec, finalLoss: 0.1, detail: `${peer} detail` };
+function result(peer: Peer, backend: Backend | 'python', config: ConfigId, samplesPerSec: number, memory: Partial<RunResult> = {}): RunResult {
+  return { peer, backend, config, samples: 60000, steps: 938, warmupSteps: 20, seconds: 60000 / samplesPerSec, samplesPerSec, finalLoss: 0.1, detail: `${peer} detail`, ...memory };
 }
 
 describe('median', () => {
@@ -77,6 +77,64 @@ describe('summarize and ratios', () => {
   });
 });
 
+describe('memory figures', () => {
+  const results = [
+    result('flint', 'tensorflow', 'mlp-l-b256', 20000, { peakRssMb: 700, firstStepSec: 3.1, rssAfterEpochMb: [650, 660, 661, 662] }),
+    result('lightning', 'python', 'mlp-l-b256', 25000, { peakRssMb: 560, firstStepSec: 4.0, rssAfterEpochMb: [500, 510, 530, 540] }),
+    result('flint', 'tensorflow', 'mlp-l-b256', 22000, { peakRssMb: 720, firstStepSec: 2.9, rssAfterEpochMb: [650, 662, 662, 663] }),
+    result('lightning', 'python', 'mlp-l-b256', 26000, { peakRssMb: 540, firstStepSec: 4.4, rssAfterEpochMb: [500, 500, 505, 510] }),
+    result('flint', 'tensorflow', 'mlp-l-b256', 21000, { peakRssMb: 710, firstStepSec: 3.0, rssAfterEpochMb: [651, 661, 661, 661] }),
+    // an older result without memory figures: ignored in the medians, not a NaN
+    result('torch', 'python', 'mlp-l-b256', 24000),
+  ];
+  const cells = summarize(results);
+  const flint = cells.find((c) => c.peer === 'flint')!;
+  const lightning = cells.find((c) => c.peer === 'lightning')!;
+
+  it('takes the median peak RSS and time to first step per cell, and the RSS growth from epoch 2 to the last', () => {
+    expect(flint.peakRssMb).toBe(710);
+    expect(flint.firstStepSec).toBe(3.0);
+    expect(flint.growth).toMatchObject({ epochs: 4, afterEpoch2Mb: 661, afterLastMb: 662 });
+    expect(flint.growth!.relative).toBeCloseTo(median([662 / 660 - 1, 663 / 662 - 1, 661 / 661 - 1]), 12);
+    expect(lightning.peakRssMb).toBe(550);
+    expect(lightning.growth!.relative).toBeCloseTo(median([540 / 510 - 1, 510 / 500 - 1]), 12);
+    const torch = cells.find((c) => c.peer === 'torch')!;
+    expect(torch.peakRssMb).toBeNaN();
+    expect(torch.growth).toBeUndefined();
+  });
+
+  it('puts peak RSS against Lightning in the ratios and renders the memory tables', () => {
+    const r = ratios(cells).find((x) => x.name === 'Flint peak RSS / Lightning (lower is better)');
+    expect(r?.value).toBeCloseTo(710 / 550, 10);
+    const md = toMarkdown({
+      date: '2026-12-05T00:00:00.000Z',
+      command: 'pnpm bench --growth',
+      machine: { cpus: 2, cpuModel: 'AMD EPYC', node: 'v22', loadAverage: [1, 1, 1] },
+      samples: 60000,
+      warmupSteps: 20,
+      epochs: 4,
+      runs: 3,
+      configs: ['mlp-l-b256'],
+      cells,
+      ratios: ratios(cells),
+      skipped: [],
+      failures: [],
+    });
+    expect(md).toContain('4 epochs timed; samples/s = samples x epochs / seconds');
+    expect(md).toContain('## Peak RSS, MB');
+    expect(md).toContain('| Flint Trainer (tensorflow) | 710 |');
+    expect(md).toContain('| Lightning, minimal | 550 |');
+    // a peer that reported no memory figures has no row there (it still has its samples/s row)
+    expect(md.slice(md.indexOf('## Peak RSS'), md.indexOf('## Time to first step'))).not.toContain('PyTorch');
+    expect(md).toContain('| PyTorch, plain loop | 24,000 |');
+    expect(md).toContain('## Time to first step, s');
+    expect(md).toContain('| Flint Trainer (tensorflow) | 3.00 |');
+    expect(md).toContain('## RSS growth');
+    expect(md).toContain('| Flint Trainer (tensorflow) | 661 -> 662 MB after 4 (+0.2%) |');
+    expect(md).toContain('| Flint peak RSS / Lightning (lower is better) | tensorflow | 1.29x |');
+  });
+});
+
 describe('parseBenchArgs', () => {
   it('has the workload defaults', () => {
     const o = parseBenchArgs([]);
@@ -86,6 +144,14 @@ describe('parseBenchArgs', () => {
     expect(o.runs).toBe(2);
     expect(o.samples).toBe(60000);
     expect(o.warmupSteps).toBe(20);
+    expect(o.epochs).toBe(1);
+  });
+
+  it('--growth runs 10 epochs; --epochs sets them', () => {
+    expect(parseBenchArgs(['--growth']).epochs).toBe(10);
+    expect(parseBenchArgs(['--epochs', '3']).epochs).toBe(3);
+    expect(() => parseBenchArgs(['--growth', '--epochs', '3'])).toThrow('--growth and --epochs exclude each other (--growth runs 10 epochs)');
+    expect(() => parseBenchArgs(['--epochs', '0'])).toThrow('--epochs must be an integer >= 1 (received 0)');
   });
 
   it('takes lists and --quick', () => {

@@ -12,6 +12,12 @@ export interface CellSummary {
   readonly spread: number;
   readonly finalLoss: number;
   readonly detail: string;
+  /** Median peak RSS of the runs' processes, MB; NaN when the peer did not report it. */
+  readonly peakRssMb: number;
+  /** Median seconds from process spawn to the first optimizer step; NaN when not reported. */
+  readonly firstStepSec: number;
+  /** With 3+ epochs per run: median RSS after epoch 2 and after the last epoch, and the median relative growth between them. */
+  readonly growth?: { readonly epochs: number; readonly afterEpoch2Mb: number; readonly afterLastMb: number; readonly relative: number };
 }
 
 export interface Ratio {
@@ -48,6 +54,8 @@ export interface BenchReport {
   };
   readonly samples: number;
   readonly warmupSteps: number;
+  /** Epochs per timed span (absent: 1). */
+  readonly epochs?: number;
   readonly runs: number;
   readonly configs: readonly ConfigId[];
   readonly cells: readonly CellSummary[];
@@ -76,6 +84,17 @@ export function summarize(results: readonly RunResult[]): CellSummary[] {
     const first = rs[0]!;
     const runs = rs.map((r) => r.samplesPerSec);
     const m = median(runs);
+    const reported = (values: readonly (number | undefined)[]): number[] => values.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+    const withEpochs = rs.map((r) => r.rssAfterEpochMb ?? []).filter((e) => e.length >= 3);
+    const growth =
+      withEpochs.length === 0
+        ? undefined
+        : {
+            epochs: median(withEpochs.map((e) => e.length)),
+            afterEpoch2Mb: median(withEpochs.map((e) => e[1]!)),
+            afterLastMb: median(withEpochs.map((e) => e[e.length - 1]!)),
+            relative: median(withEpochs.map((e) => e[e.length - 1]! / e[1]! - 1)),
+          };
     return {
       peer: first.peer,
       backend: first.backend,
@@ -85,6 +104,9 @@ export function summarize(results: readonly RunResult[]): CellSummary[] {
       spread: (Math.max(...runs) - Math.min(...runs)) / 2 / m,
       finalLoss: rs[rs.length - 1]!.finalLoss,
       detail: first.detail,
+      peakRssMb: median(reported(rs.map((r) => r.peakRssMb))),
+      firstStepSec: median(reported(rs.map((r) => r.firstStepSec))),
+      ...(growth === undefined ? {} : { growth }),
     };
   });
 }
@@ -95,8 +117,9 @@ export function summarize(results: readonly RunResult[]): CellSummary[] {
  * backends.
  */
 export function ratios(cells: readonly CellSummary[]): Ratio[] {
-  const find = (peer: Peer, backend: Backend | 'python', config: ConfigId): number | undefined =>
-    cells.find((c) => c.peer === peer && c.backend === backend && c.config === config)?.median;
+  const cell = (peer: Peer, backend: Backend | 'python', config: ConfigId): CellSummary | undefined =>
+    cells.find((c) => c.peer === peer && c.backend === backend && c.config === config);
+  const find = (peer: Peer, backend: Backend | 'python', config: ConfigId): number | undefined => cell(peer, backend, config)?.median;
   const out: Ratio[] = [];
   for (const c of cells) {
     if (c.peer !== 'flint' || c.backend === 'python') continue;
@@ -108,6 +131,11 @@ export function ratios(cells: readonly CellSummary[]): Ratio[] {
     add('Flint / hand loop', find('tfjs-loop', backend, c.config));
     add('Flint / Lightning', find('lightning', 'python', c.config));
     if (backend !== 'wasm-stock') add('Flint / model.fit on wasm-stock', find('tfjs-fit', 'wasm-stock', c.config));
+    // Memory: at most 1.00x is the goal (lower is better).
+    const lightningRss = cell('lightning', 'python', c.config)?.peakRssMb;
+    if (Number.isFinite(c.peakRssMb) && lightningRss !== undefined && lightningRss > 0) {
+      out.push({ name: 'Flint peak RSS / Lightning (lower is better)', backend, config: c.config, value: c.peakRssMb / lightningRss });
+    }
   }
   return out;
 }
@@ -130,7 +158,7 @@ export function toMarkdown(report: BenchReport): string {
   );
   lines.push(
     `Workload: real MNIST, ${int.format(report.samples)} samples per timed epoch, no shuffle, last partial batch kept, ` +
-      `${report.warmupSteps} warm-up steps; samples/s = samples / seconds of the epoch; median of ${report.runs} run(s), ` +
+      `${report.warmupSteps} warm-up steps; ${(report.epochs ?? 1) > 1 ? `${report.epochs} epochs timed; samples/s = samples x epochs / seconds` : 'samples/s = samples / seconds of the epoch'}; median of ${report.runs} run(s), ` +
       `± half the spread between runs.`,
     '',
   );
@@ -147,6 +175,40 @@ export function toMarkdown(report: BenchReport): string {
     lines.push(`| ${rowLabel(peer, backend)} | ${cols.join(' | ')} |`);
   }
   lines.push('');
+  const table = (title: string, note: string, value: (c: CellSummary) => string | undefined): void => {
+    const shown = [...rows.values()].filter(({ peer, backend }) =>
+      report.cells.some((c) => c.peer === peer && c.backend === backend && value(c) !== undefined),
+    );
+    if (shown.length === 0) return;
+    lines.push(`## ${title}`, '', note, '');
+    lines.push(`| peer | ${configs.join(' | ')} |`, `|---|${configs.map(() => '---:').join('|')}|`);
+    for (const { peer, backend } of shown) {
+      const cols = configs.map((config) => {
+        const c = report.cells.find((x) => x.peer === peer && x.backend === backend && x.config === config);
+        return (c === undefined ? undefined : value(c)) ?? '-';
+      });
+      lines.push(`| ${rowLabel(peer, backend)} | ${cols.join(' | ')} |`);
+    }
+    lines.push('');
+  };
+  table(
+    'Peak RSS, MB',
+    "The whole peer process's high-water mark (getrusage maxrss), median of the runs: runtime, data set, model, everything.",
+    (c) => (Number.isFinite(c.peakRssMb) ? int.format(c.peakRssMb) : undefined),
+  );
+  table(
+    'Time to first step, s',
+    'From the moment the harness spawns the process to the end of its first optimizer step (imports, backend, data loading, set-up, one step), median.',
+    (c) => (Number.isFinite(c.firstStepSec) ? c.firstStepSec.toFixed(2) : undefined),
+  );
+  table(
+    'RSS growth',
+    'RSS after epoch 2 -> after the last epoch of the timed span (goal: within 5%), median of the runs.',
+    (c) =>
+      c.growth === undefined
+        ? undefined
+        : `${int.format(c.growth.afterEpoch2Mb)} -> ${int.format(c.growth.afterLastMb)} MB after ${c.growth.epochs} (${c.growth.relative >= 0 ? '+' : ''}${(c.growth.relative * 100).toFixed(1)}%)`,
+  );
   if (report.ratios.length > 0) {
     lines.push('## Ratios (same run)', '');
     lines.push(`| ratio | backend | ${configs.join(' | ')} |`, `|---|---|${configs.map(() => '---:').join('|')}|`);

@@ -36,6 +36,8 @@ export const LEARNING_RATE = 1e-3;
 export const FULL_SAMPLES = 60000;
 export const QUICK_SAMPLES = 2000;
 export const WARMUP_STEPS = 20;
+/** Epochs of the memory growth check (`--growth`): RSS after the last epoch against after epoch 2. */
+export const GROWTH_EPOCHS = 10;
 
 /** The JavaScript peers, each run on every requested backend. */
 export const JS_PEERS = ['tfjs-loop', 'tfjs-fit', 'flint'] as const;
@@ -81,8 +83,17 @@ export interface RunResult {
   readonly samples: number;
   readonly steps: number;
   readonly warmupSteps: number;
+  /** Epochs in the timed span (1 unless the growth check asks for more); absent in results older than it. */
+  readonly epochs?: number;
   readonly seconds: number;
+  /** samples x epochs / seconds. */
   readonly samplesPerSec: number;
+  /** Peak resident set size of the peer's process, MB (2^20 bytes): the kernel's high-water mark at the end. */
+  readonly peakRssMb?: number;
+  /** Seconds from the process's spawn to the end of its first optimizer step (imports, data loading, set-up, one step). */
+  readonly firstStepSec?: number;
+  /** RSS of the process after each timed epoch, MB. */
+  readonly rssAfterEpochMb?: readonly number[];
   /** Loss of the last timed batch (a check that it trained). */
   readonly finalLoss: number;
   /** Versions and settings the peer ran with (framework versions, threads, backend). */

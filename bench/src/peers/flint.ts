@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import { adam, Conv2d, crossEntropy, Flatten, LightningModule, Linear, MaxPool2d, Sequential, type SequentialItem } from '@flint/core';
+import { adam, Callback, Conv2d, crossEntropy, Flatten, LightningModule, Linear, MaxPool2d, Sequential, type SequentialItem } from '@flint/core';
 import { SkipError } from '../backend.js';
-import { LEARNING_RATE, batchesPerEpoch } from '../workload.js';
+import { markEpochEnd, markStep } from '../memory.js';
+import { INPUT_SIZE, LEARNING_RATE, NUM_CLASSES, batchesPerEpoch } from '../workload.js';
 import type { JsPeerRunner, PeerContext, PeerTiming } from './types.js';
 
 type Batch = [tf.Tensor, tf.Tensor];
@@ -71,10 +72,35 @@ export class MlpModule extends LightningModule<Batch> {
   }
 }
 
+/** Marks the first optimizer step and the RSS after each timed epoch (and a `--stages` reading after the first step). */
+class MemoryProbe extends Callback {
+  private stepped = false;
+  constructor(
+    private readonly onStage: (name: string) => void,
+    private readonly timed: boolean,
+  ) {
+    super();
+  }
+
+  override onTrainBatchEnd(): void {
+    markStep();
+    if (!this.stepped && !this.timed) this.onStage('after first step');
+    this.stepped = true;
+  }
+
+  override onTrainEpochEnd(): void {
+    if (!this.timed) return;
+    markEpochEnd();
+    this.onStage('after epoch');
+  }
+}
+
 /**
- * Flint's Trainer: `new DataLoader([x, y], { batchSize })`, warm-up = a `fit` with `maxSteps: 20`,
- * then a new Trainer with `maxEpochs: 1` whose `fit` call is timed. Logger, progress bar,
- * checkpointing and model summary off (as Lightning "minimal").
+ * Flint's Trainer: `new DataLoader([{ data, shape }, { data, shape }], { batchSize })` over the
+ * typed arrays as loaded (the loader keeps them, one copy of the data set, and copies each batch's
+ * rows into fresh tensors), warm-up = a `fit` with `maxSteps: 20`, then a new Trainer with
+ * `maxEpochs: epochs` whose `fit` call is timed. Logger, progress bar, checkpointing and model
+ * summary off (as Lightning "minimal").
  */
 export const flint: JsPeerRunner = {
   async check(): Promise<void> {
@@ -84,7 +110,14 @@ export const flint: JsPeerRunner = {
   async run(ctx: PeerContext): Promise<PeerTiming> {
     const { Trainer, DataLoader } = await flintApi();
     const module = new MlpModule(ctx.config.hidden, ctx.config.conv);
-    const loader = new DataLoader([ctx.x, ctx.y], { batchSize: ctx.config.batchSize });
+    const loader = new DataLoader(
+      [
+        { data: ctx.images, shape: [ctx.samples, INPUT_SIZE] },
+        { data: ctx.oneHot, shape: [ctx.samples, NUM_CLASSES] },
+      ],
+      { batchSize: ctx.config.batchSize },
+    );
+    ctx.onStage('loader built');
     const batches = batchesPerEpoch(ctx.samples, ctx.config.batchSize);
     const common = {
       logger: false as const,
@@ -96,10 +129,15 @@ export const flint: JsPeerRunner = {
       ...(ctx.backend.name === 'wasm-stock' ? { wasm: false as const } : {}),
     };
 
-    const warmup = new Trainer({ ...common, maxSteps: ctx.warmupSteps, maxEpochs: Math.ceil(ctx.warmupSteps / batches) });
-    await warmup.fit(module, loader);
+    const warmup = new Trainer({
+      ...common,
+      maxSteps: ctx.warmupSteps,
+      maxEpochs: Math.ceil(ctx.warmupSteps / batches),
+      callbacks: [new MemoryProbe(ctx.onStage, false)],
+    });
+    if (ctx.warmupSteps > 0) await warmup.fit(module, loader);
 
-    const trainer = new Trainer({ ...common, maxEpochs: 1 });
+    const trainer = new Trainer({ ...common, maxEpochs: ctx.epochs, callbacks: [new MemoryProbe(ctx.onStage, true)] });
     const t0 = performance.now();
     await trainer.fit(module, loader);
     const seconds = (performance.now() - t0) / 1000;

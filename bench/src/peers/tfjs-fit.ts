@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { SkipError } from '../backend.js';
 import { INPUT_SIZE, LEARNING_RATE, NUM_CLASSES, batchesPerEpoch } from '../workload.js';
+import { markEpochEnd, markStep } from '../memory.js';
 import type { JsPeerRunner, PeerContext, PeerTiming } from './types.js';
 
 /**
@@ -46,14 +47,20 @@ export const tfjsFit: JsPeerRunner = {
     const warmEpochs = Math.ceil(ctx.warmupSteps / batchesPerEpoch(warmSamples, bs));
     const xw = ctx.x.slice([0, 0], [warmSamples, INPUT_SIZE]);
     const yw = ctx.y.slice([0, 0], [warmSamples, NUM_CLASSES]);
-    await model.fit(xw, yw, { batchSize: bs, epochs: warmEpochs, shuffle: false, verbose: 0 });
+    await model.fit(xw, yw, { batchSize: bs, epochs: warmEpochs, shuffle: false, verbose: 0, callbacks: { onBatchEnd: async () => markStep() } });
     xw.dispose();
     yw.dispose();
 
     const t0 = performance.now();
-    const history = await model.fit(ctx.x, ctx.y, { batchSize: bs, epochs: 1, shuffle: false, verbose: 0 });
+    const history = await model.fit(ctx.x, ctx.y, {
+      batchSize: bs,
+      epochs: ctx.epochs,
+      shuffle: false,
+      verbose: 0,
+      callbacks: { onBatchEnd: async () => markStep(), onEpochEnd: async () => markEpochEnd() },
+    });
     const seconds = (performance.now() - t0) / 1000;
-    const loss = history.history['loss']?.[0];
-    return { seconds, steps: batchesPerEpoch(ctx.samples, bs), finalLoss: typeof loss === 'number' ? loss : Number.NaN };
+    const loss = history.history['loss']?.[ctx.epochs - 1];
+    return { seconds, steps: batchesPerEpoch(ctx.samples, bs) * ctx.epochs, finalLoss: typeof loss === 'number' ? loss : Number.NaN };
   },
 };

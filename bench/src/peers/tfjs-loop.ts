@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { SkipError } from '../backend.js';
 import { INPUT_SIZE, LEARNING_RATE, NUM_CLASSES, batchesPerEpoch } from '../workload.js';
+import { markEpochEnd, markStep } from '../memory.js';
 import type { JsPeerRunner, PeerContext, PeerTiming } from './types.js';
 
 /**
@@ -51,14 +52,27 @@ export const tfjsLoop: JsPeerRunner = {
         return optimizer.minimize(() => tf.losses.softmaxCrossEntropy(yb, forward(xb)) as tf.Scalar, returnCost, vars) ?? undefined;
       });
 
-    for (let i = 0; i < ctx.warmupSteps; i++) step(i, false);
+    for (let i = 0; i < ctx.warmupSteps; i++) {
+      step(i, false);
+      markStep();
+    }
 
     const t0 = performance.now();
-    for (let i = 0; i + 1 < batches; i++) step(i, false);
-    const last = step(batches - 1, true);
+    let last: tf.Scalar | undefined;
+    for (let e = 0; e < ctx.epochs; e++) {
+      for (let i = 0; i + 1 < batches; i++) {
+        step(i, false);
+        markStep();
+      }
+      last?.dispose();
+      last = step(batches - 1, true);
+      markStep();
+      if (e + 1 < ctx.epochs) markEpochEnd();
+    }
     const finalLoss = last === undefined ? Number.NaN : (await last.data())[0]!;
     const seconds = (performance.now() - t0) / 1000;
+    markEpochEnd();
     last?.dispose();
-    return { seconds, steps: batches, finalLoss };
+    return { seconds, steps: batches * ctx.epochs, finalLoss };
   },
 };

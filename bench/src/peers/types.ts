@@ -4,7 +4,7 @@ import type { BenchConfig } from '../workload.js';
 
 export interface PeerContext {
   readonly config: BenchConfig;
-  /** All `samples` images, [samples, 784] float32 in [0, 1], built once before timing. */
+  /** All `samples` images, [samples, 784] float32 in [0, 1], built on first access (a second copy of the data set). */
   readonly x: tf.Tensor2D;
   /** One-hot labels, [samples, 10] float32. */
   readonly y: tf.Tensor2D;
@@ -14,7 +14,11 @@ export interface PeerContext {
   readonly oneHot: Float32Array;
   readonly samples: number;
   readonly warmupSteps: number;
+  /** Epochs of the timed span (1, or more for the RSS growth check); the peer calls markEpochEnd() after each. */
+  readonly epochs: number;
   readonly backend: BackendInfo;
+  /** A memory reading at a named stage of the run (printed with `--stages`). */
+  readonly onStage: (name: string) => void;
 }
 
 export interface PeerTiming {

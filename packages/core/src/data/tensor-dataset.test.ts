@@ -85,12 +85,16 @@ describe('TensorDataset.from', () => {
     floats.dispose();
   });
 
-  it('turns arrays into tensors once, at construction, not per batch', () => {
+  it('keeps array columns in host memory (no tensor of the whole data set) and makes each batch from their rows', () => {
     const ds = TensorDataset.from({ x: { data: [1, 2, 3, 4], shape: [4] } });
     const afterConstruction = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) tf.dispose(ds.getBatch({ start: 0, end: 2 }));
+    expect(afterConstruction - before).toBe(0);
+    for (let i = 0; i < 3; i++) {
+      const b = ds.getBatch({ start: 1, end: 3 });
+      expect(b.x!.arraySync()).toEqual([2, 3]);
+      tf.dispose(b);
+    }
     expect(tf.memory().numTensors).toBe(afterConstruction);
-    expect(afterConstruction - before).toBe(1);
     ds.dispose();
   });
 
@@ -240,7 +244,79 @@ describe('TensorDataset.subset and getBatch', () => {
   });
 });
 
+/** Bytes of data copies in host memory since `from`: array buffers outside V8's heap, plus tensor bytes in a wasm heap. */
+function copyMeter() {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const heap = (): number => ((tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.byteLength ?? 0);
+  const snapshot = () => {
+    gc();
+    gc();
+    return { external: process.memoryUsage().external, heap: heap(), tensors: tf.memory().numBytes };
+  };
+  const from = snapshot();
+  return (): number => {
+    const now = snapshot();
+    // Native tensors live outside both: count every tensor byte there is (tf.memory counts them on every backend).
+    const outsideHeap = now.external - from.external - (now.heap - from.heap);
+    return Math.max(0, outsideHeap) + (now.tensors - from.tensors);
+  };
+}
+
 describe('memory of in-memory data', () => {
+  it('a DataLoader over typed arrays the caller keeps adds no copy of them: neither tensors nor converted arrays', async () => {
+    const rows = 8_000;
+    const features = 784;
+    // Kept by the caller for the whole test, as a script keeps what it loaded: the pixels as bytes, the labels as int32.
+    const pixels = new Uint8Array(rows * features).fill(7);
+    const labels = new Int32Array(rows).fill(3);
+    const bytes = pixels.byteLength + labels.byteLength;
+    const meter = copyMeter();
+    const loader = new DataLoader<tf.Tensor[]>(
+      [
+        { data: pixels, shape: [rows, features], dtype: 'float32' },
+        { data: labels, shape: [rows] },
+      ],
+      { batchSize: 256, shuffle: true, seed: 2 },
+    );
+    const afterBuild = meter();
+    let seen = 0;
+    for await (const [x, y] of loader.batches(1)) {
+      if (seen === 0) {
+        expect(x!.dtype).toBe('float32');
+        expect(x!.dataSync()[0]).toBe(7);
+        expect(y!.dataSync()[0]).toBe(3);
+      }
+      seen += x!.shape[0]!;
+      tf.dispose([x!, y!]);
+    }
+    const afterEpoch = meter();
+    loader.dispose();
+    expect(seen).toBe(rows);
+    const mb = (x: number): string => `${(x / 2 ** 20).toFixed(1)} MB`;
+    // A copy would be >= 1x the data (4x for the pixels as float32 tensors or arrays); batches are freed.
+    expect(afterBuild, `${mb(afterBuild)} added for ${mb(bytes)} of data on ${tf.getBackend()}`).toBeLessThan(0.1 * bytes);
+    expect(afterEpoch, `${mb(afterEpoch)} added after an epoch for ${mb(bytes)} of data on ${tf.getBackend()}`).toBeLessThan(0.1 * bytes);
+  });
+
+  it('a DataLoader over tensors slices them: no clone or cast of the whole data set, before or after an epoch', async () => {
+    const x = tf.fill([6_000, 784], 0.5);
+    const y = tf.fill([6_000], 1, 'int32');
+    const numBytes = tf.memory().numBytes;
+    const loader = new DataLoader<tf.Tensor[]>([x, y], { batchSize: 500, shuffle: true, seed: 3 });
+    expect(tf.memory().numBytes).toBe(numBytes);
+    let batches = 0;
+    for await (const batch of loader.batches(0)) {
+      batches++;
+      tf.dispose(batch);
+    }
+    expect(batches).toBe(12);
+    expect(tf.memory().numBytes).toBe(numBytes);
+    loader.dispose();
+    expect(x.isDisposed || y.isDisposed).toBe(false); // the caller's tensors stay the caller's
+    tf.dispose([x, y]);
+  });
+
   it('a DataLoader over typed arrays holds one copy of the data set (the tensors), not a second one, also after a shuffled epoch', async () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;

@@ -60,11 +60,27 @@ export type TensorDatasetOptions = z.input<typeof tensorDatasetOptionsSchema>;
 
 type Kind = 'tensor' | 'array' | 'record';
 
-/** The tensors shared by a data set and its subsets; freed when the last of them is disposed. */
+/**
+ * A column kept in host memory as a flat typed array (the caller's own, or one built from number
+ * arrays or records): each batch copies its rows into a fresh tensor. The array is never copied
+ * whole, so the data set costs no second copy of the data on any backend.
+ */
+interface HostColumn {
+  readonly data: TypedArray;
+  readonly shape: readonly number[];
+  readonly rank: number;
+  readonly dtype: ColumnDtype;
+  /** Values per row. */
+  readonly rowSize: number;
+}
+
+type StoredColumn = tf.Tensor | HostColumn;
+
+/** The columns shared by a data set and its subsets; freed when the last of them is disposed. */
 interface Storage {
   readonly kind: Kind;
   readonly names: readonly string[];
-  readonly columns: readonly tf.Tensor[];
+  readonly columns: StoredColumn[];
   readonly owned: readonly tf.Tensor[];
   readonly rows: number;
   refs: number;
@@ -77,14 +93,19 @@ export interface RowRange {
 }
 
 /**
- * In-memory data as tensors with one row per sample, turned into tensors once at construction.
- * A batch has the structure of the source: a tensor for a tensor, an array for an array of
- * columns (`[x, y]`), a record for a record of columns or an array of records (`{ x, y }`).
+ * In-memory data with one row per sample. A batch has the structure of the source: a tensor for a
+ * tensor, an array for an array of columns (`[x, y]`), a record for a record of columns or an array
+ * of records (`{ x, y }`).
  *
- * Tensors you pass stay yours: `dispose()` frees only the tensors the data set created (from
- * arrays, typed arrays, casts). A typed array you pass may back the tensor without a copy on some
- * backends: do not change it afterwards. A `subset` shares its parent's tensors; they are freed
- * once the parent and every subset are disposed.
+ * Memory: one copy of the data, never two. Tensor columns are sliced (or gathered) per batch. Typed
+ * array columns stay the caller's arrays, in host memory, not copied: each batch copies its rows
+ * into a fresh tensor (converting to the column's dtype, e.g. Uint8 pixels to int32, one batch at a
+ * time). Do not change such an array while the data set lives. Number arrays and arrays of records
+ * are packed once into typed arrays the data set holds.
+ *
+ * Tensors you pass stay yours: `dispose()` frees only the tensors the data set created (casts). A
+ * `subset` shares its parent's columns; they are released once the parent and every subset are
+ * disposed.
  */
 export class TensorDataset<B extends TensorBatch = TensorBatch> {
   private readonly storage: Storage;
@@ -200,10 +221,13 @@ export class TensorDataset<B extends TensorBatch = TensorBatch> {
     }
     const { kind, names, columns } = this.storage;
     return tf.tidy(() => {
-      const index = gather === undefined ? undefined : tf.tensor1d(gather, 'int32');
-      const parts = columns.map((column) =>
-        index === undefined ? tf.slice(column, range!.start, range!.end - range!.start) : tf.gather(column, index),
-      );
+      let index: tf.Tensor1D | undefined;
+      const parts = columns.map((column) => {
+        if (!(column instanceof tf.Tensor)) return hostBatch(column, range, gather);
+        if (gather === undefined) return tf.slice(column, range!.start, range!.end - range!.start);
+        index ??= tf.tensor1d(gather, 'int32');
+        return tf.gather(column, index);
+      });
       return assemble(kind, names, parts);
     }) as B;
   }
@@ -216,7 +240,11 @@ export class TensorDataset<B extends TensorBatch = TensorBatch> {
     if (this.disposed) return;
     this.disposed = true;
     this.storage.refs--;
-    if (this.storage.refs === 0) tf.dispose(this.storage.owned as tf.Tensor[]);
+    if (this.storage.refs === 0) {
+      tf.dispose(this.storage.owned as tf.Tensor[]);
+      // Let go of the host arrays too (a disposed loader that is still referenced keeps nothing).
+      this.storage.columns.length = 0;
+    }
   }
 
   private checkAlive(method: string): void {
@@ -224,6 +252,26 @@ export class TensorDataset<B extends TensorBatch = TensorBatch> {
       throw new DataError(`TensorDataset.${method}: this data set was disposed; create a new one.`);
     }
   }
+}
+
+/** The rows of a host column as a fresh tensor of its dtype: a contiguous range, or gathered rows. */
+function hostBatch(column: HostColumn, range: RowRange | undefined, gather: Int32Array | undefined): tf.Tensor {
+  const { data, rowSize, dtype } = column;
+  const count = range === undefined ? gather!.length : range.end - range.start;
+  const out = allocate(dtype, count * rowSize);
+  if (range !== undefined) {
+    out.set(data.subarray(range.start * rowSize, range.end * rowSize));
+  } else {
+    for (let k = 0; k < count; k++) {
+      const r = gather![k]!;
+      out.set(data.subarray(r * rowSize, (r + 1) * rowSize), k * rowSize);
+    }
+  }
+  return tf.tensor(out, [count, ...column.shape.slice(1)], dtype);
+}
+
+function hostColumn(data: TypedArray, shape: readonly number[], dtype: ColumnDtype): HostColumn {
+  return { data, shape, rank: shape.length, dtype, rowSize: shape.slice(1).reduce((a, b) => a * b, 1) };
 }
 
 function assemble(kind: Kind, names: readonly string[], parts: tf.Tensor[]): TensorBatch {
@@ -245,13 +293,13 @@ type Dtypes = Readonly<Record<string, ColumnDtype>> | undefined;
 interface Built {
   kind: Kind;
   names: string[];
-  columns: tf.Tensor[];
+  columns: StoredColumn[];
 }
 
 function buildColumns(source: TensorDatasetSource, dtypes: Dtypes, owned: tf.Tensor[]): Built {
   if (source instanceof tf.Tensor || isColumnData(source)) {
     if (dtypes !== undefined) throw dtypesNeedNames('a single column');
-    return { kind: 'tensor', names: ['the tensor'], columns: [toTensor(source, 'the column', undefined, owned)] };
+    return { kind: 'tensor', names: ['the tensor'], columns: [toColumn(source, 'the column', undefined, owned)] };
   }
   if (Array.isArray(source)) {
     const items = source as readonly unknown[];
@@ -264,11 +312,11 @@ function buildColumns(source: TensorDatasetSource, dtypes: Dtypes, owned: tf.Ten
       return {
         kind: 'array',
         names,
-        columns: items.map((c, i) => toTensor(c as Column, `column ${i}`, undefined, owned)),
+        columns: items.map((c, i) => toColumn(c as Column, `column ${i}`, undefined, owned)),
       };
     }
     if (items.every(isPlainObject)) {
-      return fromRecords(items as readonly Readonly<Record<string, unknown>>[], dtypes, owned);
+      return fromRecords(items as readonly Readonly<Record<string, unknown>>[], dtypes);
     }
     const bad = items.findIndex((c) => !(c instanceof tf.Tensor || isColumnData(c) || isPlainObject(c)));
     throw new DataError(
@@ -289,7 +337,7 @@ function buildColumns(source: TensorDatasetSource, dtypes: Dtypes, owned: tf.Ten
           `TensorDataset: column '${name}' is ${describeValue(column)}; a column is a tensor or { data, shape, dtype? }.`,
         );
       }
-      return toTensor(column, `column '${name}'`, dtypes?.[name], owned);
+      return toColumn(column, `column '${name}'`, dtypes?.[name], owned);
     });
     return { kind: 'record', names, columns };
   }
@@ -317,7 +365,7 @@ function checkDtypeNames(dtypes: Dtypes, names: readonly string[], what: 'column
 }
 
 /** The rows every column has; DataError when they differ or there are none. */
-function checkRows(kind: Kind, names: readonly string[], columns: readonly tf.Tensor[]): number {
+function checkRows(kind: Kind, names: readonly string[], columns: readonly StoredColumn[]): number {
   const label = (i: number) => (kind === 'tensor' ? 'the tensor' : kind === 'array' ? `column ${i}` : `column '${names[i]}'`);
   columns.forEach((c, i) => {
     if (c.rank === 0) {
@@ -366,7 +414,7 @@ function defaultDtype(data: TypedArray | number[]): ColumnDtype {
   return INT_ARRAYS.some((T) => data instanceof T) ? 'int32' : 'float32';
 }
 
-function toTensor(column: Column, label: string, dtype: ColumnDtype | undefined, owned: tf.Tensor[]): tf.Tensor {
+function toColumn(column: Column, label: string, dtype: ColumnDtype | undefined, owned: tf.Tensor[]): StoredColumn {
   if (column instanceof tf.Tensor) {
     if (dtype === undefined || dtype === column.dtype) return column;
     const cast = tf.cast(column, dtype);
@@ -392,32 +440,34 @@ function toTensor(column: Column, label: string, dtype: ColumnDtype | undefined,
     throw new DataError(`TensorDataset: ${label} has shape [${shape.join(',')}], which needs ${size} values, but its data has ${data.length}.`);
   }
   const target = dtype ?? column.dtype ?? defaultDtype(data);
-  const values = convert(data, target, label);
-  const tensor = tf.tensor(values, shape, target);
-  owned.push(tensor);
-  return tensor;
+  check(data, target, label);
+  // A typed array stays the caller's (no copy; batches convert their rows); a number array is packed once.
+  return hostColumn(Array.isArray(data) ? allocateFrom(target, data) : (data as TypedArray), shape, target);
 }
 
-/** The data as the typed array tfjs stores for `dtype`, checked: int32 needs integers, bool 0 or 1. */
-function convert(data: TypedArray | number[], dtype: ColumnDtype, label: string): Float32Array | Int32Array | Uint8Array {
-  if (dtype === 'float32') return data instanceof Float32Array ? data : Float32Array.from(data);
+/** Checks that the values fit `dtype`: int32 needs 32-bit integers, bool 0 or 1 (float32 takes any number). */
+function check(data: TypedArray | number[], dtype: ColumnDtype, label: string): void {
+  if (dtype === 'float32') return;
   if (dtype === 'int32') {
-    if (data instanceof Int32Array) return data;
-    if (!INT_ARRAYS.some((T) => data instanceof T)) {
-      for (let i = 0; i < data.length; i++) {
-        const v = data[i]!;
-        if (!Number.isInteger(v) || v < -0x8000_0000 || v > 0x7fff_ffff) {
-          throw new DataError(`TensorDataset: ${label} is int32, but value ${i} is ${v}, not a 32-bit integer.`);
-        }
+    if (data instanceof Int32Array || INT_ARRAYS.some((T) => data instanceof T)) return;
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i]!;
+      if (!Number.isInteger(v) || v < -0x8000_0000 || v > 0x7fff_ffff) {
+        throw new DataError(`TensorDataset: ${label} is int32, but value ${i} is ${v}, not a 32-bit integer.`);
       }
     }
-    return Int32Array.from(data);
+    return;
   }
   for (let i = 0; i < data.length; i++) {
     const v = data[i]!;
     if (v !== 0 && v !== 1) throw new DataError(`TensorDataset: ${label} is bool, but value ${i} is ${v}, not 0 or 1.`);
   }
-  return data instanceof Uint8Array ? data : Uint8Array.from(data);
+}
+
+function allocateFrom(dtype: ColumnDtype, data: readonly number[]): Float32Array | Int32Array | Uint8Array {
+  const out = allocate(dtype, data.length);
+  out.set(data);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -432,7 +482,7 @@ interface FieldSpec {
   dtype: ColumnDtype;
 }
 
-function fromRecords(rows: readonly Readonly<Record<string, unknown>>[], dtypes: Dtypes, owned: tf.Tensor[]): Built {
+function fromRecords(rows: readonly Readonly<Record<string, unknown>>[], dtypes: Dtypes): Built {
   const first = rows[0]!;
   const names = Object.keys(first);
   if (names.length === 0) throw new DataError('TensorDataset: row 0 has no fields; each row needs at least one ({ x: [...], y: 1 }).');
@@ -461,11 +511,7 @@ function fromRecords(rows: readonly Readonly<Record<string, unknown>>[], dtypes:
       fill(buffers[f]!, r * spec.size, row[spec.name], spec, 0, r);
     });
   });
-  const columns = specs.map((spec, f) => {
-    const t = tf.tensor(buffers[f]!, [n, ...spec.shape], spec.dtype);
-    owned.push(t);
-    return t;
-  });
+  const columns = specs.map((spec, f) => hostColumn(buffers[f]!, [n, ...spec.shape], spec.dtype));
   return { kind: 'record', names, columns };
 }
 

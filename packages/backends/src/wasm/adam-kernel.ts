@@ -75,12 +75,13 @@ export const applyAdamWasm: KernelFunc = ({ inputs, backend, attrs }) => {
   const next = wasm.typedArrayFromHeap(out) as Float32Array;
   const mm = state.m;
   const vv = state.v;
+  // Intermediates in float64, rounded to float32 where stored: within a few float32 ulps of the
+  // tfjs ops (which round every intermediate; 4e-7 relative after 50 steps), at half the time of
+  // rounding each one with Math.fround, which measured no faster than the 12 tfjs kernels.
   const b1 = step.oneMinusBeta1;
   const b2 = step.oneMinusBeta2;
   const alpha = step.alpha;
   const eps = step.epsilon;
-  // Intermediates in float64, rounded to float32 where stored: within float32 rounding of the tfjs
-  // ops (which round every intermediate), at half the time of rounding each one (Math.fround).
   for (let i = 0; i < size; i++) {
     const gi = g[i]!;
     const mi = mm[i]!;

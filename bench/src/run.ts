@@ -8,10 +8,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mnistFiles } from '@flint/example-mnist/mnist-data';
 import { USAGE, parseBenchArgs, type BenchOptions } from './args.js';
+import { type Ceiling, ceilingLines } from './ceiling.js';
 import { lastLines, log, pythonFor, runProcess, tagged } from './procs.js';
 import { runScale } from './scale.js';
 import { ratios, summarize, toMarkdown, type BenchReport, type Failure, type Skip } from './summary.js';
-import { SKIP_EXIT_CODE, isJsPeer, type Backend, type Peer, type RunResult } from './workload.js';
+import { CONFIGS, SKIP_EXIT_CODE, isJsPeer, type Backend, type Peer, type RunResult } from './workload.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const benchDir = path.resolve(here, '..');
@@ -95,6 +96,7 @@ async function main(): Promise<void> {
     }
   }
 
+  const ceilings: Ceiling[] = [];
   const files = mnistFiles('train');
   const total = options.runs * options.configs.length * cells.length;
   let done = 0;
@@ -131,6 +133,16 @@ async function main(): Promise<void> {
           log(`${prefix}: FAILED ${message}`);
         }
       }
+      // wasm's matmul ceiling for this MLP, under the same load as the runs beside it (ceiling.ts).
+      if (cells.some((c) => c.backend === 'wasm-flint') && CONFIGS[config].conv === undefined) {
+        const out = await runProcess(process.execPath, [path.join(here, 'ceiling.js'), '--config', config], options.timeoutSec);
+        const json = tagged(out.stdout, 'BENCH_CEILING');
+        if (out.code === 0 && json !== undefined) {
+          const c = JSON.parse(json) as Ceiling;
+          ceilings.push(c);
+          log(`run ${run} ${config} wasm matmul ceiling: ${Math.round(c.samplesPerSec).toLocaleString('en-US')} samples/s (${(c.flopPerSec / 1e9).toFixed(1)} GFLOP/s, ${c.threads} thread(s))`);
+        } else log(`run ${run} ${config} wasm matmul ceiling: FAILED exit ${out.code}: ${lastLines(out.stderr)}`);
+      }
     }
   }
 
@@ -150,10 +162,11 @@ async function main(): Promise<void> {
     skipped,
     failures,
   };
-  const markdown = toMarkdown(report);
+  const flintWasm = (config: string) => cellSummaries.find((c) => c.peer === 'flint' && c.backend === 'wasm-flint' && c.config === config)?.median;
+  const markdown = [toMarkdown(report).trimEnd(), ...ceilingLines(ceilings, flintWasm), ''].join('\n');
   const outDir = options.outDir ?? path.join(benchDir, 'results');
   await mkdir(outDir, { recursive: true });
-  await writeFile(path.join(outDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(path.join(outDir, 'latest.json'), `${JSON.stringify({ ...report, ceilings }, null, 2)}\n`);
   await writeFile(path.join(outDir, 'latest.md'), markdown);
   log('');
   log(markdown);

@@ -106,14 +106,14 @@ export function fastBatchMatMul(
 
     if (bB === 1) {
       // Fold A's batch into its rows: one [bA·m, k]·[k, n] product.
-      const An = transposeA ? s.transpose(A, [0, 2, 1]) : A;
-      const Bn = transposeB ? s.transpose(B, [0, 2, 1]) : B;
+      const An = transposeA ? s.swapLastTwo(A) : A;
+      const Bn = transposeB ? s.swapLastTwo(B) : B;
       const C = s.track(callOriginal(s.reshape(An, [1, bA * m, k]), Bn, false, false));
       return s.reshape(C, outShape);
     }
     if (bA === 1) {
       // A·[B1 B2 ...]: lay B's batch side by side as columns, one [m, k]·[k, bB·n] product.
-      const An = transposeA ? s.transpose(A, [0, 2, 1]) : A;
+      const An = transposeA ? s.swapLastTwo(A) : A;
       const Bcols = s.reshape(s.transpose(B, transposeB ? [2, 0, 1] : [1, 0, 2]), [1, k, bB * n]);
       const C = s.track(callOriginal(An, Bcols, false, false)); // [1, m, bB·n]
       const perBatch = s.transpose(s.reshape(C, [m, bB, n]), [1, 0, 2]);
@@ -123,8 +123,8 @@ export function fastBatchMatMul(
     if (m * k * n < SPLIT_BATCH_MIN_WORK) {
       return s.reshape(s.track(callOriginal(A, B, transposeA, transposeB)), outShape);
     }
-    const An = transposeA ? s.transpose(A, [0, 2, 1]) : A;
-    const Bn = transposeB ? s.transpose(B, [0, 2, 1]) : B;
+    const An = transposeA ? s.swapLastTwo(A) : A;
+    const Bn = transposeB ? s.swapLastTwo(B) : B;
     const parts: TensorInfo[] = [];
     for (let i = 0; i < bA; i++) {
       const ai = s.run('Slice', { x: An }, { begin: [i, 0, 0], size: [1, m, k] });
@@ -225,8 +225,8 @@ export function fastFusedMatMul(
       // Transpose explicitly and fold A's batch into rows: one fused 2-D product.
       const A = batchAs3d(s, a, outerA, outer);
       const B = s.reshape(b, [1, ...b.shape.slice(-2)]);
-      const An = transposeA ? s.transpose(A, [0, 2, 1]) : A;
-      const Bn = transposeB ? s.transpose(B, [0, 2, 1]) : B;
+      const An = transposeA ? s.swapLastTwo(A) : A;
+      const Bn = transposeB ? s.swapLastTwo(B) : B;
       const folded = s.reshape(An, [1, A.shape[0]! * m, k]);
       const C = s.track(callOriginal({ ...inputs, a: folded, b: Bn }, false, false));
       return s.reshape(C, outShape);

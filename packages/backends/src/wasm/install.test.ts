@@ -98,7 +98,7 @@ describe('installWasmImprovements', () => {
     });
     expect(report.summary).toBe(
       'wasm: 1 thread, fast matmul (BatchMatMul, _FusedMatMul), fewer copies (Identity, Slice, StridedSlice, SplitV, Unpack), fixed (MaxPoolGrad), XNNPACK (Conv2DBackpropInput), ' +
-        'layer kernels (Linear, crossEntropy), ' +
+        'layer kernels (Linear, crossEntropy, Adam), ' +
         'added UnsortedSegmentSum, Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter [cpu fallback], ' +
         'DepthwiseConv2dNativeBackpropInput [cpu fallback], Einsum [cpu fallback]',
     );

@@ -8,6 +8,7 @@ import { fastMatmulKernels } from './fast-matmul.js';
 import { fewerCopiesKernels } from './fewer-copies.js';
 import { cpuProbe } from './idle-cpus.js';
 import { fasterKernelConfigs, fixedKernelConfigs, missingKernelConfigs } from './gradient-kernels.js';
+import { adamKernelConfigs } from './adam-kernel.js';
 import { layerKernelConfigs } from './layer-kernels.js';
 import {
   AUTO_WASM_THREADS_CAP,
@@ -128,7 +129,7 @@ async function install(options: ResolvedWasmImprovementsOptions): Promise<WasmSe
       replaceKernels(fasterKernelConfigs(stockKernels('fallbackKernels', pkg, ['Conv2DBackpropInput'] as const)), replaced);
     }
     if (options.layerKernels) {
-      for (const config of layerKernelConfigs()) {
+      for (const config of [...layerKernelConfigs(), ...adamKernelConfigs()]) {
         if (tf.getKernel(config.kernelName, 'wasm') !== undefined) continue; // registered by someone else
         tf.registerKernel(config);
         layer.push(config.kernelName);
@@ -335,7 +336,7 @@ function makeReport(
     ...group('fewer copies', ['Identity', 'Slice', 'StridedSlice', 'SplitV', 'Unpack']),
     ...group('fixed', ['MaxPoolGrad']),
     ...group('XNNPACK', ['Conv2DBackpropInput']),
-    ...(options.layerKernels ? ['layer kernels (Linear, crossEntropy)'] : []),
+    ...(options.layerKernels ? ['layer kernels (Linear, crossEntropy, Adam)'] : []),
     ...(added.length > 0
       ? [`added ${added.map((k) => (k.via === 'wasm' ? k.name : `${k.name} [cpu fallback]`)).join(', ')}`]
       : []),

@@ -2,6 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
+/** Side of the square tiles `swapLastTwo` copies (8×8: wider tiles lose to cache conflicts at power-of-two row lengths, 512×512 0.36 ms against 0.58 with 32×32). */
+const TILE = 8;
+
 /** Inputs of a kernel call: named tensors, or a list (Concat, AddN, Einsum). */
 export type KernelInputs = Record<string, TensorInfo | undefined> | TensorInfo[];
 
@@ -40,6 +43,36 @@ export class KernelScope {
 
   transpose(x: TensorInfo, perm: number[]): TensorInfo {
     return this.run('Transpose', { x }, { perm });
+  }
+
+  /**
+   * `x` ([batch, r, c]) with its last two dimensions swapped ([batch, c, r]): float32 in a tiled
+   * JavaScript loop over heap views, about 4x faster than the wasm Transpose kernel on MLP-sized
+   * matrices (which walks the output with a general strided index); other dtypes through Transpose.
+   */
+  swapLastTwo(x: TensorInfo): TensorInfo {
+    if (x.dtype !== 'float32' || x.shape.length !== 3) return this.transpose(x, [0, 2, 1]);
+    const [batch, r, c] = x.shape as [number, number, number];
+    // The input first (moving it here allocates), then the output, then views: an allocation can grow
+    // the heap and detach views taken before it.
+    this.backend.dataIdMap.get(x.dataId);
+    const out = this.track(this.backend.makeOutput([batch, c, r], 'float32'));
+    const src = this.backend.typedArrayFromHeap(x);
+    const dst = this.backend.typedArrayFromHeap(out);
+    const T = TILE;
+    for (let b = 0, o = 0; b < batch; b++, o += r * c) {
+      for (let i0 = 0; i0 < r; i0 += T) {
+        const i1 = Math.min(i0 + T, r);
+        for (let j0 = 0; j0 < c; j0 += T) {
+          const j1 = Math.min(j0 + T, c);
+          for (let i = i0; i < i1; i++) {
+            const row = o + i * c;
+            for (let j = j0; j < j1; j++) dst[o + j * r + i] = src[row + j]!;
+          }
+        }
+      }
+    }
+    return out;
   }
 
   /** A tensor of `shape` filled with `value` (also fine for empty shapes). */

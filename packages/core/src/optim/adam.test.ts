@@ -68,7 +68,8 @@ describe('FlintAdam', () => {
   it('the fused native update and the tfjs-ops update agree', () => {
     const a = runWith(() => adam({ native: true }), 50);
     const b = runWith(() => adam({ native: false }), 50);
-    expectClose(a, b, 1e-7);
+    // TensorFlow's kernel rounds as the tfjs ops do; wasm's (@flint/backends) computes in float64.
+    expectClose(a, b, tf.getBackend() === 'wasm' ? 1e-6 : 1e-7);
   });
 
   it('follows learning-rate changes between steps (as schedulers make them) and non-default betas', () => {

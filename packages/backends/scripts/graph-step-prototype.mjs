@@ -1,19 +1,23 @@
 // Prototype measurement: one MLP training step (forward, backward, Adam through ResourceApplyAdam on
 // resource variables, as Flint's native Adam kernel does) run eagerly, op by op, against the same
 // step traced once and replayed as one TensorFlow function call. Same process, alternating blocks,
-// median per-step time. Usage: node scripts/graph-step-prototype.mjs [hidden=128[,128]] [batch=64] [steps=100]
+// median per-step time. Usage: node scripts/graph-step-prototype.mjs [hidden=128[,128]] [batch=64] [steps=100] [ops=flint|tfjs]
+// ops=flint (default): the layers and loss as Flint's Linear and crossEntropy run them (its fused
+// dense and cross-entropy kernels, int labels); ops=tfjs: tf.matMul/add/relu and tf.losses.softmaxCrossEntropy.
 // Needs the native backend built by `pnpm setup-native`.
 process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
 const tf = await import('@tensorflow/tfjs');
 await import('@tensorflow/tfjs-node');
 await tf.setBackend('tensorflow');
 const { installNativeKernels } = await import('../dist/index.js');
+const { crossEntropy, DENSE_KERNEL } = await import('@flint/core');
 const { compileStep } = await import('../dist/tensorflow/graph/trace.js');
 installNativeKernels();
 
 const hidden = (process.argv[2] ?? '128').split(',').map(Number);
 const batch = Number(process.argv[3] ?? 64);
 const steps = Number(process.argv[4] ?? 100);
+const flintOps = (process.argv[5] ?? 'flint') === 'flint';
 const b = tf.backend();
 const t = b.binding;
 const sizes = [784, ...hidden, 10];
@@ -60,6 +64,13 @@ function makeState() {
 const consts = { zero: scalar(0), b1: scalar(0.9), b2: scalar(0.999), eps: scalar(1e-7) };
 
 function loss(x, y, ps) {
+  if (flintOps) {
+    let h = x;
+    for (let i = 0; i < ps.length; i += 2) {
+      h = tf.engine().runKernel(DENSE_KERNEL, { x: h, weight: ps[i], bias: ps[i + 1] }, { activation: i + 2 < ps.length ? 'relu' : 'linear' });
+    }
+    return crossEntropy(h, y);
+  }
   let h = x;
   for (let i = 0; i < ps.length; i += 2) {
     h = tf.add(tf.matMul(h, ps[i]), ps[i + 1]);
@@ -86,7 +97,8 @@ const alphaOf = (n) => 1e-3 * Math.sqrt(1 - 0.999 ** n) / (1 - 0.9 ** n);
 const xs = [], ys = [];
 for (let i = 0; i < 8; i++) {
   xs.push(tf.randomUniform([batch, 784], 0, 1, 'float32', 100 + i));
-  ys.push(tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 200 + i), 10).toFloat());
+  const labels = tf.randomUniform([batch], 0, 10, 'int32', 200 + i);
+  ys.push(flintOps ? labels : tf.oneHot(labels, 10).toFloat());
 }
 
 function eagerStep(state, i) {
@@ -148,6 +160,6 @@ for (let round = 0; round < 7; round++) {
 }
 const median = (a) => [...a].sort((p, q) => p - q)[a.length >> 1];
 const me = median(times.eager), mg = median(times.graph);
-console.log(`MLP ${sizes.join('-')} b${batch}: eager ${me.toFixed(3)} ms/step, one call ${mg.toFixed(3)} ms/step, ratio ${(me / mg).toFixed(2)}x`);
+console.log(`MLP ${sizes.join('-')} b${batch} (${flintOps ? "Flint's kernels" : 'tfjs ops'}): eager ${me.toFixed(3)} ms/step, one call ${mg.toFixed(3)} ms/step, ratio ${(me / mg).toFixed(2)}x`);
 tf.dispose([...e.params, ...g.params]);
 console.log(`tensors: ${before} before, ${tf.memory().numTensors} after (parameters disposed)`);

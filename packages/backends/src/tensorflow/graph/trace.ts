@@ -31,7 +31,6 @@ export type StepInput = tf.Tensor | RawInput;
 /** TensorFlow ops whose result is not a function of their inputs (replaying the recorded graph would not be the same step). */
 const RANDOM_OPS = /^(Random|StatelessRandom|TruncatedNormal|Multinomial|ParameterizedTruncatedNormal)/;
 
-
 interface GraphBinding extends TfBinding {
   registerGraphFunction(name: string, graphDef: Uint8Array, inputs: readonly string[], outputs: readonly string[]): void;
   removeFunction(name: string): void;
@@ -249,7 +248,9 @@ type Entry = { kind: 'tracing'; calls: number; graph?: Uint8Array } | { kind: 'c
  * are recorded; if both recordings are the same graph it is registered, and later calls are one
  * TensorFlow call, with the same numbers. Otherwise that signature stays eager (`onFallback` says
  * why). `fn` must use only `inputs` and tensors it makes itself, and must not keep tensors from a
- * call (the outputs are returned to the caller). Needs the native backend built by `setup-native`;
+ * call (the outputs are returned to the caller). Tensors it makes from JavaScript values are frozen
+ * at tracing (equal in the first two calls is all that is checked): pass anything that may change
+ * later, such as a scheduled learning rate, as an input. Needs the native backend built by `setup-native`;
  * on any other backend every call runs eagerly.
  */
 export function compileStep(fn: (inputs: readonly StepInput[]) => tf.Tensor[], options: CompileStepOptions = {}): CompiledStep {

@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { addonPath, locateTfjsNode, TFJS_NODE } from './locate.js';
 
-export type NativeProbeResult = { ok: true; tfVersion: string; path: string } | { ok: false; reason: string };
+/** `graphFunctions`: the addon has Flint's `registerGraphFunction` (a build by this version of setup-native). */
+export type NativeProbeResult = { ok: true; tfVersion: string; path: string; graphFunctions: boolean } | { ok: false; reason: string };
 
 /**
  * The environment of the child that loads TensorFlow: TF_CPP_MIN_LOG_LEVEL=2 hides TensorFlow's
@@ -28,7 +29,7 @@ try {
     const version = tf.backend().binding.TF_Version;
     const c = Array.from(tf.matMul(tf.tensor2d([[1, 2], [3, 4]]), tf.tensor2d([[5, 6], [7, 8]])).dataSync());
     if (c.join() !== '19,22,43,50') out({ ok: false, reason: 'a 2x2 matmul gave [' + c.join(', ') + '] instead of [19, 22, 43, 50]' });
-    else out({ ok: true, tfVersion: String(version) });
+    else out({ ok: true, tfVersion: String(version), graphFunctions: typeof tf.backend().binding.registerGraphFunction === 'function' });
   }
 } catch (e) {
   out({ ok: false, reason: String((e && e.message) || e).split('\\n')[0] });
@@ -51,8 +52,8 @@ export async function checkTfjsNodeInChild(dir: string, timeoutMs = 120_000): Pr
     child.on('close', (code, signal) => {
       const line = stdout.split('\n').find((l) => l.startsWith(MARK));
       if (line !== undefined) {
-        const r = JSON.parse(line.slice(MARK.length)) as { ok: true; tfVersion: string } | { ok: false; reason: string };
-        resolve(r.ok ? { ok: true, tfVersion: r.tfVersion, path: dir } : { ok: false, reason: `${TFJS_NODE} at ${dir} does not work: ${r.reason}` });
+        const r = JSON.parse(line.slice(MARK.length)) as { ok: true; tfVersion: string; graphFunctions: boolean } | { ok: false; reason: string };
+        resolve(r.ok ? { ok: true, tfVersion: r.tfVersion, path: dir, graphFunctions: r.graphFunctions } : { ok: false, reason: `${TFJS_NODE} at ${dir} does not work: ${r.reason}` });
         return;
       }
       const tail = stderr.trim().split('\n').slice(-3).join(' | ');

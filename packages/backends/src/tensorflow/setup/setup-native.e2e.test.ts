@@ -149,7 +149,8 @@ describe('setupNative on a fresh project (real wheel, real build)', () => {
 
   it('probeNativeBackend sees the build, and reports a broken one without harming this process', async (ctx) => {
     if (report === undefined) return ctx.skip(skipReason);
-    expect(await probeNativeBackend({ cwd: project.root })).toEqual({ ok: true, tfVersion: TENSORFLOW_VERSION, path: project.pkgDir });
+    // graphFunctions: the build has Flint's patch (registerGraphFunction), so compileStep can use it.
+    expect(await probeNativeBackend({ cwd: project.root })).toEqual({ ok: true, tfVersion: TENSORFLOW_VERSION, path: project.pkgDir, graphFunctions: true });
     const deps = join(project.pkgDir, 'deps');
     renameSync(deps, `${deps}.away`);
     try {

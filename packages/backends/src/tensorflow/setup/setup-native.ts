@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { BackendError, parseOptions } from '@flint/core';
 import { z } from 'zod';
 import { addonPath, detectPackageManager, installCommand, locateTfjsNode, TFJS_NODE, type PackageManager, type TfjsNodePackage } from './locate.js';
+import { patchBindingSources } from './patch.js';
 import { checkTfjsNodeInChild, clearNativeProbeCache, quietTensorFlowEnv } from './probe.js';
 import { acquireStaging, diskUsage, moveIntoPlace, rollBack } from './staging.js';
 import { checkPlatform, findToolchain, hostEnv, type HostEnv, type Toolchain } from './tools.js';
@@ -141,9 +142,14 @@ export async function setupNative(options?: SetupNativeOptions, host: HostEnv = 
       if (!existsSync(addon)) return { skipped: false as const, result: { ok: false as const, reason: `not built (no ${relative(pkg.dir, addon)})` } };
       return { skipped: false as const, result: await checkTfjsNodeInChild(pkg.dir) };
     },
-    (r) => (r.skipped ? 'skipped (force)' : r.result.ok ? `works, TensorFlow ${r.result.tfVersion}` : r.result.reason),
+    (r) =>
+      r.skipped
+        ? 'skipped (force)'
+        : r.result.ok
+          ? `works, TensorFlow ${r.result.tfVersion}${r.result.graphFunctions ? '' : ", but without Flint's graph functions (compileStep): rebuilding"}`
+          : r.result.reason,
   );
-  if (!existing.skipped && existing.result.ok) {
+  if (!existing.skipped && existing.result.ok && (existing.result.graphFunctions || opts.check)) {
     if (!opts.check) log('setup-native: the native backend already works; nothing to do (pass --force to rebuild)');
     return report('working', pkg, existing.result.tfVersion);
   }
@@ -357,6 +363,7 @@ async function stripLibraries(tools: Toolchain, libDir: string): Promise<string>
 /** Builds the addon in the staging folder (a copy of binding.gyp, binding/ and package.json beside the staged deps/); returns TF_Version. */
 async function buildAddon(tools: Toolchain, pkg: TfjsNodePackage, staging: string): Promise<string> {
   for (const entry of ['binding.gyp', 'binding', 'package.json']) cpSync(join(pkg.dir, entry), join(staging, entry), { recursive: true });
+  patchBindingSources(join(staging, 'binding'));
   let nodePreGyp: string;
   try {
     nodePreGyp = createRequire(join(pkg.dir, 'package.json')).resolve('@mapbox/node-pre-gyp/bin/node-pre-gyp');

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { adam, Callback, crossEntropy, DataLoader, Dropout, LightningModule, Linear, seedEverything, Sequential, type TrainerContext } from '@flint/core';
-import { expectNoLeak, randomClassificationDataset, type BoringBatch } from '@flint/core/testing';
+import { expectNoLeak, randomClassificationDataset, worstRelativeDifference, type BoringBatch } from '@flint/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Trainer, type BackendName, type TrainerOptions } from './index.js';
 import { probeNativeBackend } from '@flint/backends';
@@ -55,17 +55,6 @@ async function train(backend: BackendName, epochs: number, extra: Partial<Traine
   return { weights, history: trainer.history };
 }
 
-/** Largest difference relative to the reference's magnitude (RMS of each tensor, at least 1e-3). */
-function maxRelativeDiff(a: number[][], b: number[][]): number {
-  let worst = 0;
-  a.forEach((ta, i) => {
-    const tb = b[i]!;
-    const rms = Math.max(1e-3, Math.sqrt(ta.reduce((s, v) => s + v * v, 0) / ta.length));
-    ta.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - tb[j]!) / rms)));
-  });
-  return worst;
-}
-
 class SaveAt extends Callback {
   override readonly readsEpochMetrics = true;
   constructor(private readonly file: string) {
@@ -84,7 +73,7 @@ describe('backends agree', () => {
     const reference = await train('cpu', 2);
     for (const backend of backends.filter((b) => b !== 'cpu')) {
       const other = await train(backend, 2);
-      const diff = maxRelativeDiff(reference.weights, other.weights);
+      const diff = worstRelativeDifference(reference.weights, other.weights);
       expect(diff, `weights on ${backend} vs cpu`).toBeLessThan(1e-4);
       expect(diff, `weights on ${backend} vs cpu are computed, not copied`).toBeGreaterThan(0);
       other.history.forEach((r, i) => expect(r.metrics.train_loss!).toBeCloseTo(reference.history[i]!.metrics.train_loss!, 4));
@@ -98,7 +87,7 @@ describe('backends agree', () => {
       await train(from, 2, { callbacks: [new SaveAt(file)] });
       const resumed = await train(to, 2, {}, file);
       expect(resumed.history.map((r) => r.epoch)).toEqual([0, 1]);
-      expect(maxRelativeDiff(reference.weights, resumed.weights), `${from} -> ${to}`).toBeLessThan(1e-4);
+      expect(worstRelativeDifference(reference.weights, resumed.weights), `${from} -> ${to}`).toBeLessThan(1e-4);
     }
   });
 });
@@ -165,7 +154,7 @@ describe.runIf(process.env.FLINT_BACKEND === 'tensorflow')('training with Flint 
     const reference = await fit('cpu');
     const module = newModule(0);
     const full = await expectNoLeak(() => fit('tensorflow', {}, undefined, 0, module), 'native fit');
-    expect(maxRelativeDiff(weights(reference.module), weights(full.module))).toBeLessThan(1e-4);
+    expect(worstRelativeDifference(weights(reference.module), weights(full.module))).toBeLessThan(1e-4);
 
     // No TensorFlow handle is left behind either (the optimizer's resource variables included).
     const file = path.join(dir, 'mid.ckpt');

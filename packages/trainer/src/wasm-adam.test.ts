@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { installWasmImprovements, uninstallWasmImprovements } from '@flint/backends';
 import { adam, crossEntropy, DataLoader, LightningModule, Linear, seedEverything, Sequential } from '@flint/core';
-import { expectNoLeak, randomClassificationDataset, type BoringBatch } from '@flint/core/testing';
+import { expectNoLeak, randomClassificationDataset, worstRelativeDifference, type BoringBatch } from '@flint/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Trainer } from './trainer.js';
 
@@ -16,17 +16,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await uninstallWasmImprovements();
 });
-
-/** Largest |a - b| relative to the RMS of a (at least 1e-3), over all tensors. */
-function worstRelative(a: Float32Array[], b: Float32Array[]): number {
-  let worst = 0;
-  a.forEach((x, i) => {
-    const y = b[i]!;
-    const rms = Math.max(1e-3, Math.sqrt(x.reduce((s, v) => s + v * v, 0) / x.length));
-    x.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - y[j]!) / rms)));
-  });
-  return worst;
-}
 
 class Mlp extends LightningModule<BoringBatch> {
   net = new Sequential(new Linear(6, 32, { activation: 'relu' }), new Linear(32, 3));
@@ -62,7 +51,7 @@ describe('FlintAdam on wasm through a Trainer fit', () => {
     const fused = await fit(true);
     const ops = await fit(false);
     data.dispose();
-    expect(worstRelative(ops.weights, fused.weights)).toBeLessThan(1e-5);
+    expect(worstRelativeDifference(ops.weights, fused.weights)).toBeLessThan(1e-5);
     expect(fused.losses).toHaveLength(3);
     fused.losses.forEach((l, i) => expect(l).toBeCloseTo(ops.losses[i]!, 5));
     expect(fused.losses[2]!).toBeLessThan(fused.losses[0]!);

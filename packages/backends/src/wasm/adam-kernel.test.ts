@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { APPLY_ADAM_KERNEL, adam } from '@flint/core';
-import { expectNoLeak } from '@flint/core/testing';
+import { expectNoLeak, worstRelativeDifference } from '@flint/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installWasmImprovements, uninstallWasmImprovements } from './index.js';
 
@@ -14,17 +14,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await uninstallWasmImprovements();
 });
-
-/** Largest |a - b| relative to the RMS of a (at least 1e-3), over all tensors. */
-function worstRelative(a: Float32Array[], b: Float32Array[]): number {
-  let worst = 0;
-  a.forEach((x, i) => {
-    const y = b[i]!;
-    const rms = Math.max(1e-3, Math.sqrt(x.reduce((s, v) => s + v * v, 0) / x.length));
-    x.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - y[j]!) / rms)));
-  });
-  return worst;
-}
 
 /** Runs `steps` Adam steps on three parameters with seeded gradients (seeds > 0: tfjs ignores seed 0); the step size and beta1 change on the way. */
 async function runSteps(native: boolean, steps: number) {
@@ -62,11 +51,11 @@ describe('FlintAdam on wasm (APPLY_ADAM_KERNEL)', () => {
     // One kernel per parameter and step (and zeros for the moments at the first step).
     expect(fused.kernels).toEqual(new Set([APPLY_ADAM_KERNEL, 'ZerosLike']));
     expect(ops.kernels.has(APPLY_ADAM_KERNEL)).toBe(false);
-    expect(worstRelative(ops.params, fused.params)).toBeLessThan(1e-6);
-    expect(worstRelative(ops.moments, fused.moments)).toBeLessThan(1e-6);
+    expect(worstRelativeDifference(ops.params, fused.params)).toBeLessThan(1e-6);
+    expect(worstRelativeDifference(ops.moments, fused.moments)).toBeLessThan(1e-6);
     // The parameters moved: the comparison is not of two untouched copies.
     const start = tf.tidy(() => tf.randomNormal([37, 19], 0, 1, 'float32', 10).dataSync() as Float32Array);
-    expect(worstRelative([start], [fused.params[0]!])).toBeGreaterThan(0.01);
+    expect(worstRelativeDifference([start], [fused.params[0]!])).toBeGreaterThan(0.01);
   });
 
   it('checkpointed moments restore into a new optimizer and continue exactly; disposing frees everything', async () => {

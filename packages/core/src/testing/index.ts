@@ -11,3 +11,4 @@ export type { RandomClassificationOptions, RandomRegressionOptions } from './dat
 export { askPythonOracle, findOraclePython, runOracleScript } from './python-oracle.js';
 export type { OracleAnswer, OraclePython, OracleVenv } from './python-oracle.js';
 export { emptyCheckpoint } from './checkpoint.js';
+export { worstRelativeDifference } from './compare.js';

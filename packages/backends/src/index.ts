@@ -8,7 +8,7 @@ export { setupNative, setupNativeOptionsSchema, probeNativeBackend, quietTensorF
 export type { SetupNativeOptions, SetupNativeReport, NativeProbeResult, ProbeNativeOptions } from './tensorflow/setup/index.js';
 export { installNativeKernels, uninstallNativeKernels, nativeKernelsInstalled } from './tensorflow/kernels/index.js';
 export type { NativeKernelsReport } from './tensorflow/kernels/index.js';
-export { compileStep, signatureOf } from './tensorflow/graph/trace.js';
+export { compileStep, compileStepUnavailable, failTrace, signatureOf } from './tensorflow/graph/trace.js';
 export type { CompiledStep, CompileStepOptions, StepStatus, StepInput, RawInput } from './tensorflow/graph/trace.js';
 export { installWasmImprovements, uninstallWasmImprovements, wasmImprovementsOptionsSchema } from './wasm/index.js';
 export type { WasmImprovementsOptions, WasmSetupReport } from './wasm/index.js';

@@ -40,7 +40,7 @@ export type { LRScheduler, LRSchedulerConfig, LRSchedulerConfigInput, OptimizerC
 export { FlintAdam, adam, adamOptionsSchema } from './optim/adam.js';
 export type { AdamOptions } from './optim/adam.js';
 export { APPLY_ADAM_KERNEL } from './optim/adam-kernel.js';
-export type { AdamKernelSlot, AdamStep, AdamStepScalars, ApplyAdamAttrs } from './optim/adam-kernel.js';
+export type { AdamCompiledSlot, AdamKernelSlot, AdamStep, AdamStepScalars, ApplyAdamAttrs, RawHandle } from './optim/adam-kernel.js';
 export { MetricCollector, isLoggableMetric } from './metric-collector.js';
 export type { Reduce, HookKind, ResultLoop, CollectedMetrics, LoggableMetric, LogScope } from './metric-collector.js';
 export { parseOptions } from './options.js';

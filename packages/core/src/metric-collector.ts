@@ -266,6 +266,32 @@ export class MetricCollector {
   }
 
   /**
+   * @internal For compiled training steps (`@flint/trainer`): what the step logged so far, as the
+   * tensors it logged and a description of each log() call without its value (equal descriptions
+   * mean the same calls), or a reason when a call logged a number or a metric object (values a
+   * compiled step cannot return).
+   */
+  _pendingTensors(): { tensors: tf.Tensor[]; calls: string } | { reason: string } {
+    const tensors: tf.Tensor[] = [];
+    for (const e of this.pending) {
+      if (!(e.value instanceof tf.Tensor) || e.metric !== undefined) {
+        return { reason: `log('${e.name}') logs ${e.metric !== undefined ? 'a metric object' : 'a number'}, which is computed in JavaScript (log a tensor instead)` };
+      }
+      tensors.push(e.value);
+    }
+    return { tensors, calls: JSON.stringify(this.pending.map(({ value: _value, ...rest }) => rest)) };
+  }
+
+  /**
+   * @internal For compiled training steps: the log() calls described by `calls` (from
+   * `_pendingTensors` of an earlier step) made again with `tensors`, which the collector now owns.
+   */
+  _replayPending(calls: string, tensors: readonly tf.Tensor[]): void {
+    const specs = JSON.parse(calls) as Array<Omit<Entry, 'value'>>;
+    specs.forEach((spec, i) => this.pending.push({ ...spec, value: tensors[i]! }));
+  }
+
+  /**
    * Reads the values logged during the step (one device-to-host read for all tensors), disposes
    * them, folds them into the epoch accumulators and returns the step-level numbers.
    */

@@ -45,6 +45,13 @@ export const trainerOptionsSchema = z.strictObject({
   backend: z.enum(BACKEND_NAMES).optional(),
   /** Flint's improvements of the wasm backend (see docs/wasm-backend.md), or false for stock tfjs-backend-wasm. */
   wasm: z.union([z.literal(false), wasmImprovementsOptionsSchema.partial()]).default({}),
+  /**
+   * Run each automatic-optimization training step as one TensorFlow call on the native backend (see
+   * docs/performance.md#compiled-training-steps): trainingStep's JavaScript runs only while the step
+   * is traced (its first calls), so it must do the same thing at every step. Steps that cannot be
+   * compiled run eagerly, and the trainer says why once.
+   */
+  compile: z.boolean().default(false),
   /** Require seedEverything() to have been called, so that the same seed gives the same run on the same backend. */
   deterministic: z.boolean().default(false),
   callbacks: z

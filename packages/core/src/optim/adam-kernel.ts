@@ -38,6 +38,28 @@ export interface AdamStepScalars {
  */
 export interface AdamStep extends AdamStepScalars {
   release?: (() => void) | undefined;
+  /**
+   * The step's scalars as float32 tensors `[0, beta1, beta2, alpha, epsilon]`, given when the step is
+   * traced into one TensorFlow call (`Trainer({ compile: true })`): the kernel uses them instead of
+   * making its own from the numbers, so that they are inputs of the traced step and not constants.
+   */
+  feed?: readonly tf.Tensor[] | undefined;
+}
+
+/** A raw TensorFlow handle a compiled step takes as an input: its binding id and TF_DataType. */
+export interface RawHandle {
+  readonly id: number;
+  readonly dtype: number;
+}
+
+/** What a kernel that keeps a slot's state in backend resources tells a compiled step (see `AdamKernelSlot.compiled`). */
+export interface AdamCompiledSlot {
+  /** The resources the update works on, in a fixed order, to be passed as inputs of a traced step. */
+  readonly inputs: readonly RawHandle[];
+  /** Whether the kernel's copy of the parameter holds `param`'s current value (it was not assigned from outside since). */
+  inSync(param: tf.Tensor): boolean;
+  /** `param` now holds the kernel's copy (a compiled step assigned the value it read back). */
+  markSynced(param: tf.Tensor): void;
 }
 
 /**
@@ -49,6 +71,8 @@ export interface AdamKernelSlot {
   read?: (() => { m: tf.Tensor; v: tf.Tensor }) | undefined;
   /** Frees what the kernel keeps for this slot. */
   release?: (() => void) | undefined;
+  /** Set by a kernel whose state a compiled training step can take as inputs (the native backend's), until `release`. */
+  compiled?: AdamCompiledSlot | undefined;
 }
 
 /** The attributes of `APPLY_ADAM_KERNEL`. */

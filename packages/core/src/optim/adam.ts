@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { MisconfigurationError } from '../errors.js';
 import { parseOptions } from '../options.js';
-import { APPLY_ADAM_KERNEL, type AdamStep, type AdamStepScalars } from './adam-kernel.js';
+import { APPLY_ADAM_KERNEL, type AdamStep, type AdamStepScalars, type RawHandle } from './adam-kernel.js';
 import { KernelAdamSlot, OpsAdamSlot, type AdamSlot } from './internal/adam-state.js';
 
 /** `{ name, tensor }`, as tfjs optimizers take and return them (not exported by @tensorflow/tfjs). */
@@ -71,6 +71,8 @@ export class FlintAdam extends tf.Optimizer {
   private snapshot: tf.Tensor[] = [];
   /** tfjs's float32 running powers beta^t at step `at`; `of1` is the beta1 they were computed for. */
   private powers = { at: -1, beta1: 0, beta2: 0, of1: 0 };
+  /** The next step's scalars as tensors, given by `_compiledStepInputs` (owned by the caller). */
+  private fed: readonly tf.Tensor[] | undefined;
 
   constructor(options: AdamOptions = {}) {
     super();
@@ -92,6 +94,10 @@ export class FlintAdam extends tf.Optimizer {
     }
     this.releaseSnapshot();
     const step: AdamStep = this.stepScalars(this.iterations + 1);
+    if (this.fed !== undefined) {
+      step.feed = this.fed;
+      this.fed = undefined;
+    }
     const useKernel = this.native && tf.getKernel(APPLY_ADAM_KERNEL, tf.getBackend()) !== undefined;
     try {
       for (const [name, grad] of entries) {
@@ -106,6 +112,51 @@ export class FlintAdam extends tf.Optimizer {
       step.release?.();
     }
     this.incrementIterations();
+  }
+
+  /**
+   * @internal For `Trainer({ compile: true })`: what the next step of `vars` needs as inputs when it
+   * runs as one traced TensorFlow call (the step's scalars as new float32 tensors, which the caller
+   * disposes after the step, and the kernel's resources), or why it cannot: the backend's kernel
+   * does not keep its state in resources, a variable has not taken its first step yet, or one was
+   * assigned from outside since the last step (such a step runs eagerly and brings it back in sync).
+   */
+  _compiledStepInputs(vars: readonly tf.Variable[]): { feed: tf.Tensor[]; resources: RawHandle[] } | { reason: string } {
+    if (!this.native || tf.getKernel(APPLY_ADAM_KERNEL, tf.getBackend()) === undefined) {
+      return { reason: `FlintAdam has no fused kernel on the '${tf.getBackend()}' backend` };
+    }
+    const resources: RawHandle[] = [];
+    for (const variable of vars) {
+      const slot = this.slots.get(variable.name);
+      const compiled = slot instanceof KernelAdamSlot && slot.backend === tf.backend() ? slot.compiled : undefined;
+      if (compiled === undefined) return { reason: `the parameter '${variable.name}' has not taken its first step yet` };
+      if (!compiled.inSync(variable)) return { reason: `the parameter '${variable.name}' was assigned from outside the optimizer` };
+      resources.push(...compiled.inputs);
+    }
+    const s = this.stepScalars(this.iterations + 1);
+    const feed = [0, s.beta1, s.beta2, s.alpha, s.epsilon].map((x) => tf.scalar(x, 'float32'));
+    this.fed = feed;
+    return { feed, resources };
+  }
+
+  /**
+   * @internal For `Trainer({ compile: true })`: a traced step ran as one TensorFlow call and computed
+   * `values`, the new values of `vars` (read back from the kernel's copies): assigns them (the caller
+   * keeps ownership of `values`) and counts the step.
+   */
+  _completeCompiledStep(vars: readonly tf.Variable[], values: readonly tf.Tensor[]): void {
+    this.releaseSnapshot();
+    this.fed = undefined;
+    vars.forEach((variable, i) => {
+      variable.assign(values[i]!);
+      (this.slots.get(variable.name) as KernelAdamSlot).compiled!.markSynced(variable);
+    });
+    this.incrementIterations();
+  }
+
+  /** @internal Drops the scalars given by `_compiledStepInputs` when their step did not run. */
+  _dropFeed(): void {
+    this.fed = undefined;
   }
 
   /**

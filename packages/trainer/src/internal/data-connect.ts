@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { DataLoader, describeBatch, isDataModule, MisconfigurationError, type DataModule, type Stage } from '@flint/core';
 import { limitedBatches } from './batches.js';
 import type { RunContext } from './run-state.js';
-import { checkSync, stepError } from './training-step.js';
+import { checkSync, stepError } from './step-errors.js';
 
 /** Training data: a DataLoader, a DataModule, or anything a DataLoader accepts (with its default options). */
 export type DataInput<B> = DataLoader<B> | DataModule<B>;

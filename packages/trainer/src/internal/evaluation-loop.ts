@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { inferBatchSize, LightningModule, MisconfigurationError, type DataLoader, type EvaluationPhase, type Metrics } from '@flint/core';
 import { limitedBatches, withTransferredBatch } from './batches.js';
 import type { RunContext } from './run-state.js';
-import { checkSync, stepError } from './training-step.js';
+import { checkSync, stepError } from './step-errors.js';
 
 /** The hooks and step of each evaluation phase (the sanity check runs the validation's). */
 const VALIDATION = {

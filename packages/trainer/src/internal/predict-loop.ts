@@ -3,7 +3,7 @@ import type { DataLoader } from '@flint/core';
 import { limitedBatches, withTransferredBatch } from './batches.js';
 import { enterEvalMode } from './evaluation-loop.js';
 import type { RunContext } from './run-state.js';
-import { checkSync, stepError } from './training-step.js';
+import { checkSync, stepError } from './step-errors.js';
 
 /**
  * The predict loop: `predictStep` over at most `limit` batches, in eval mode, between the predict

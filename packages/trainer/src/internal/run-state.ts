@@ -18,6 +18,13 @@ import type { TrainerEvents } from '../events.js';
 import type { Limits, ResolvedTrainerOptions } from '../trainer-options.js';
 import type { HookDispatcher } from './hook-dispatcher.js';
 
+/** A fit's compiled training step (`internal/compiled-step.ts`). */
+export interface CompiledTrainingStep {
+  /** Runs one automatic-optimization batch compiled and returns true, or returns false: run it the usual way. */
+  step(batch: unknown, batchIdx: number): boolean;
+  dispose(): void;
+}
+
 /** What `requestStop` takes: the reason, with epoch and step filled in from the progress when omitted. */
 export type StopRequest = Omit<StopReason, 'epoch' | 'globalStep'> & Partial<Pick<StopReason, 'epoch' | 'globalStep'>>;
 
@@ -45,6 +52,8 @@ export class RunState {
   /** What configureOptimizers returned, for the fit that called it. */
   optimizers: OptimizerWrapper[] = [];
   lrSchedulers: LRSchedulerConfig[] = [];
+  /** The fit's compiled training step (`compile: true`), made at its first step and disposed when the fit ends. */
+  compiledStep: CompiledTrainingStep | undefined;
   shouldStop = false;
   /** Gradient accumulation set during the run (GradientAccumulationScheduler); undefined: the option. */
   accumulateGradBatches: number | undefined;

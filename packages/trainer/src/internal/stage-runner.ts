@@ -112,6 +112,8 @@ export class StageRunner {
           }
         } finally {
           if (stage === 'fit') {
+            state.compiledStep?.dispose();
+            state.compiledStep = undefined;
             disposeOptimizers(state.optimizers);
             state.optimizers = [];
             state.lrSchedulers = [];

@@ -43,6 +43,13 @@ export function graphBackend(): NodeBackend | undefined {
   return typeof (b.binding as Partial<GraphBinding>).registerGraphFunction === 'function' ? b : undefined;
 }
 
+/** Why steps cannot be compiled here (undefined when they can): the active backend, or a binding built without Flint's graph functions. */
+export function compileStepUnavailable(): string | undefined {
+  if (tf.getBackend() !== 'tensorflow') return `the '${tf.getBackend()}' backend runs ops one by one; compiled steps need the native backend ('tensorflow', built by setup-native)`;
+  if (graphBackend() === undefined) return "the native backend's binding was built without Flint's graph functions (run setup-native again)";
+  return undefined;
+}
+
 const TFJS_DTYPES: Readonly<Record<string, number>> = { float32: DT.float, int32: DT.int32, bool: DT.bool };
 
 function isTensor(x: StepInput): x is tf.Tensor {
@@ -97,6 +104,18 @@ function contentOf(values: Float32Array | Int32Array | Uint8Array, op: string): 
 }
 
 let counter = 0;
+
+/** How the recording under way notes a failure (undefined when no step is being recorded). */
+let recordingFailure: ((message: string) => void) | undefined;
+
+/**
+ * Called by the step itself while it is being traced: this call cannot be replayed as recorded
+ * (something it does happens outside TensorFlow, e.g. a variable assigned in JavaScript), so its
+ * input signature stays eager with `reason`. Does nothing outside a recording.
+ */
+export function failTrace(reason: string): void {
+  recordingFailure?.(reason);
+}
 
 interface Recording {
   readonly outputs: tf.Tensor[];
@@ -193,10 +212,12 @@ function record(b: NodeBackend, inputs: readonly StepInput[], fn: (inputs: reado
 
   let outputs: tf.Tensor[];
   (b as { binding: TfBinding }).binding = recorder;
+  recordingFailure = fail;
   try {
     outputs = fn(inputs);
   } finally {
     (b as { binding: TfBinding }).binding = real;
+    recordingFailure = undefined;
   }
   const numOps = nodes.length - inputs.length;
   if (failure !== undefined) return { outputs, numOps, failure };

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { APPLY_ADAM_KERNEL, type AdamKernelSlot, type AdamStep, type ApplyAdamAttrs } from '@flint/core';
 import { boolAttr, rawScalar, typeAttr, type NodeBackend, type OpAttr } from '../binding.js';
+import { DT } from '../graph/graphdef.js';
 
 /** TensorFlow's `VarHandleOp` shared_name for an anonymous resource (`ResourceHandle::ANONYMOUS_NAME`). */
 const ANONYMOUS_NAME = 'cd2c89b7-88b7-44c8-ad83-06c2a9158347';
@@ -88,9 +89,17 @@ function createSlot(b: NodeBackend, slot: AdamKernelSlot, param: TensorInfo, m: 
     const read = tf.backend() === owner ? readRaw : readToHost;
     return { m: read(b, state.handles.m), v: read(b, state.handles.v) };
   };
+  slot.compiled = {
+    inputs: [state.handles.param, state.handles.m, state.handles.v].map((id) => ({ id, dtype: DT.resource })),
+    inSync: (param) => param.dataId === state.synced,
+    markSynced: (param) => {
+      state.synced = param.dataId;
+    },
+  };
   slot.release = () => {
     if (!slots.has(slot)) return;
     slots.delete(slot);
+    slot.compiled = undefined;
     for (const h of [state.handles.param, state.handles.m, state.handles.v]) destroy(b, h);
   };
   slots.set(slot, state);
@@ -98,6 +107,8 @@ function createSlot(b: NodeBackend, slot: AdamKernelSlot, param: TensorInfo, m: 
 }
 
 function scalarsOf(b: NodeBackend, step: AdamStep): readonly number[] {
+  // A compiled step gives them as tensors, so that they are inputs of the traced step, not constants.
+  if (step.feed !== undefined) return b.getInputTensorIds([...step.feed]);
   let ids = stepScalars.get(step);
   if (ids === undefined) {
     const created = [rawScalar(b, 0), rawScalar(b, step.beta1), rawScalar(b, step.beta2), rawScalar(b, step.alpha), rawScalar(b, step.epsilon)];

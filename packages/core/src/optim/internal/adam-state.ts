@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { APPLY_ADAM_KERNEL, type AdamKernelSlot, type AdamStep, type AdamStepScalars, type ApplyAdamAttrs } from '../adam-kernel.js';
+import { APPLY_ADAM_KERNEL, type AdamCompiledSlot, type AdamKernelSlot, type AdamStep, type AdamStepScalars, type ApplyAdamAttrs } from '../adam-kernel.js';
 
 /** The moments of one parameter, kept on one backend. */
 export interface AdamSlot {
@@ -68,6 +68,11 @@ export class KernelAdamSlot implements AdamSlot {
     param.assign(next);
     next.dispose();
     this.releaseInitial();
+  }
+
+  /** The kernel's resources for a compiled step, once its first step has made them. */
+  get compiled(): AdamCompiledSlot | undefined {
+    return this.initial === undefined ? this.slot.compiled : undefined;
   }
 
   read(): { m: tf.Tensor; v: tf.Tensor } {

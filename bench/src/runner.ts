@@ -11,14 +11,14 @@ import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
 import { loadMnist } from '@flint/example-mnist/mnist-data';
 import { SkipError, setupBackend } from './backend.js';
-import { flint } from './peers/flint.js';
+import { flint, flintCompiled } from './peers/flint.js';
 import { tfjsFit } from './peers/tfjs-fit.js';
 import { tfjsLoop } from './peers/tfjs-loop.js';
 import type { JsPeerRunner, PeerContext } from './peers/types.js';
 import { memoryFigures, setSpawnedAt, stage } from './memory.js';
 import { BACKENDS, CONFIGS, CONFIG_IDS, INPUT_SIZE, JS_PEERS, NUM_CLASSES, SKIP_EXIT_CODE, type Backend, type ConfigId, type JsPeer, type RunResult } from './workload.js';
 
-const RUNNERS: Readonly<Record<JsPeer, JsPeerRunner>> = { 'tfjs-loop': tfjsLoop, 'tfjs-fit': tfjsFit, flint };
+const RUNNERS: Readonly<Record<JsPeer, JsPeerRunner>> = { 'tfjs-loop': tfjsLoop, 'tfjs-fit': tfjsFit, flint, 'flint-compiled': flintCompiled };
 
 function oneOf<T extends string>(what: string, value: string | undefined, valid: readonly T[]): T {
   if (value === undefined || !(valid as readonly string[]).includes(value)) {
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
 
   const info = await setupBackend(backend);
   if (values.check) {
-    await runner.check?.();
+    await runner.check?.(backend);
     process.stdout.write(`BENCH_OK ${info.detail}\n`);
     return;
   }
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   const config = CONFIGS[oneOf<ConfigId>('config', values.config, CONFIG_IDS)];
   const samples = Number(values.samples);
   const warmupSteps = Number(values.warmup);
-  await runner.check?.();
+  await runner.check?.(backend);
 
   const epochs = Number(values.epochs);
   if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`runner: --epochs must be an integer >= 1 (received ${values.epochs})`);

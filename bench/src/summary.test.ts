@@ -53,6 +53,23 @@ describe('summarize and ratios', () => {
     expect(get('Flint / model.fit on wasm-stock', 'wasm-flint')).toBeCloseTo(12200 / 5100, 10);
   });
 
+  it('puts the compiled Trainer against the same peers, PyTorch included, under its own name', () => {
+    const r = ratios(
+      summarize([
+        result('flint', 'tensorflow', 'mlp-s-b64', 30000),
+        result('flint-compiled', 'tensorflow', 'mlp-s-b64', 60000),
+        result('tfjs-loop', 'tensorflow', 'mlp-s-b64', 20000),
+        result('lightning', 'python', 'mlp-s-b64', 28000),
+        result('torch', 'python', 'mlp-s-b64', 66000),
+      ]),
+    );
+    const get = (name: string): number | undefined => r.find((x) => x.name === name)?.value;
+    expect(get('Flint compiled / Lightning')).toBeCloseTo(60000 / 28000, 10);
+    expect(get('Flint compiled / PyTorch')).toBeCloseTo(60000 / 66000, 10);
+    expect(get('Flint compiled / hand loop')).toBeCloseTo(3, 10);
+    expect(get('Flint / PyTorch')).toBeCloseTo(30000 / 66000, 10);
+  });
+
   it('renders a markdown table per configuration with the ratios, skips and failures', () => {
     const report: BenchReport = {
       date: '2026-11-27T00:00:00.000Z',
@@ -139,7 +156,7 @@ describe('parseBenchArgs', () => {
   it('has the workload defaults', () => {
     const o = parseBenchArgs([]);
     expect(o.configs).toEqual(['mlp-s-b64', 'mlp-s-b256', 'mlp-l-b64', 'mlp-l-b256', 'cnn-b128']);
-    expect(o.peers).toEqual(['torch', 'lightning', 'keras', 'tfjs-loop', 'tfjs-fit', 'flint']);
+    expect(o.peers).toEqual(['torch', 'lightning', 'keras', 'tfjs-loop', 'tfjs-fit', 'flint', 'flint-compiled']);
     expect(o.backends).toEqual(['wasm-stock', 'wasm-flint', 'tensorflow']);
     expect(o.runs).toBe(2);
     expect(o.samples).toBe(60000);

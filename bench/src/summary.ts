@@ -122,19 +122,21 @@ export function ratios(cells: readonly CellSummary[]): Ratio[] {
   const find = (peer: Peer, backend: Backend | 'python', config: ConfigId): number | undefined => cell(peer, backend, config)?.median;
   const out: Ratio[] = [];
   for (const c of cells) {
-    if (c.peer !== 'flint' || c.backend === 'python') continue;
+    if ((c.peer !== 'flint' && c.peer !== 'flint-compiled') || c.backend === 'python') continue;
     const backend = c.backend;
+    const who = c.peer === 'flint' ? 'Flint' : 'Flint compiled';
     const add = (name: string, other: number | undefined): void => {
-      if (other !== undefined && other > 0) out.push({ name, backend, config: c.config, value: c.median / other });
+      if (other !== undefined && other > 0) out.push({ name: `${who} / ${name}`, backend, config: c.config, value: c.median / other });
     };
-    add('Flint / model.fit', find('tfjs-fit', backend, c.config));
-    add('Flint / hand loop', find('tfjs-loop', backend, c.config));
-    add('Flint / Lightning', find('lightning', 'python', c.config));
-    if (backend !== 'wasm-stock') add('Flint / model.fit on wasm-stock', find('tfjs-fit', 'wasm-stock', c.config));
+    add('model.fit', find('tfjs-fit', backend, c.config));
+    add('hand loop', find('tfjs-loop', backend, c.config));
+    add('Lightning', find('lightning', 'python', c.config));
+    add('PyTorch', find('torch', 'python', c.config));
+    if (backend !== 'wasm-stock') add('model.fit on wasm-stock', find('tfjs-fit', 'wasm-stock', c.config));
     // Memory: at most 1.00x is the goal (lower is better).
     const lightningRss = cell('lightning', 'python', c.config)?.peakRssMb;
     if (Number.isFinite(c.peakRssMb) && lightningRss !== undefined && lightningRss > 0) {
-      out.push({ name: 'Flint peak RSS / Lightning (lower is better)', backend, config: c.config, value: c.peakRssMb / lightningRss });
+      out.push({ name: `${who} peak RSS / Lightning (lower is better)`, backend, config: c.config, value: c.peakRssMb / lightningRss });
     }
   }
   return out;

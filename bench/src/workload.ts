@@ -40,7 +40,7 @@ export const WARMUP_STEPS = 20;
 export const GROWTH_EPOCHS = 10;
 
 /** The JavaScript peers, each run on every requested backend. */
-export const JS_PEERS = ['tfjs-loop', 'tfjs-fit', 'flint'] as const;
+export const JS_PEERS = ['tfjs-loop', 'tfjs-fit', 'flint', 'flint-compiled'] as const;
 export type JsPeer = (typeof JS_PEERS)[number];
 /** The Python peers (their own CPU backends). */
 export const PY_PEERS = ['torch', 'lightning', 'keras'] as const;
@@ -63,6 +63,7 @@ export const PEER_LABELS: Readonly<Record<Peer, string>> = {
   'tfjs-loop': 'tfjs hand loop',
   'tfjs-fit': 'tfjs-layers `model.fit`',
   flint: 'Flint Trainer',
+  'flint-compiled': 'Flint Trainer, `compile: true`',
 };
 
 export function isJsPeer(peer: Peer): peer is JsPeer {

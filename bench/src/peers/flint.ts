@@ -107,7 +107,23 @@ export const flint: JsPeerRunner = {
     await flintApi();
   },
 
-  async run(ctx: PeerContext): Promise<PeerTiming> {
+  run: (ctx) => runFlint(ctx, false),
+};
+
+/**
+ * The same module and Trainer with `compile: true`: each training step one TensorFlow call
+ * (docs/performance.md#compiled-training-steps). Native backend only; elsewhere the peer is skipped.
+ */
+export const flintCompiled: JsPeerRunner = {
+  async check(backend): Promise<void> {
+    await flintApi();
+    if (backend !== 'tensorflow') throw new SkipError('compiled training steps need the native backend (tensorflow); on this backend they would run eagerly, as the flint peer');
+  },
+
+  run: (ctx) => runFlint(ctx, true),
+};
+
+async function runFlint(ctx: PeerContext, compile: boolean): Promise<PeerTiming> {
     const { Trainer, DataLoader } = await flintApi();
     const module = new MlpModule(ctx.config.hidden, ctx.config.conv);
     const loader = new DataLoader(
@@ -125,6 +141,7 @@ export const flint: JsPeerRunner = {
       enableCheckpointing: false,
       enableModelSummary: false,
       backend: ctx.backend.trainerBackend,
+      compile,
       // Stock wasm means stock for Flint too: the Trainer installs its wasm improvements unless `wasm: false`.
       ...(ctx.backend.name === 'wasm-stock' ? { wasm: false as const } : {}),
     };
@@ -143,5 +160,4 @@ export const flint: JsPeerRunner = {
     const seconds = (performance.now() - t0) / 1000;
     const loss = trainer.callbackMetrics['train_loss'];
     return { seconds, steps: trainer.globalStep, finalLoss: typeof loss === 'number' ? loss : Number.NaN };
-  },
-};
+}

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../backend.js';
-import type { BenchConfig } from '../workload.js';
+import type { Backend, BenchConfig } from '../workload.js';
 
 export interface PeerContext {
   readonly config: BenchConfig;
@@ -31,7 +31,7 @@ export interface PeerTiming {
 }
 
 export interface JsPeerRunner {
-  /** Throws SkipError when the peer cannot run here (its API does not exist yet). */
-  check?(): Promise<void>;
+  /** Throws SkipError when the peer cannot run here (its API does not exist yet, or not on `backend`). */
+  check?(backend: Backend): Promise<void>;
   run(ctx: PeerContext): Promise<PeerTiming>;
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { compileStep, compileStepUnavailable, failTrace, signatureOf, type CompiledStep, type StepInput } from '@flint/backends';
-import { FlintAdam, LightningModule, tapeGradients, type TapeResult } from '@flint/core';
+import { describeBatch, FlintAdam, LightningModule, tapeGradients, type TapeResult } from '@flint/core';
 import type { CompiledTrainingStep, RunContext } from './run-state.js';
 import { extractLoss, noGradientError, stepError } from './step-errors.js';
 
@@ -32,6 +32,8 @@ export class CompiledTraining implements CompiledTrainingStep {
   /** Why this fit's steps all run the usual way (printed once), or undefined while they may be compiled. */
   private disabled: string | undefined;
   private compiled: CompiledStep | undefined;
+  /** The reasons for eager steps the fit was told. */
+  private readonly told = new Set<string>();
   /** Whether the fit was told that its step is compiled. */
   private announced = false;
   /** Per input signature, the log() calls of its last traced call (see `MetricCollector._pendingTensors`). */
@@ -62,7 +64,14 @@ export class CompiledTraining implements CompiledTrainingStep {
     if ('reason' in prepared) return false;
     const inputs: StepInput[] = [...batchTensors, ...vars, ...prepared.feed, ...prepared.resources];
     const signature = signatureOf(inputs);
-    this.compiled ??= compileStep(() => this.trace(), { onFallback: (reason) => this.say(reason) });
+    this.compiled ??= compileStep(() => this.trace(), {
+      onFallback: (_message, reason) => {
+        // Once per reason: the epoch's last, smaller batch usually falls back for the same one.
+        if (this.told.has(reason)) return;
+        this.told.add(reason);
+        this.say(`${reason} (batch ${describeBatch(this.current?.batch)})`);
+      },
+    });
     const replay = this.compiled.status(inputs)?.kind === 'compiled';
     // zero_grad: a compiled step keeps no gradients (the hooks that would read them keep the step eager).
     module._gradStore.clear();

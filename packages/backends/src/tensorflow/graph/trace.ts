@@ -240,8 +240,11 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 export interface CompileStepOptions {
-  /** Told once per input shape when that shape's step stays eager, with the reason. */
-  readonly onFallback?: (reason: string) => void;
+  /**
+   * Told once per input shape when that shape's step stays eager: `message` names the inputs' shapes
+   * and says what to do; `reason` is why, alone.
+   */
+  readonly onFallback?: (message: string, reason: string) => void;
   /** Input shapes (signatures) compiled at most; further shapes run eagerly. Default 4. */
   readonly maxSignatures?: number;
 }
@@ -278,9 +281,9 @@ export function compileStep(fn: (inputs: readonly StepInput[]) => tf.Tensor[], o
   const maxSignatures = options.maxSignatures ?? 4;
   const entries = new Map<string, Entry>();
   let disposed = false;
-  const toEager = (sig: string, reason: string): void => {
+  const toEager = (sig: string, reason: string, advice = ''): void => {
     entries.set(sig, { kind: 'eager', reason });
-    options.onFallback?.(`inputs ${sig}: ${reason}`);
+    options.onFallback?.(`inputs ${sig}: ${reason}${advice}`, reason);
   };
   return {
     run(inputs) {
@@ -312,7 +315,8 @@ export function compileStep(fn: (inputs: readonly StepInput[]) => tf.Tensor[], o
       if (!sameBytes(entry.graph, rec.graph!)) {
         toEager(
           sig,
-          'two calls made different graphs: tensors made from JavaScript values inside the step change from call to call (a random draw in JavaScript such as dropout, or a value computed in JavaScript): pass them as inputs',
+          'two calls made different graphs: tensors made from JavaScript values inside the step change from call to call (a random draw in JavaScript such as dropout, or a value computed in JavaScript)',
+          ': pass them as inputs',
         );
         return rec.outputs;
       }

@@ -58,8 +58,14 @@ export async function setupBackend(backend: Backend): Promise<BackendInfo> {
         throw new SkipError(`'${nativeName}' is not built or does not work here (run the native backend setup first): ${firstLine(e)}`);
       }
       await activate('tensorflow');
-      const tfVersion = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding?.TF_Version ?? 'unknown';
-      return { name: backend, tfBackend: 'tensorflow', trainerBackend: 'tensorflow', detail: `tfjs-node ${tf.version_core}, TensorFlow ${tfVersion}` };
+      const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string; releaseLibraryPages?: () => number } }).binding;
+      const tfVersion = binding?.TF_Version ?? 'unknown';
+      // As Flint's loader does (and so a Trainer that picks this backend, or selectBackend() before
+      // the data is loaded): give back the library pages only TensorFlow's start-up touched. Every
+      // JavaScript peer on this backend gets it, since it is a property of the build, not of a peer.
+      const releasedKb = typeof binding?.releaseLibraryPages === 'function' ? binding.releaseLibraryPages() : 0;
+      const released = releasedKb > 0 ? `, ${Math.round(releasedKb / 1024)} MB of start-up library pages released` : '';
+      return { name: backend, tfBackend: 'tensorflow', trainerBackend: 'tensorflow', detail: `tfjs-node ${tf.version_core}, TensorFlow ${tfVersion}${released}` };
     }
     case 'cpu': {
       await activate('cpu');

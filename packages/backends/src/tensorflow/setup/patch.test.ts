@@ -22,10 +22,10 @@ function stagedBinding(): string {
 }
 
 describe("setup-native's graph-function patch of tfjs-node's binding sources", () => {
-  it('adds the context accessor, the include and the two exports, and the header', () => {
+  it('adds the context accessor, the include and the three exports, and the header', () => {
     const dir = stagedBinding();
     const before = readFileSync(join(dir, 'tfjs_binding.cc'), 'utf8');
-    expect(patchBindingSources(dir)).toBe(3);
+    expect(patchBindingSources(dir)).toBe(4);
     const header = readFileSync(join(dir, 'tfjs_backend.h'), 'utf8');
     const binding = readFileSync(join(dir, 'tfjs_binding.cc'), 'utf8');
     expect(header).toContain('TFE_Context *flint_context() { return tfe_context_; }');
@@ -34,8 +34,9 @@ describe("setup-native's graph-function patch of tfjs-node's binding sources", (
     expect(binding).toContain(`#include "${GRAPH_FUNCTION_HEADER}"`);
     expect(binding).toContain('{"registerGraphFunction", nullptr, flint::RegisterGraphFunction,');
     expect(binding).toContain('{"removeFunction", nullptr, flint::RemoveFunction,');
+    expect(binding).toContain('{"releaseLibraryPages", nullptr, flint::ReleaseLibraryPages,');
     // Only insertions: every original line is still there, in order.
-    expect(binding.split('\n').filter((l) => !l.includes('// flint: graph functions'))).toEqual(before.split('\n'));
+    expect(binding.split('\n').filter((l) => !l.includes('// flint: graph functions') && !l.includes('// flint: library pages'))).toEqual(before.split('\n'));
     expect(readFileSync(join(dir, GRAPH_FUNCTION_HEADER), 'utf8')).toContain('TF_GraphToFunction');
   });
 

@@ -8,12 +8,14 @@ import { BackendError } from '@flint/core';
  * compiles (tfjs-node's own files are never changed). It adds two methods to the binding,
  * `registerGraphFunction(name, graphDef, inputs, outputs)` and `removeFunction(name)`, which turn a
  * serialized GraphDef into a TensorFlow function in the binding's eager context (so that
- * `executeOp(name, ...)` runs a whole graph as one call). Three edits: a public accessor for the
- * context in `tfjs_backend.h`, an include and two export entries in `tfjs_binding.cc`, and the new
- * header `flint_graph_function.h`. Applying it twice changes nothing.
+ * `executeOp(name, ...)` runs a whole graph as one call), and `releaseLibraryPages()`, which gives
+ * back the clean pages of TensorFlow's libraries that loading them made resident. Four edits: a
+ * public accessor for the context in `tfjs_backend.h`, an include and three export entries in
+ * `tfjs_binding.cc`, and the new header `flint_graph_function.h`. Applying it twice changes nothing.
  */
 export const GRAPH_FUNCTION_HEADER = 'flint_graph_function.h';
 const MARK = '// flint: graph functions';
+const PAGES_MARK = '// flint: library pages';
 
 interface Edit {
   readonly file: string;
@@ -43,6 +45,12 @@ const EDITS: readonly Edit[] = [
       `      {"removeFunction", nullptr, flint::RemoveFunction, nullptr, nullptr, nullptr, napi_default, nullptr},  ${MARK}\n`,
     where: 'after',
   },
+  {
+    file: 'tfjs_binding.cc',
+    anchor: '  napi_property_descriptor exports_properties[] = {\n',
+    insert: `      {"releaseLibraryPages", nullptr, flint::ReleaseLibraryPages, nullptr, nullptr, nullptr, napi_default, nullptr},  ${PAGES_MARK}\n`,
+    where: 'after',
+  },
 ];
 
 /** The folder holding `flint_graph_function.h` (beside the sources, or beside the built file). */
@@ -61,7 +69,7 @@ export function patchBindingSources(bindingDir: string): number {
   for (const edit of EDITS) {
     const path = join(bindingDir, edit.file);
     const text = byFile.get(edit.file) ?? readFileSync(path, 'utf8');
-    const line = edit.insert.split('\n').find((l) => l.includes(MARK))!;
+    const line = edit.insert.split('\n').find((l) => l.includes(MARK) || l.includes(PAGES_MARK))!;
     if (text.includes(line)) {
       byFile.set(edit.file, text);
       continue;

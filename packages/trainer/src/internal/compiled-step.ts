@@ -81,6 +81,7 @@ export class CompiledTraining implements CompiledTrainingStep {
       outputs = this.compiled.run(inputs);
     } catch (error) {
       adam._dropFeed();
+      this.current = undefined;
       throw stepError(this.run, 'trainingStep', batch, batchIdx, error);
     } finally {
       tf.dispose(prepared.feed);

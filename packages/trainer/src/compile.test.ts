@@ -29,7 +29,7 @@ class Mlp extends LightningModule<BoringBatch> {
   override forward(x: tf.Tensor) {
     return this.net.forward(x);
   }
-  trainingStep([x, y]: BoringBatch) {
+  trainingStep([x, y]: BoringBatch, _batchIdx?: number) {
     const logits = this.forward(x);
     const loss = crossEntropy(logits, y) as tf.Scalar;
     this.log('train_loss', loss, { onEpoch: true, progBar: true });
@@ -177,6 +177,26 @@ describe.runIf(onNative)('Trainer({ compile: true }) on the native backend', () 
     expect(lines[0]).toMatch(/^Trainer\(compile: true\): the training step runs eagerly: .*(running_|made outside the step)/);
     expect(compiled.printed.some((l) => l.includes('one TensorFlow call'))).toBe(false);
     expect(worstRelativeDifference(eager.weights, compiled.weights)).toBeLessThan(1e-5);
+  });
+
+  it('an error thrown by trainingStep while the step is traced reaches fit as it would eagerly, with where it happened, and nothing leaks', async () => {
+    class Throws extends Mlp {
+      override trainingStep(batch: BoringBatch, batchIdx = 0) {
+        if (batchIdx === 1) throw new RangeError('bad batch');
+        return super.trainingStep(batch);
+      }
+    }
+    seedEverything(4);
+    const trainer = new Trainer({ ...quiet, logger: false, compile: true, maxEpochs: 1 });
+    trainer.print = () => undefined;
+    const module = new Throws();
+    let thrown: unknown;
+    await expectNoLeak(async () => {
+      thrown = await trainer.fit(module, loader()).catch((e: unknown) => e);
+    }, 'failed fit');
+    module.parameters().forEach((p) => p.dispose());
+    expect(thrown).toBeInstanceOf(RangeError);
+    expect((thrown as Error).message).toBe('bad batch\n[Flint] in Throws.trainingStep on batch 1 of epoch 0 (batch: [float32[16,6], int32[16]])');
   });
 
   it('keeps a step with onAfterBackward eager, says so once, and calls the hook at every step', async () => {

@@ -193,11 +193,16 @@ export class DataLoader<B = TensorBatch> implements AsyncIterable<B> {
     const n = dataset.length;
     const order = this.shuffle ? permutation(n, deriveSeed(this.seed, epoch)) : undefined;
     const end = this.length;
-    for (let b = start; b < end; b++) {
-      if (this.disposed) throw new DataError('DataLoader: the loader was disposed during iteration.');
-      const first = b * this.batchSize;
-      const last = Math.min(n, first + this.batchSize);
-      yield (order === undefined ? dataset.getBatch({ start: first, end: last }) : dataset.getBatch(order.subarray(first, last))) as B;
+    try {
+      for (let b = start; b < end; b++) {
+        if (this.disposed) throw new DataError('DataLoader: the loader was disposed during iteration.');
+        const first = b * this.batchSize;
+        const last = Math.min(n, first + this.batchSize);
+        yield (order === undefined ? dataset.getBatch({ start: first, end: last }) : dataset.getBatch(order.subarray(first, last))) as B;
+      }
+    } finally {
+      // A pass that ended (or stopped early) keeps no staging array: an epoch adds nothing that stays.
+      dataset._releaseStaging();
     }
   }
 

@@ -225,6 +225,26 @@ describe('TensorDataset.subset and getBatch', () => {
     tf.dispose(x);
   });
 
+  it('a batch of typed-array rows holds its own values: later batches and changes to the array do not reach it', () => {
+    // Contiguous float rows (made from a view of the array on wasm), gathered rows and converted
+    // rows (staged in an array reused from batch to batch on wasm), on every backend.
+    const x = new Float32Array([0, 1, 2, 3, 4, 5, 6, 7]);
+    const bytes = new Uint8Array([10, 11, 12, 13]);
+    const ds = TensorDataset.from([
+      { data: x, shape: [4, 2] },
+      { data: bytes, shape: [4], dtype: 'float32' },
+    ]);
+    const range = ds.getBatch({ start: 1, end: 3 });
+    const gathered = ds.getBatch(new Int32Array([3, 0]));
+    tf.dispose([ds.getBatch(new Int32Array([1, 2])), ds.getBatch({ start: 0, end: 4 })]);
+    x.fill(-1);
+    bytes.fill(0);
+    expect(range.map(values)).toEqual([[2, 3, 4, 5], [11, 12]]);
+    expect(gathered.map(values)).toEqual([[6, 7, 0, 1], [13, 10]]);
+    tf.dispose([range, gathered]);
+    ds.dispose();
+  });
+
   it('rejects rows out of range and use after dispose', () => {
     const ds = TensorDataset.from({ id: { data: [0, 1, 2], shape: [3] } });
     expect(() => ds.getBatch({ start: 2, end: 4 })).toThrow(

@@ -48,12 +48,10 @@ export class CompiledTraining implements CompiledTrainingStep {
     this.run.print(`Trainer(compile: true): the training step runs eagerly: ${reason}.`);
   }
 
-  step(batch: unknown, batchIdx: number): boolean {
+  step(batch: unknown, batchIdx: number, vars: readonly tf.Variable[]): boolean {
     if (this.disabled !== undefined) return false;
     const { module, collector, state } = this.run;
-    const opt = state.optimizers[0]!;
-    const adam = opt.optimizer as FlintAdam;
-    const vars = opt.params;
+    const adam = state.optimizers[0]!.optimizer as FlintAdam;
     const batchTensors = tensorsOf(batch);
     if (batchTensors === undefined) {
       this.disabled = 'the batch is not made of tensors (arrays or objects of tf.Tensor)';
@@ -77,7 +75,7 @@ export class CompiledTraining implements CompiledTrainingStep {
     module._gradStore.clear();
     let outputs: tf.Tensor[];
     try {
-      this.current = { signature, batch, batchIdx, failure: undefined };
+      this.current = { signature, batch, batchIdx, vars, failure: undefined };
       outputs = this.compiled.run(inputs);
     } catch (error) {
       adam._dropFeed();
@@ -107,15 +105,14 @@ export class CompiledTraining implements CompiledTrainingStep {
     return true;
   }
 
-  private current: { signature: string; batch: unknown; batchIdx: number; failure: Error | undefined } | undefined;
+  private current: { signature: string; batch: unknown; batchIdx: number; vars: readonly tf.Variable[]; failure: Error | undefined } | undefined;
 
   /** The step as traced: trainingStep and the loss in the gradient tape, then the optimizer's update. Returns the logged tensors and the parameters. */
   private trace(): tf.Tensor[] {
     const { module, collector, state } = this.run;
     const opt = state.optimizers[0]!;
-    const vars = opt.params;
     const current = this.current!;
-    const { batch, batchIdx } = current;
+    const { batch, batchIdx, vars } = current;
     const others = otherVariables(vars);
     let failed = undefined as Exclude<TapeResult, { kind: 'ok' }> | undefined;
     tf.tidy(() => {

@@ -1,3 +1,4 @@
+import type * as tf from '@tensorflow/tfjs';
 import type {
   DataLoader,
   Callback,
@@ -21,7 +22,7 @@ import type { HookDispatcher } from './hook-dispatcher.js';
 /** A fit's compiled training step (`internal/compiled-step.ts`). */
 export interface CompiledTrainingStep {
   /** Runs one automatic-optimization batch compiled and returns true, or returns false: run it the usual way. */
-  step(batch: unknown, batchIdx: number): boolean;
+  step(batch: unknown, batchIdx: number, params: readonly tf.Variable[]): boolean;
   dispose(): void;
 }
 

@@ -40,12 +40,14 @@ export async function trainingStep(run: RunContext, batch: unknown, batchIdx: nu
 async function automaticStep(run: RunContext, batch: unknown, batchIdx: number, isLast: boolean): Promise<void> {
   const { module, dispatcher: d, options, state } = run;
   const opt = state.optimizers[0]!;
-  if (opt.params.length === 0) {
+  // The optimizer's parameters, found once per batch (each read walks the module).
+  const params = opt.params;
+  if (params.length === 0) {
     throw new MisconfigurationError(`${module.constructor.name} has no trainable parameters: nothing to optimize.`);
   }
   const accumulate = state.accumulateGradBatches ?? options.accumulateGradBatches;
   const epoch = state.progress.epoch;
-  if (options.compile && accumulate === 1 && (state.compiledStep ??= new CompiledTraining(run)).step(batch, batchIdx)) {
+  if (options.compile && accumulate === 1 && (state.compiledStep ??= new CompiledTraining(run)).step(batch, batchIdx, params)) {
     state.progress.globalStep += 1;
     await stepSchedulers(run, 'step', 'unmonitored', batchIdx);
     return;
@@ -53,7 +55,7 @@ async function automaticStep(run: RunContext, batch: unknown, batchIdx: number, 
   // Lightning's closure: trainingStep, zero_grad (first batch of an accumulation group), backward.
   const pending: Array<Promise<void>> = [];
   const closure = (): Promise<void> => {
-    const p = forwardBackward(run, opt, batch, batchIdx, batchIdx % accumulate === 0);
+    const p = forwardBackward(run, opt, params, batch, batchIdx, batchIdx % accumulate === 0);
     p.catch(() => undefined);
     pending.push(p);
     return p;
@@ -85,9 +87,8 @@ async function automaticStep(run: RunContext, batch: unknown, batchIdx: number, 
  * tape, then onAfterBackward with this batch's gradients, which are added to the module's
  * collected gradients (what the optimizer step applies).
  */
-async function forwardBackward(run: RunContext, opt: OptimizerWrapper, batch: unknown, batchIdx: number, zeroGrad: boolean): Promise<void> {
+async function forwardBackward(run: RunContext, opt: OptimizerWrapper, vars: readonly tf.Variable[], batch: unknown, batchIdx: number, zeroGrad: boolean): Promise<void> {
   const { module, dispatcher: d, options, state } = run;
-  const vars = opt.params;
   const accumulate = state.accumulateGradBatches ?? options.accumulateGradBatches;
   const wantsBeforeBackward = d.has('onBeforeBackward');
   const epoch = state.progress.epoch;

@@ -42,7 +42,7 @@ export type { AdamOptions } from './optim/adam.js';
 export { APPLY_ADAM_KERNEL } from './optim/adam-kernel.js';
 export type { AdamCompiledSlot, AdamKernelSlot, AdamStep, AdamStepScalars, ApplyAdamAttrs, RawHandle } from './optim/adam-kernel.js';
 export { MetricCollector, isLoggableMetric } from './metric-collector.js';
-export type { Reduce, HookKind, ResultLoop, CollectedMetrics, LoggableMetric, LogScope } from './metric-collector.js';
+export type { Reduce, HookKind, ResultLoop, CollectedMetrics, LoggableMetric, LogScope, PendingCalls } from './metric-collector.js';
 export { parseOptions } from './options.js';
 export * from './seed.js';
 export * from './data/index.js';

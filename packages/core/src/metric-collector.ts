@@ -77,6 +77,13 @@ interface Entry {
   readonly batchSize: number;
 }
 
+/** @internal The log() calls of a step without their values (see `MetricCollector._pendingTensors`). */
+export interface PendingCalls {
+  /** Equal keys mean the same calls, with the same options. */
+  readonly key: string;
+  readonly specs: ReadonlyArray<Omit<Entry, 'value'>>;
+}
+
 interface Accumulator {
   onStep: boolean;
   progBar: boolean;
@@ -267,11 +274,11 @@ export class MetricCollector {
 
   /**
    * @internal For compiled training steps (`@flint/trainer`): what the step logged so far, as the
-   * tensors it logged and a description of each log() call without its value (equal descriptions
-   * mean the same calls), or a reason when a call logged a number or a metric object (values a
-   * compiled step cannot return).
+   * tensors it logged and its log() calls without their values (`key`: equal keys mean the same
+   * calls), or a reason when a call logged a number or a metric object (values a compiled step
+   * cannot return).
    */
-  _pendingTensors(): { tensors: tf.Tensor[]; calls: string } | { reason: string } {
+  _pendingTensors(): { tensors: tf.Tensor[]; calls: PendingCalls } | { reason: string } {
     const tensors: tf.Tensor[] = [];
     for (const e of this.pending) {
       if (!(e.value instanceof tf.Tensor) || e.metric !== undefined) {
@@ -279,16 +286,16 @@ export class MetricCollector {
       }
       tensors.push(e.value);
     }
-    return { tensors, calls: JSON.stringify(this.pending.map(({ value: _value, ...rest }) => rest)) };
+    const specs = this.pending.map(({ value: _value, ...rest }) => rest);
+    return { tensors, calls: { key: JSON.stringify(specs), specs } };
   }
 
   /**
-   * @internal For compiled training steps: the log() calls described by `calls` (from
-   * `_pendingTensors` of an earlier step) made again with `tensors`, which the collector now owns.
+   * @internal For compiled training steps: the log() calls `calls` (from `_pendingTensors` of an
+   * earlier step) made again with `tensors`, which the collector now owns.
    */
-  _replayPending(calls: string, tensors: readonly tf.Tensor[]): void {
-    const specs = JSON.parse(calls) as Array<Omit<Entry, 'value'>>;
-    specs.forEach((spec, i) => this.pending.push({ ...spec, value: tensors[i]! }));
+  _replayPending(calls: PendingCalls, tensors: readonly tf.Tensor[]): void {
+    calls.specs.forEach((spec, i) => this.pending.push({ ...spec, value: tensors[i]! }));
   }
 
   /**

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { compileStep, compileStepUnavailable, failTrace, signatureOf, type CompiledStep, type StepInput } from '@flint/backends';
-import { describeBatch, FlintAdam, LightningModule, tapeGradients, type TapeResult } from '@flint/core';
+import { describeBatch, FlintAdam, LightningModule, tapeGradients, type PendingCalls, type TapeResult } from '@flint/core';
 import type { CompiledTrainingStep, RunContext } from './run-state.js';
 import { extractLoss, noGradientError, stepError } from './step-errors.js';
 
@@ -37,7 +37,7 @@ export class CompiledTraining implements CompiledTrainingStep {
   /** Whether the fit was told that its step is compiled. */
   private announced = false;
   /** Per input signature, the log() calls of its last traced call (see `MetricCollector._pendingTensors`). */
-  private readonly calls = new Map<string, string>();
+  private readonly calls = new Map<string, PendingCalls>();
 
   constructor(private readonly run: RunContext) {
     this.disabled = eagerReason(run);
@@ -138,7 +138,7 @@ export class CompiledTraining implements CompiledTrainingStep {
       return [...vars];
     }
     const before = this.calls.get(current.signature);
-    if (before !== undefined && before !== logged.calls) failTrace('trainingStep made different log() calls in two steps');
+    if (before !== undefined && before.key !== logged.calls.key) failTrace('trainingStep made different log() calls in two steps');
     this.calls.set(current.signature, logged.calls);
     return [...logged.tensors, ...vars];
   }

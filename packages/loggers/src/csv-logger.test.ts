@@ -92,6 +92,20 @@ describe('CSVLogger', () => {
     expect(() => new CSVLogger({ saveDir: tmp }).loadStateDict({ rows: -1 })).toThrow(CheckpointError);
   });
 
+  it('a resume from a checkpoint taken after the last step, with nothing left to log, still writes the rows the checkpoint held in memory', () => {
+    // A process logs 4 steps, checkpoints at the end of training (its last row still in memory) and
+    // is killed before it finalizes: the row of step 3 exists only in the checkpoint.
+    const a = new CSVLogger({ saveDir: tmp });
+    for (let step = 0; step < 4; step++) a.logMetrics({ loss: step, epoch: 0 }, step);
+    const state = JSON.parse(JSON.stringify(a.stateDict())) as Record<string, unknown>;
+    expect(state).toMatchObject({ rows: 3, pending: [[['loss', '3'], ['epoch', '0'], ['step', '3']]] });
+    // The resumed process has no step left: it logs nothing and finalizes.
+    const b = new CSVLogger({ saveDir: tmp });
+    b.loadStateDict(state);
+    b.finalize('success');
+    expect(read(b)).toBe('epoch,step,loss\n0,0,0\n0,1,1\n0,2,2\n0,3,3\n');
+  });
+
   it('a resumed logger that checkpoints before it wrote anything counts the rows of its checkpoint (a kill then does not duplicate them)', () => {
     const a = new CSVLogger({ saveDir: tmp });
     for (let step = 1; step <= 3; step++) a.logMetrics({ loss: step, epoch: 0 }, step);

@@ -163,8 +163,12 @@ export class CSVLogger extends FileLogger {
     return this.metricsFile;
   }
 
+  /**
+   * Rows wait in memory, or a checkpoint's rows do (`loadStateDict`): a resume with nothing left to
+   * log (its checkpoint was taken after the last step) still writes the rows the checkpoint held.
+   */
   protected override hasPending(): boolean {
-    return this.pending.length > 0;
+    return this.pending.length > 0 || this.resume !== undefined;
   }
 
   protected openFiles(): void {

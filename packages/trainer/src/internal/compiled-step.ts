@@ -70,7 +70,8 @@ export class CompiledTraining implements CompiledTrainingStep {
         this.say(`${reason} (batch ${describeBatch(this.current?.batch)})`);
       },
     });
-    const replay = this.compiled.status(inputs)?.kind === 'compiled';
+    const before = this.compiled.status(inputs)?.kind;
+    const replay = before === 'compiled';
     // zero_grad: a compiled step keeps no gradients (the hooks that would read them keep the step eager).
     module._gradStore.clear();
     let outputs: tf.Tensor[];
@@ -87,7 +88,8 @@ export class CompiledTraining implements CompiledTrainingStep {
     const failure = this.current.failure;
     this.current = undefined;
     if (failure !== undefined) throw failure;
-    if (!replay && !this.announced) {
+    // Only a call that was traced can have compiled the step (an eager step asks nothing more).
+    if ((before === undefined || before === 'tracing') && !this.announced) {
       const status = this.compiled.status(inputs);
       if (status?.kind === 'compiled') {
         this.announced = true;

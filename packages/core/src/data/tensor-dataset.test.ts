@@ -3,6 +3,7 @@ import { runInNewContext } from 'node:vm';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DataError, DataLoader, MisconfigurationError, TensorDataset } from '@flint/core';
+import { copiesEveryArray } from './tensor-dataset.js';
 
 let before = 0;
 beforeEach(() => {
@@ -243,6 +244,25 @@ describe('TensorDataset.subset and getBatch', () => {
     expect(gathered.map(values)).toEqual([[6, 7, 0, 1], [13, 10]]);
     tf.dispose([range, gathered]);
     ds.dispose();
+  });
+
+  it("tells a backend that copies a batch's array in from one that keeps it (the check behind the reused arrays)", async () => {
+    const backend = tf.getBackend();
+    // The cpu backend keeps the array a tensor is made from: later writes reach the tensor.
+    await tf.setBackend('cpu');
+    try {
+      expect(copiesEveryArray((t) => t)).toBe(false);
+    } finally {
+      await tf.setBackend(backend);
+    }
+    if (backend === 'wasm') expect(copiesEveryArray((t) => t)).toBe(true);
+    if (backend === 'tensorflow') {
+      const native = tf.backend() as unknown as { binding: { flintCopiesTypedArrays?: boolean }; getInputTensorIds(t: tf.Tensor[]): number[] };
+      // Handed to TensorFlow: a copy with setup-native's build; tfjs-node's own shares aligned memory.
+      expect(copiesEveryArray((t) => (native.getInputTensorIds([t]), t))).toBe(native.binding.flintCopiesTypedArrays === true);
+      // Kept in JavaScript until its first op, a tensor still sees later writes.
+      expect(copiesEveryArray((t) => t)).toBe(false);
+    }
   });
 
   it('rejects rows out of range and use after dispose', () => {

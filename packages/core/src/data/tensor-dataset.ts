@@ -271,24 +271,24 @@ export class TensorDataset<B extends TensorBatch = TensorBatch> {
 /**
  * The rows of a host column as a fresh tensor of its dtype: a contiguous range, or gathered rows.
  *
- * Most backends keep the array a tensor is made from (cpu, webgl, tensorflow until the first op):
- * there the rows go into a fresh array that becomes the tensor's. wasm copies the values into its
- * heap when the tensor is made, so the rows reach the tensor with no array of their own: contiguous
- * rows of the column's own array type straight from a view of it (one copy, as a hand-written
- * loop's `tf.tensor(data.subarray(...))`), gathered or converted rows through the column's staging
- * array, reused from batch to batch. A fresh array per batch there cost more than the copy itself
- * (0.6-2 ms for 256 x 784 floats, against 50 us: the new pages are faulted in and zeroed).
+ * On a backend that copies a new tensor's values in (wasm, and the native backend once `copiesIn`
+ * hands the tensor over), the rows reach the tensor with no array of their own: contiguous rows of
+ * the column's own array type straight from a view of it (one copy, as a hand-written loop's
+ * `tf.tensor(data.subarray(...))`), gathered or converted rows through the column's staging array,
+ * reused from batch to batch. A fresh array per batch cost more than the copy itself (0.6-2 ms for
+ * 256 x 784 floats, against 50 us: the new pages are faulted in and zeroed). Backends that keep the
+ * array a tensor is made from (cpu, webgl) get a fresh array that becomes the tensor's.
  */
 function hostBatch(column: HostColumn, range: RowRange | undefined, gather: Int32Array | undefined): tf.Tensor {
   const { data, rowSize, dtype } = column;
   const count = range === undefined ? gather!.length : range.end - range.start;
   const shape = [count, ...column.shape.slice(1)];
-  const copiedIn = tf.getBackend() === 'wasm';
-  if (copiedIn && range !== undefined && isArrayOf(dtype, data)) {
-    return tf.tensor(data.subarray(range.start * rowSize, range.end * rowSize), shape, dtype);
+  const copyIn = copiesIn();
+  if (copyIn !== undefined && range !== undefined && isArrayOf(dtype, data)) {
+    return copyIn(tf.tensor(data.subarray(range.start * rowSize, range.end * rowSize), shape, dtype));
   }
   const size = count * rowSize;
-  const out = copiedIn && size <= MAX_STAGING_VALUES ? staging(column, size) : allocate(dtype, size);
+  const out = copyIn !== undefined && size <= MAX_STAGING_VALUES ? staging(column, size) : allocate(dtype, size);
   if (range !== undefined) {
     out.set(data.subarray(range.start * rowSize, range.end * rowSize));
   } else {
@@ -297,7 +297,60 @@ function hostBatch(column: HostColumn, range: RowRange | undefined, gather: Int3
       out.set(data.subarray(r * rowSize, (r + 1) * rowSize), k * rowSize);
     }
   }
-  return tf.tensor(out, shape, dtype);
+  const tensor = tf.tensor(out, shape, dtype);
+  return copyIn === undefined ? tensor : copyIn(tensor);
+}
+
+/** tfjs-node's backend, as far as `copiesIn` uses it. */
+interface NativeBackend {
+  getInputTensorIds?: (tensors: tf.Tensor[]) => number[];
+}
+
+/**
+ * On a backend that copies a new tensor's values out of the array it is made from, a function that
+ * makes it do so now, after which the array may change (be reused, or be the data set's own array)
+ * without reaching the tensor; undefined on a backend that keeps the array (cpu, webgl). wasm
+ * copies the values into its heap when the tensor is made. The native backend keeps the array in
+ * JavaScript until the tensor's first op and then gives it to TensorFlow: the function does that at
+ * once. TensorFlow may share an array's memory instead of copying it (its C API does so for 64-byte
+ * aligned memory it is handed), so the first call checks, once per process, that later writes to
+ * an array do not reach the tensor; if they do, batches get a fresh array, as on cpu.
+ */
+function copiesIn(): ((t: tf.Tensor) => tf.Tensor) | undefined {
+  const name = tf.getBackend();
+  if (name === 'wasm') return identity;
+  if (name !== 'tensorflow') return undefined;
+  const backend = tf.backend() as unknown as NativeBackend;
+  const toTensorFlow = backend.getInputTensorIds;
+  if (typeof toTensorFlow !== 'function') return undefined;
+  const handOver = (t: tf.Tensor): tf.Tensor => {
+    toTensorFlow.call(backend, [t]);
+    return t;
+  };
+  nativeCopies ??= copiesEveryArray(handOver);
+  return nativeCopies ? handOver : undefined;
+}
+
+const identity = (t: tf.Tensor): tf.Tensor => t;
+
+/** Whether the native backend copied arrays in when this process checked (undefined: not checked yet). */
+let nativeCopies: boolean | undefined;
+
+/**
+ * @internal Makes tensors from views at every 4-byte offset modulo 64 of one array, hands each over,
+ * changes the array, and says whether no tensor changed (exported for its test).
+ */
+export function copiesEveryArray(handOver: (t: tf.Tensor) => tf.Tensor): boolean {
+  // Views of one buffer, so that at least one of them is 64-byte aligned whatever the buffer's address.
+  const buffer = new Float32Array(256 + 16).fill(1);
+  const tensors: tf.Tensor[] = [];
+  try {
+    for (let offset = 0; offset < 16; offset++) tensors.push(handOver(tf.tensor1d(buffer.subarray(offset, offset + 256))));
+    buffer.fill(2);
+    return tensors.every((t) => t.dataSync().every((v) => v === 1));
+  } finally {
+    tf.dispose(tensors);
+  }
 }
 
 /**

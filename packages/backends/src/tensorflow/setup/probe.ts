@@ -2,7 +2,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { addonPath, locateTfjsNode, TFJS_NODE } from './locate.js';
 
-/** `graphFunctions`: the addon has Flint's `registerGraphFunction` and `releaseLibraryPages` (a build by this version of setup-native). */
+/**
+ * `graphFunctions`: the addon has all of Flint's patch (a build by this version of setup-native):
+ * `registerGraphFunction`, `releaseLibraryPages`, and typed arrays copied into tensors (`flintCopiesTypedArrays`).
+ */
 export type NativeProbeResult = { ok: true; tfVersion: string; path: string; graphFunctions: boolean } | { ok: false; reason: string };
 
 /**
@@ -29,7 +32,7 @@ try {
     const version = tf.backend().binding.TF_Version;
     const c = Array.from(tf.matMul(tf.tensor2d([[1, 2], [3, 4]]), tf.tensor2d([[5, 6], [7, 8]])).dataSync());
     if (c.join() !== '19,22,43,50') out({ ok: false, reason: 'a 2x2 matmul gave [' + c.join(', ') + '] instead of [19, 22, 43, 50]' });
-    else out({ ok: true, tfVersion: String(version), graphFunctions: typeof tf.backend().binding.registerGraphFunction === 'function' && typeof tf.backend().binding.releaseLibraryPages === 'function' });
+    else out({ ok: true, tfVersion: String(version), graphFunctions: typeof tf.backend().binding.registerGraphFunction === 'function' && typeof tf.backend().binding.releaseLibraryPages === 'function' && tf.backend().binding.flintCopiesTypedArrays === true });
   }
 } catch (e) {
   out({ ok: false, reason: String((e && e.message) || e).split('\\n')[0] });

@@ -146,7 +146,7 @@ export async function setupNative(options?: SetupNativeOptions, host: HostEnv = 
       r.skipped
         ? 'skipped (force)'
         : r.result.ok
-          ? `works, TensorFlow ${r.result.tfVersion}${r.result.graphFunctions ? '' : ", but without Flint's graph functions (compileStep): rebuilding"}`
+          ? `works, TensorFlow ${r.result.tfVersion}${r.result.graphFunctions ? '' : ", but built without all of Flint's patch (graph functions, library pages, copied arrays): rebuilding"}`
           : r.result.reason,
   );
   if (!existing.skipped && existing.result.ok && (existing.result.graphFunctions || opts.check)) {

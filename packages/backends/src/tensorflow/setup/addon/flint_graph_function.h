@@ -23,6 +23,14 @@
 
 namespace flint {
 
+// The value of the binding's `flintCopiesTypedArrays` flag: this build copies a typed array's
+// values into memory TensorFlow owns when it makes a tensor (patch.ts).
+static napi_value True(napi_env env) {
+  napi_value value = nullptr;
+  napi_get_boolean(env, true, &value);
+  return value;
+}
+
 static bool FlintString(napi_env env, napi_value v, std::string &out) {
   size_t len = 0;
   if (napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok) return false;

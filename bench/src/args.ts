@@ -12,6 +12,8 @@ export interface BenchOptions {
   readonly warmupSteps: number;
   /** Epochs in each timed span; RSS is read after each (10 with --growth: the no-growth check). */
   readonly epochs: number;
+  /** With --growth: each RSS reading of a JavaScript peer follows a full garbage collection (live memory). */
+  readonly live: boolean;
   /** A Python with the peers' packages; default: the venv made by bench/python/setup-venv.sh. */
   readonly python: string | undefined;
   /** Folder of latest.json and latest.md. */
@@ -35,6 +37,9 @@ export const USAGE = `pnpm bench [options]      (or: node bench/dist/run.js [opt
   --epochs N        epochs in the timed span (default 1); samples/s counts them all, RSS is read after each
   --growth          the memory growth check: --epochs 10, and the report compares RSS after epoch 10
                     with after epoch 2 (goal: within 5%); e.g. --growth --configs mlp-s-b64 --peers flint,lightning
+  --live            with --growth: a JavaScript peer collects its garbage (a full V8 GC) before each
+                    RSS reading, so that the readings are live memory: a leak still grows, garbage
+                    V8 has not collected yet does not
   --python PATH     Python for the torch/lightning/keras peers (default: .cache/bench-venv, made by bench/python/setup-venv.sh)
   --out DIR         where latest.json and latest.md go (default: bench/results)
   --timeout SEC     limit for one peer process (default 1800)
@@ -71,6 +76,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       warmup: { type: 'string' },
       epochs: { type: 'string' },
       growth: { type: 'boolean', default: false },
+      live: { type: 'boolean', default: false },
       python: { type: 'string' },
       out: { type: 'string' },
       timeout: { type: 'string' },
@@ -80,6 +86,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     allowPositionals: false,
   });
   if (values.quick && values.samples !== undefined) throw new Error('--quick and --samples exclude each other');
+  if (values.live && !values.growth) throw new Error('--live goes with --growth (it changes the RSS readings of the growth check)');
   if (values.growth && values.epochs !== undefined) throw new Error('--growth and --epochs exclude each other (--growth runs 10 epochs)');
   return {
     configs: list('configs', values.configs, CONFIG_IDS, CONFIG_IDS),
@@ -90,6 +97,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     samples: values.quick ? QUICK_SAMPLES : positiveInt('samples', values.samples, FULL_SAMPLES),
     warmupSteps: positiveInt('warmup', values.warmup, WARMUP_STEPS, 0),
     epochs: values.growth ? GROWTH_EPOCHS : positiveInt('epochs', values.epochs, 1),
+    live: values.live,
     python: values.python,
     outDir: values.out,
     timeoutSec: positiveInt('timeout', values.timeout, 1800),

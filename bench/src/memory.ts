@@ -4,11 +4,21 @@
  * the same clock for the JavaScript and the Python peers) to the first optimizer step completed.
  */
 import * as tf from '@tensorflow/tfjs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 const MB = 2 ** 20;
 let spawnedAt: number | undefined;
 let firstStepAt: number | undefined;
 const epochRss: number[] = [];
+/** V8's full garbage collection, when readings are of live memory (`--live`). */
+let collect: (() => void) | undefined;
+
+/** From now on, a full garbage collection runs before each RSS reading after an epoch. */
+export function collectBeforeReadings(): void {
+  setFlagsFromString('--expose-gc');
+  collect = runInNewContext('gc') as () => void;
+}
 
 /** Sets the process's start (ms since the epoch); defaults to Node's own start when not given. */
 export function setSpawnedAt(ms: number | undefined): void {
@@ -22,6 +32,7 @@ export function markStep(): void {
 
 /** Call at the end of every timed epoch: keeps the process's RSS then. */
 export function markEpochEnd(): void {
+  collect?.();
   epochRss.push(rssMb());
 }
 

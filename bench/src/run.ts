@@ -106,6 +106,7 @@ async function main(): Promise<void> {
         done++;
         const extra = ['--config', config, '--samples', String(options.samples), '--warmup', String(options.warmupSteps), '--epochs', String(options.epochs)];
         if (!isJsPeer(cell.peer)) extra.push('--images', files.images, '--labels', files.labels);
+        else if (options.live) extra.push('--live');
         // The start of time-to-first-step: now, as the process is spawned (the same clock for every peer).
         extra.push('--spawned-at', String(Date.now()));
         const { cmd, args } = commandArgs(cell, python, extra);
@@ -155,6 +156,7 @@ async function main(): Promise<void> {
     samples: options.samples,
     warmupSteps: options.warmupSteps,
     epochs: options.epochs,
+    ...(options.live ? { live: true } : {}),
     runs: options.runs,
     configs: options.configs,
     cells: cellSummaries,

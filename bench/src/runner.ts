@@ -15,7 +15,7 @@ import { flint, flintCompiled } from './peers/flint.js';
 import { tfjsFit } from './peers/tfjs-fit.js';
 import { tfjsLoop } from './peers/tfjs-loop.js';
 import type { JsPeerRunner, PeerContext } from './peers/types.js';
-import { memoryFigures, setSpawnedAt, stage } from './memory.js';
+import { collectBeforeReadings, memoryFigures, setSpawnedAt, stage } from './memory.js';
 import { BACKENDS, CONFIGS, CONFIG_IDS, INPUT_SIZE, JS_PEERS, NUM_CLASSES, SKIP_EXIT_CODE, type Backend, type ConfigId, type JsPeer, type RunResult } from './workload.js';
 
 const RUNNERS: Readonly<Record<JsPeer, JsPeerRunner>> = { 'tfjs-loop': tfjsLoop, 'tfjs-fit': tfjsFit, flint, 'flint-compiled': flintCompiled };
@@ -41,10 +41,13 @@ async function main(): Promise<void> {
       epochs: { type: 'string', default: '1' },
       // Print `BENCH_STAGE {json}` readings (RSS, JS heap, array buffers, tensors, wasm heap) at the stages of a run.
       stages: { type: 'boolean', default: false },
+      // RSS after each epoch read after a full garbage collection (`pnpm bench --growth --live`).
+      live: { type: 'boolean', default: false },
     },
     strict: true,
   });
   setSpawnedAt(values['spawned-at'] === undefined ? undefined : Number(values['spawned-at']));
+  if (values.live) collectBeforeReadings();
   const peer = oneOf('peer', values.peer, JS_PEERS);
   const backend = oneOf<Backend>('backend', values.backend, BACKENDS);
   const runner = RUNNERS[peer];

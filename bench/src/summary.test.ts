@@ -138,6 +138,23 @@ describe('memory figures', () => {
       failures: [],
     });
     expect(md).toContain('4 epochs timed; samples/s = samples x epochs / seconds');
+    expect(md).not.toContain('full garbage collection');
+    const live = toMarkdown({
+      date: '2026-12-05T00:00:00.000Z',
+      command: 'pnpm bench --growth --live',
+      machine: { cpus: 2, cpuModel: 'AMD EPYC', node: 'v22', loadAverage: [1, 1, 1] },
+      samples: 60000,
+      warmupSteps: 20,
+      epochs: 4,
+      live: true,
+      runs: 3,
+      configs: ['mlp-l-b256'],
+      cells,
+      ratios: ratios(cells),
+      skipped: [],
+      failures: [],
+    });
+    expect(live).toContain('`--live`: each reading of a JavaScript peer follows a full garbage collection');
     expect(md).toContain('## Peak RSS, MB');
     expect(md).toContain('| Flint Trainer (tensorflow) | 710 |');
     expect(md).toContain('| Lightning, minimal | 550 |');

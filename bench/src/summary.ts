@@ -56,6 +56,8 @@ export interface BenchReport {
   readonly warmupSteps: number;
   /** Epochs per timed span (absent: 1). */
   readonly epochs?: number;
+  /** `--live`: the JavaScript peers' RSS readings after each epoch followed a full garbage collection. */
+  readonly live?: boolean;
   readonly runs: number;
   readonly configs: readonly ConfigId[];
   readonly cells: readonly CellSummary[];
@@ -205,7 +207,9 @@ export function toMarkdown(report: BenchReport): string {
   );
   table(
     'RSS growth',
-    'RSS after epoch 2 -> after the last epoch of the timed span (goal: within 5%), median of the runs.',
+    `RSS after epoch 2 -> after the last epoch of the timed span (goal: within 5%), median of the runs.${
+      report.live === true ? ' `--live`: each reading of a JavaScript peer follows a full garbage collection (live memory; the Python peers as always).' : ''
+    }`,
     (c) =>
       c.growth === undefined
         ? undefined

@@ -123,7 +123,7 @@ describe('memory figures', () => {
   it('puts peak RSS against Lightning in the ratios and renders the memory tables', () => {
     const r = ratios(cells).find((x) => x.name === 'Flint peak RSS / Lightning (lower is better)');
     expect(r?.value).toBeCloseTo(710 / 550, 10);
-    const md = toMarkdown({
+    const report = {
       date: '2026-12-05T00:00:00.000Z',
       command: 'pnpm bench --growth',
       machine: { cpus: 2, cpuModel: 'AMD EPYC', node: 'v22', loadAverage: [1, 1, 1] },
@@ -131,29 +131,16 @@ describe('memory figures', () => {
       warmupSteps: 20,
       epochs: 4,
       runs: 3,
-      configs: ['mlp-l-b256'],
+      configs: ['mlp-l-b256' as const],
       cells,
       ratios: ratios(cells),
       skipped: [],
       failures: [],
-    });
+    };
+    const md = toMarkdown(report);
     expect(md).toContain('4 epochs timed; samples/s = samples x epochs / seconds');
     expect(md).not.toContain('full garbage collection');
-    const live = toMarkdown({
-      date: '2026-12-05T00:00:00.000Z',
-      command: 'pnpm bench --growth --live',
-      machine: { cpus: 2, cpuModel: 'AMD EPYC', node: 'v22', loadAverage: [1, 1, 1] },
-      samples: 60000,
-      warmupSteps: 20,
-      epochs: 4,
-      live: true,
-      runs: 3,
-      configs: ['mlp-l-b256'],
-      cells,
-      ratios: ratios(cells),
-      skipped: [],
-      failures: [],
-    });
+    const live = toMarkdown({ ...report, command: 'pnpm bench --growth --live', live: true });
     expect(live).toContain('`--live`: each reading of a JavaScript peer follows a full garbage collection');
     expect(md).toContain('## Peak RSS, MB');
     expect(md).toContain('| Flint Trainer (tensorflow) | 710 |');

@@ -313,28 +313,32 @@ interface NativeBackend {
  * copies the values into its heap when the tensor is made. The native backend keeps the array in
  * JavaScript until the tensor's first op and then gives it to TensorFlow: the function does that at
  * once. TensorFlow may share an array's memory instead of copying it (its C API does so for 64-byte
- * aligned memory it is handed), so the first call checks, once per process, that later writes to
- * an array do not reach the tensor; if they do, batches get a fresh array, as on cpu.
+ * aligned memory it is handed), so the first call checks, once per backend instance, that later
+ * writes to an array do not reach the tensor; if they do, batches get a fresh array, as on cpu.
  */
 function copiesIn(): ((t: tf.Tensor) => tf.Tensor) | undefined {
   const name = tf.getBackend();
   if (name === 'wasm') return identity;
   if (name !== 'tensorflow') return undefined;
   const backend = tf.backend() as unknown as NativeBackend;
-  const toTensorFlow = backend.getInputTensorIds;
-  if (typeof toTensorFlow !== 'function') return undefined;
-  const handOver = (t: tf.Tensor): tf.Tensor => {
-    toTensorFlow.call(backend, [t]);
-    return t;
-  };
-  nativeCopies ??= copiesEveryArray(handOver);
-  return nativeCopies ? handOver : undefined;
+  if (native?.backend !== backend) {
+    const toTensorFlow = backend.getInputTensorIds;
+    const handOver =
+      typeof toTensorFlow === 'function'
+        ? (t: tf.Tensor): tf.Tensor => {
+            toTensorFlow.call(backend, [t]);
+            return t;
+          }
+        : undefined;
+    native = { backend, copyIn: handOver !== undefined && copiesEveryArray(handOver) ? handOver : undefined };
+  }
+  return native.copyIn;
 }
 
 const identity = (t: tf.Tensor): tf.Tensor => t;
 
-/** Whether the native backend copied arrays in when this process checked (undefined: not checked yet). */
-let nativeCopies: boolean | undefined;
+/** The native backend this process checked, and how its batches are handed over (undefined: fresh arrays). */
+let native: { backend: NativeBackend; copyIn: ((t: tf.Tensor) => tf.Tensor) | undefined } | undefined;
 
 /**
  * @internal Makes tensors from views at every 4-byte offset modulo 64 of one array, hands each over,

@@ -175,6 +175,12 @@ describe('parseBenchArgs', () => {
     expect(() => parseBenchArgs(['--epochs', '0'])).toThrow('--epochs must be an integer >= 1 (received 0)');
   });
 
+  it('--live goes with --growth only', () => {
+    expect(parseBenchArgs(['--growth', '--live']).live).toBe(true);
+    expect(parseBenchArgs(['--growth']).live).toBe(false);
+    expect(() => parseBenchArgs(['--live'])).toThrow('--live goes with --growth (it changes the RSS readings of the growth check)');
+  });
+
   it('takes lists and --quick', () => {
     const o = parseBenchArgs(['--configs', 'mlp-s-b64,mlp-l-b256', '--peers', 'tfjs-loop,torch', '--backends', 'cpu', '--runs', '3', '--quick']);
     expect(o.configs).toEqual(['mlp-s-b64', 'mlp-l-b256']);

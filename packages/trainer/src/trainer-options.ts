@@ -52,6 +52,13 @@ export const trainerOptionsSchema = z.strictObject({
    * compiled run eagerly, and the trainer says why once.
    */
   compile: z.boolean().default(false),
+  /**
+   * Between training epochs, ask V8 for a full garbage collection when the JavaScript heap's old
+   * generation has grown by 8 MB (or 10%) since the last one (see docs/trainer.md#memory-between-epochs):
+   * an eager step's garbage otherwise stays until V8 collects it by itself, often many epochs later.
+   * Node only; false leaves it to V8.
+   */
+  releaseHeap: z.boolean().default(true),
   /** Require seedEverything() to have been called, so that the same seed gives the same run on the same backend. */
   deterministic: z.boolean().default(false),
   callbacks: z

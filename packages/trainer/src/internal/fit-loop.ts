@@ -2,6 +2,7 @@ import { DataError, MisconfigurationError, type DataLoader } from '@flint/core';
 import type { BatchLimits } from '../trainer-options.js';
 import { limitedBatches, withTransferredBatch } from './batches.js';
 import { evaluationLoop } from './evaluation-loop.js';
+import { heapRelease } from './heap-release.js';
 import type { RunContext } from './run-state.js';
 import { stepSchedulers, trainingStep } from './training-step.js';
 
@@ -20,6 +21,7 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
   const evalLoader = overfit ? trainLoader : valLoader;
   const valLimit = evalLoader === undefined ? 0 : batches.val;
   const started = performance.now();
+  const heap = heapRelease(o.releaseHeap);
 
   // Sanity check: a few validation batches before training, metrics discarded.
   if (evalLoader !== undefined && batches.sanity > 0 && progress.globalStep === 0) {
@@ -126,6 +128,7 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
     // From here a checkpoint resumes at the start of the next epoch.
     state.epochEndDone = false;
     run.emit('trainEpochEnd', { epoch, metrics: { ...state.progressBarMetrics } });
+    heap.afterEpoch();
     await run.checkInterrupt(0);
     if (state.shouldStop) {
       if (progress.epoch >= o.minEpochs) break;

@@ -73,8 +73,8 @@ describe('releaseHeap', () => {
 
   it('does nothing while the old generation has not grown', () => {
     const release = heapRelease(true);
-    expect(release.afterEpoch()).toBe(false);
-    expect(heapRelease(false).afterEpoch()).toBe(false);
+    expect(release.betweenEpochs()).toBe(false);
+    expect(heapRelease(false).betweenEpochs()).toBe(false);
   });
 
   it('rejects an option that is not a boolean, naming it', () => {

@@ -38,8 +38,11 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
   // maxSteps already reached (maxSteps: 0, or a resume at or past it): no step is taken.
   const stepsDone = stepsReached();
   if (stepsDone) state.stopWith('max_steps', `reached maxSteps=${limits.maxSteps}`);
+  const firstEpoch = progress.epoch;
   while (!stepsDone && (limits.maxEpochs === -1 || progress.epoch < limits.maxEpochs)) {
     const epoch = progress.epoch;
+    // Between two epochs of this fit (not after the last: the fit's garbage is V8's to collect then).
+    if (epoch > firstEpoch) heap.betweenEpochs();
     const everyN = o.checkValEveryNEpoch;
     const valEpoch = evalLoader !== undefined && valLimit > 0 && (everyN === null || (epoch + 1) % everyN === 0);
     state.epochEndDone = false;
@@ -128,7 +131,6 @@ export async function fitLoop(run: RunContext, trainLoader: DataLoader<unknown>,
     // From here a checkpoint resumes at the start of the next epoch.
     state.epochEndDone = false;
     run.emit('trainEpochEnd', { epoch, metrics: { ...state.progressBarMetrics } });
-    heap.afterEpoch();
     await run.checkInterrupt(0);
     if (state.shouldStop) {
       if (progress.epoch >= o.minEpochs) break;

@@ -44,19 +44,19 @@ function collector(node: NodeBuiltins): () => void {
 }
 
 export interface HeapRelease {
-  /** Called after each training epoch; returns whether it ran a full collection. */
-  afterEpoch(): boolean;
+  /** Called before each training epoch but the first of a fit; returns whether it ran a full collection. */
+  betweenEpochs(): boolean;
 }
 
 /** A release for one fit; a no-op when disabled or outside Node. */
 export function heapRelease(enabled: boolean): HeapRelease {
   const node = enabled ? nodeBuiltins() : undefined;
-  if (node === undefined) return { afterEpoch: () => false };
+  if (node === undefined) return { betweenEpochs: () => false };
   // The old generation only: the young one fills and empties many times an epoch.
   const used = (): number => node.v8.getHeapSpaceStatistics().reduce((sum, s) => (s.space_name.startsWith('new_') ? sum : sum + s.space_used_size), 0);
   let base = used();
   return {
-    afterEpoch() {
+    betweenEpochs() {
       const now = used();
       // V8 collected by itself since: the heap is smaller than after our last collection.
       if (now < base) {

@@ -28,16 +28,16 @@ class Hoarder extends LightningModule<Batch> {
   #held: { i: number; s: string }[][] = [];
   /** The old generation's size at the start of each epoch (after the previous epoch's end). */
   readonly atEpochStart: number[] = [];
-  override onTrainEpochStart() {
+  override onTrainEpochStart = (): void => {
     this.atEpochStart.push(oldGeneration());
-  }
+  };
   trainingStep([x, y]: Batch) {
     this.#held.push(Array.from({ length: 20_000 }, (_, i) => ({ i, s: `row ${i}` })));
     return crossEntropy(this.fc.forward(x), y) as tf.Scalar;
   }
-  override onTrainEpochEnd() {
+  override onTrainEpochEnd = (): void => {
     this.#held = [];
-  }
+  };
   configureOptimizers() {
     return adam({ learningRate: 0.01 });
   }

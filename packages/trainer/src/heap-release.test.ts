@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { getHeapSpaceStatistics } from 'node:v8';
 import { adam, crossEntropy, DataLoader, LightningModule, Linear } from '@flint/core';
 import { expectNoLeak } from '@flint/core/testing';
-import { describe, expect, it } from 'vitest';
-import { heapRelease } from './internal/heap-release.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { heapRelease, heapReleaseLimits } from './internal/heap-release.js';
 import { Trainer } from './index.js';
 
 /**
@@ -58,8 +58,25 @@ async function fitHoarder(releaseHeap: boolean | undefined): Promise<number[]> {
   return module.atEpochStart;
 }
 
+/** Old-generation garbage: `mb` MB of objects kept alive past two young collections, then dropped. */
+function promotedGarbage(mb: number): void {
+  let keep: object[] | undefined = Array.from({ length: mb * 16 }, () => Array.from({ length: 2048 }, (_, i) => ({ i })));
+  // Enough young allocation in between for the kept objects to be promoted.
+  for (let i = 0; i < 64; i++) Array.from({ length: 50_000 }, (_, j) => ({ j }));
+  expect(keep.length).toBe(mb * 16);
+  keep = undefined;
+}
+
+const defaultShare = heapReleaseLimits.maxTimeShare;
+afterEach(() => {
+  heapReleaseLimits.maxTimeShare = defaultShare;
+});
+
 describe('releaseHeap', () => {
   it('by default, collects the garbage an epoch left in the old generation before the next epoch starts', async () => {
+    // Every qualifying epoch collects here: these epochs are short, and by default the collections
+    // may take at most 2% of the time (the next test).
+    heapReleaseLimits.maxTimeShare = 1;
     const readings = await fitHoarder(undefined);
     expect(readings).toHaveLength(4);
     // Each epoch leaves about 24 MB (24 steps of about 1 MB) of garbage that survived to the old generation.
@@ -69,6 +86,19 @@ describe('releaseHeap', () => {
   it('with false leaves it to V8, which has not collected it after one epoch', async () => {
     const readings = await fitHoarder(false);
     expect((readings[1]! - readings[0]!) / MB).toBeGreaterThan(16);
+  });
+
+  it('collects at most 2% of the time by default: right after a collection, grown garbage waits', () => {
+    heapReleaseLimits.maxTimeShare = 1;
+    const release = heapRelease(true);
+    promotedGarbage(24);
+    expect(release.betweenEpochs()).toBe(true);
+    heapReleaseLimits.maxTimeShare = 0.02;
+    promotedGarbage(24);
+    // The last collection took d ms; the next may come d / 0.02 ms after it, not at once.
+    expect(release.betweenEpochs()).toBe(false);
+    heapReleaseLimits.maxTimeShare = 1;
+    expect(release.betweenEpochs()).toBe(true);
   });
 
   it('does nothing while the old generation has not grown', () => {

@@ -54,7 +54,7 @@ export const trainerOptionsSchema = z.strictObject({
   compile: z.boolean().default(false),
   /**
    * Between training epochs, ask V8 for a full garbage collection when the JavaScript heap's old
-   * generation has grown by 8 MB (or 10%) since the last one (see docs/trainer.md#memory-between-epochs):
+   * generation has grown by 8 MB (or 10%) since the last one, at most 2% of the wall-clock time (see docs/trainer.md#memory-between-epochs):
    * an eager step's garbage otherwise stays until V8 collects it by itself, often many epochs later.
    * Node only; false leaves it to V8.
    */

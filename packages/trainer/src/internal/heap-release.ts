@@ -6,14 +6,25 @@
  * runs a full collection late on a machine with plenty of memory, so a process's resident memory
  * rises for many epochs and then falls (on the native backend, MLP-S batch 64: 443 -> 522 MB over 18
  * epochs, back to 407 MB at V8's first full collection; the same in a plain tfjs loop without
- * Flint). Between epochs, when the heap has grown by `thresholdBytes` since the last full
- * collection, the Trainer asks V8 for one; it takes milliseconds, and a fit whose heap does not grow
- * never pays for it.
+ * Flint). Between epochs, when the old generation has grown by 8 MB (or 10%) since the last full
+ * collection, the Trainer asks V8 for one, at most 2% of the wall-clock time; a fit whose heap does
+ * not grow never pays for it.
  */
 
 /** Growth the old generation must show before a collection: this many bytes, or this share of the heap after the last one, whichever is more. */
 export const RELEASE_MIN_GROWTH_BYTES = 8 * 1024 * 1024;
 export const RELEASE_MIN_GROWTH_SHARE = 0.1;
+
+/**
+ * @internal The most of the wall-clock time the Trainer's collections may take: after a collection
+ * of d ms, the next waits until d / maxTimeShare ms have passed (in this process, across fits). A
+ * process with a large heap, where a collection is slow, and short epochs collects seldom. Tests
+ * that need a collection at every qualifying epoch set it to 1.
+ */
+export const heapReleaseLimits: { maxTimeShare: number } = { maxTimeShare: 0.02 };
+
+/** The Trainer's last collection in this process: when it ended and how long it took (ms). */
+let lastCollection: { endedAt: number; ms: number } | undefined;
 
 interface NodeBuiltins {
   v8: { getHeapSpaceStatistics(): { space_name: string; space_used_size: number }[]; setFlagsFromString(flags: string): void };
@@ -64,7 +75,11 @@ export function heapRelease(enabled: boolean): HeapRelease {
         return false;
       }
       if (now - base < Math.max(RELEASE_MIN_GROWTH_BYTES, base * RELEASE_MIN_GROWTH_SHARE)) return false;
+      const started = performance.now();
+      if (lastCollection !== undefined && started - lastCollection.endedAt < lastCollection.ms / heapReleaseLimits.maxTimeShare) return false;
       collector(node)();
+      const ended = performance.now();
+      lastCollection = { endedAt: ended, ms: ended - started };
       base = used();
       return true;
     },
